@@ -1,0 +1,76 @@
+//! A client for the admin socket, used by the CLI and the tests.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::Error;
+use crate::protocol::{Envelope, PROTOCOL_VERSION, Reply, Request};
+
+pub struct Client {
+    path: PathBuf,
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u64,
+}
+
+impl Client {
+    pub async fn connect(path: &Path) -> Result<Client, Error> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| Error::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
+        let (read, writer) = stream.into_split();
+        Ok(Client {
+            path: path.to_owned(),
+            reader: BufReader::new(read),
+            writer,
+            next_id: 1,
+        })
+    }
+
+    /// Sends a request and waits for its reply (error replies are `Ok` with `ok: false`).
+    pub async fn call(&mut self, request: Request) -> Result<Reply, Error> {
+        let envelope = Envelope {
+            v: PROTOCOL_VERSION,
+            id: Value::from(self.next_id),
+            request,
+        };
+        self.next_id += 1;
+        let mut line = serde_json::to_vec(&envelope).expect("requests always encode");
+        line.push(b'\n');
+        self.send_raw(&line).await
+    }
+
+    /// Sends raw bytes (tests use it for malformed requests) and reads one reply line.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<Reply, Error> {
+        let io = |source| Error::Io {
+            what: "cannot talk to the daemon at",
+            path: self.path.clone(),
+            source,
+        };
+        // The daemon may reply and close before a long request is fully written (it refuses an
+        // oversized one early): read its reply even when the write fails.
+        let written = self.writer.write_all(bytes).await;
+        let mut reply = String::new();
+        let read = self.reader.read_line(&mut reply).await;
+        match (read, written) {
+            (Ok(read), _) if read > 0 => {}
+            (_, Err(err)) => return Err(io(err)),
+            (Ok(_), Ok(())) => return Err(Error::NoReply),
+            (Err(source), Ok(())) => {
+                return Err(Error::Io {
+                    what: "cannot read from the daemon at",
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        }
+        serde_json::from_str(&reply).map_err(|err| Error::BadReply(err.to_string()))
+    }
+}

@@ -1,0 +1,24 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another daemon is already serving on {path}")]
+    AlreadyServing { path: PathBuf },
+    #[error("cannot connect to the daemon at {path}: {source} (is `tickler serve` running?)")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the daemon closed the connection without replying")]
+    NoReply,
+    #[error("the daemon's reply is not valid: {0}")]
+    BadReply(String),
+}

@@ -1,0 +1,15 @@
+//! The admin protocol (specified in `proto/admin-protocol.md`), its socket server and a client.
+//!
+//! API boundary: the protocol's request and reply shapes are a versioned contract with every
+//! script and operator that drives the daemon.
+
+pub mod client;
+pub mod dispatch;
+mod error;
+pub mod protocol;
+pub mod server;
+pub mod views;
+
+pub use client::Client;
+pub use error::Error;
+pub use protocol::{PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request};

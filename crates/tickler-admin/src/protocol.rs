@@ -1,0 +1,328 @@
+//! The admin protocol, version 1: newline-delimited JSON requests and replies over a Unix
+//! socket. `proto/admin-protocol.md` is the specification; this file is its implementation.
+//!
+//! A request is `{"v": 1, "id": <any>, "cmd": "<command>", "args": {...}}`; a reply is
+//! `{"v": 1, "id": <same>, "ok": true, "result": ...}` or
+//! `{"v": 1, "id": <same>, "ok": false, "error": {"code": "...", "message": "..."}}`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tickler_core::{AttrValue, EntityId, OccurrenceId, Span, Timestamp, Zone};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest request accepted, newline included. Longer ones are refused before they are
+/// buffered whole.
+pub const REQUEST_LEN_MAX: usize = 1024 * 1024;
+
+/// Every command of version 1, as written in `cmd`.
+pub const COMMANDS: &[&str] = &[
+    "status",
+    "due.create",
+    "due.move",
+    "due.complete",
+    "entity.create",
+    "entity.move-anchor",
+    "entity.set-attribute",
+    "entity.complete",
+    "toggle",
+    "show",
+    "history",
+    "clock.now",
+    "clock.advance",
+    "clock.set",
+    "shutdown",
+];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args")]
+pub enum Request {
+    #[serde(rename = "status")]
+    Status,
+    #[serde(rename = "due.create")]
+    DueCreate(DueCreate),
+    #[serde(rename = "due.move")]
+    DueMove(DueMove),
+    #[serde(rename = "due.complete")]
+    DueComplete(Complete),
+    #[serde(rename = "entity.create")]
+    EntityCreate(EntityCreate),
+    #[serde(rename = "entity.move-anchor")]
+    EntityMoveAnchor(MoveAnchor),
+    #[serde(rename = "entity.set-attribute")]
+    EntitySetAttribute(SetAttribute),
+    #[serde(rename = "entity.complete")]
+    EntityComplete(Complete),
+    #[serde(rename = "toggle")]
+    Toggle(Toggle),
+    #[serde(rename = "show")]
+    Show(EntityArg),
+    #[serde(rename = "history")]
+    History(EntityArg),
+    #[serde(rename = "clock.now")]
+    ClockNow,
+    #[serde(rename = "clock.advance")]
+    ClockAdvance(ClockAdvance),
+    #[serde(rename = "clock.set")]
+    ClockSet(ClockSet),
+    #[serde(rename = "shutdown")]
+    Shutdown,
+}
+
+/// A due date for a task, under the `due-date` policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DueCreate {
+    pub entity: EntityId,
+    /// The workflow template giving the default length, e.g. `reviewer-report`.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    pub recipient: String,
+    #[serde(default)]
+    pub zone: Zone,
+    /// Rounded up to the next hour; default: the workflow's length from now.
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
+    /// What the task is called in messages.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DueMove {
+    pub entity: EntityId,
+    pub due_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Complete {
+    pub entity: EntityId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityCreate {
+    pub entity: EntityId,
+    pub policy: String,
+    #[serde(default)]
+    pub workflow: Option<String>,
+    pub recipient: String,
+    #[serde(default)]
+    pub zone: Zone,
+    #[serde(default)]
+    pub anchors: BTreeMap<String, Timestamp>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveAnchor {
+    pub entity: EntityId,
+    pub anchor: String,
+    pub to: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAttribute {
+    pub entity: EntityId,
+    pub name: String,
+    /// `null` clears the attribute.
+    pub value: Option<AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    pub entity: EntityId,
+    pub occurrence: OccurrenceId,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityArg {
+    pub entity: EntityId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockAdvance {
+    pub by: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSet {
+    pub to: Timestamp,
+}
+
+/// The envelope of a request as sent by a client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Envelope {
+    pub v: u32,
+    pub id: Value,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// A reply's error: a stable code (see the spec's table) and a message naming the value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub v: u32,
+    pub id: Value,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Reply {
+    pub fn ok(id: Value, result: Value) -> Reply {
+        Reply {
+            v: PROTOCOL_VERSION,
+            id,
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn error(id: Value, code: &str, message: impl Into<String>) -> Reply {
+        Reply {
+            v: PROTOCOL_VERSION,
+            id,
+            ok: false,
+            result: None,
+            error: Some(ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+/// Why a line is not a request we can run. Each becomes an error reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub id: Value,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Parses one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<(Value, Request), ParseError> {
+    let fail = |id: Value, code, message: String| ParseError { id, code, message };
+    let value: Value = serde_json::from_slice(line).map_err(|err| {
+        fail(
+            Value::Null,
+            "malformed_request",
+            format!("the request is not valid JSON: {err}"),
+        )
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(fail(
+            Value::Null,
+            "malformed_request",
+            "the request must be a JSON object".into(),
+        ));
+    };
+    let id = object.remove("id").unwrap_or(Value::Null);
+    match object.remove("v") {
+        Some(Value::Number(v)) if v.as_u64() == Some(u64::from(PROTOCOL_VERSION)) => {}
+        Some(other) => {
+            return Err(fail(
+                id,
+                "unsupported_version",
+                format!(
+                    "protocol version {other} is not supported; this daemon speaks version {PROTOCOL_VERSION}"
+                ),
+            ));
+        }
+        None => {
+            return Err(fail(
+                id,
+                "malformed_request",
+                "the request has no \"v\" (protocol version)".into(),
+            ));
+        }
+    }
+    let command = match object.get("cmd") {
+        Some(Value::String(command)) => command.clone(),
+        _ => {
+            return Err(fail(
+                id,
+                "malformed_request",
+                "the request has no \"cmd\" string".into(),
+            ));
+        }
+    };
+    if !COMMANDS.contains(&command.as_str()) {
+        return Err(fail(
+            id,
+            "unknown_command",
+            format!(
+                "unknown command {command:?} (known: {})",
+                COMMANDS.join(", ")
+            ),
+        ));
+    }
+    if let Some(extra) = object.keys().find(|key| *key != "cmd" && *key != "args") {
+        return Err(fail(
+            id,
+            "malformed_request",
+            format!("unknown request field {extra:?}"),
+        ));
+    }
+    let request = serde_json::from_value(Value::Object(object))
+        .map_err(|err| fail(id.clone(), "invalid_arguments", format!("{command}: {err}")))?;
+    Ok((id, request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_parses_with_its_id_and_arguments() {
+        let line = br#"{"v":1,"id":7,"cmd":"due.move","args":{"entity":"due/r-1","due_at":"2026-03-20T10:00:00Z"}}"#;
+        let (id, request) = parse_request(line).unwrap();
+        assert_eq!(id, Value::from(7));
+        assert!(matches!(request, Request::DueMove(DueMove { .. })));
+        let (_, request) = parse_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
+        assert_eq!(request, Request::Status);
+    }
+
+    #[test]
+    fn bad_requests_get_a_code_and_a_message_naming_the_value() {
+        for (line, code, named) in [
+            (&b"{not json"[..], "malformed_request", "not valid JSON"),
+            (br#"[1,2]"#, "malformed_request", "JSON object"),
+            (br#"{"cmd":"status"}"#, "malformed_request", "\"v\""),
+            (br#"{"v":2,"cmd":"status"}"#, "unsupported_version", "version 2"),
+            (br#"{"v":1,"cmd":"launch"}"#, "unknown_command", "\"launch\""),
+            (br#"{"v":1,"cmd":"status","extra":1}"#, "malformed_request", "\"extra\""),
+            (br#"{"v":1,"cmd":"due.move","args":{"entity":"due/x","due_at":"yesterday"}}"#, "invalid_arguments", "\"yesterday\""),
+            (br#"{"v":1,"cmd":"due.move","args":{"entity":"x","due_at":"2026-03-20T10:00:00Z"}}"#, "invalid_arguments", "\"x\""),
+            (br#"{"v":1,"cmd":"clock.advance","args":{"by":"3 days"}}"#, "invalid_arguments", "\"3 days\""),
+            (br#"{"v":1,"cmd":"show","args":{"entity":"due/x","colour":1}}"#, "invalid_arguments", "colour"),
+        ] {
+            let err = parse_request(line).unwrap_err();
+            assert_eq!(err.code, code, "{}", String::from_utf8_lossy(line));
+            assert!(err.message.contains(named), "{}: {}", code, err.message);
+        }
+    }
+}

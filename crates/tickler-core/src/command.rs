@@ -1,0 +1,148 @@
+//! Commands: what callers ask of an entity, in the imperative. `decide` turns one into events or
+//! a [`Rejection`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::{AttrValue, EntityId, OccurrenceId, Timestamp, Zone};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create the entity under a policy (and optionally one of its workflows).
+    Create(CreateEntity),
+    /// Give an anchor a new value (edit a due date); pending occurrences follow it.
+    MoveAnchor { anchor: String, to: Timestamp },
+    /// Set (`Some`) or clear (`None`) an attribute.
+    SetAttribute {
+        name: String,
+        value: Option<AttrValue>,
+    },
+    /// The entity is done: every pending occurrence becomes unsent "completed".
+    Complete { reason: String },
+    /// Switch a pending occurrence off or back on.
+    Toggle {
+        occurrence: OccurrenceId,
+        enabled: bool,
+    },
+    /// The timer says this occurrence's wake time has come.
+    Wake { occurrence: OccurrenceId },
+    /// What a delivery attempt did.
+    RecordDelivery {
+        occurrence: OccurrenceId,
+        attempt: u32,
+        result: DeliveryResult,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateEntity {
+    pub policy: String,
+    pub workflow: Option<String>,
+    pub recipient: String,
+    pub zone: Zone,
+    pub anchors: BTreeMap<String, Timestamp>,
+    pub attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryResult {
+    Delivered {
+        channel: String,
+        receipt: String,
+    },
+    /// `permanent`: retrying cannot help (a 4xx, a template that does not render).
+    Failed {
+        error: String,
+        permanent: bool,
+    },
+}
+
+/// A command refused, with nothing written. Every message names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rejection {
+    #[error("entity {entity} already exists")]
+    AlreadyExists { entity: EntityId },
+    #[error("unknown entity {entity}")]
+    UnknownEntity { entity: EntityId },
+    #[error("entity {entity} has kind {kind:?}, but policy {policy:?} is for kind {expected:?}")]
+    WrongKind {
+        entity: EntityId,
+        kind: String,
+        policy: String,
+        expected: String,
+    },
+    #[error("unknown workflow {value:?} in policy {policy:?} (known: {known})")]
+    UnknownWorkflow {
+        value: String,
+        policy: String,
+        known: String,
+    },
+    #[error("unknown anchor {value:?} in policy {policy:?} (known: {known})")]
+    UnknownAnchor {
+        value: String,
+        policy: String,
+        known: String,
+    },
+    #[error("anchor {anchor:?} is required by policy {policy:?} and has no value or default")]
+    MissingAnchor { anchor: String, policy: String },
+    #[error("anchor {anchor:?} keeps the original value and cannot be moved")]
+    ReadOnlyAnchor { anchor: String },
+    #[error("{anchor} {value} is before the entity was created ({created})")]
+    AnchorBeforeCreation {
+        anchor: String,
+        value: Timestamp,
+        created: Timestamp,
+    },
+    #[error("invalid recipient {value:?}: {reason}")]
+    InvalidRecipient { value: String, reason: String },
+    #[error("invalid attribute name {value:?}: expected 1-64 of a-z, 0-9, '-', '_'")]
+    InvalidAttribute { value: String },
+    #[error("{entity} was already completed ({reason}) at {at}")]
+    Completed {
+        entity: EntityId,
+        reason: String,
+        at: Timestamp,
+    },
+    #[error("unknown completion reason {value:?} (known: {known})")]
+    UnknownCompletionReason { value: String, known: String },
+    #[error("{entity} has no occurrence {occurrence}")]
+    UnknownOccurrence {
+        entity: EntityId,
+        occurrence: OccurrenceId,
+    },
+    #[error("occurrence {occurrence} of {entity} was already processed; past events never change")]
+    AlreadyProcessed {
+        entity: EntityId,
+        occurrence: OccurrenceId,
+    },
+    #[error("occurrence {occurrence} of {entity} is being delivered and cannot be toggled")]
+    BeingDelivered {
+        entity: EntityId,
+        occurrence: OccurrenceId,
+    },
+}
+
+impl Rejection {
+    /// The stable error code of the admin protocol (`proto/admin-protocol.md`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::AlreadyExists { .. } => "already_exists",
+            Rejection::UnknownEntity { .. } => "unknown_entity",
+            Rejection::WrongKind { .. } => "wrong_kind",
+            Rejection::UnknownWorkflow { .. } => "unknown_workflow",
+            Rejection::UnknownAnchor { .. } => "unknown_anchor",
+            Rejection::MissingAnchor { .. } => "missing_anchor",
+            Rejection::ReadOnlyAnchor { .. } => "read_only_anchor",
+            Rejection::AnchorBeforeCreation { .. } => "anchor_before_creation",
+            Rejection::InvalidRecipient { .. } => "invalid_recipient",
+            Rejection::InvalidAttribute { .. } => "invalid_attribute",
+            Rejection::Completed { .. } => "entity_completed",
+            Rejection::UnknownCompletionReason { .. } => "unknown_completion_reason",
+            Rejection::UnknownOccurrence { .. } => "unknown_occurrence",
+            Rejection::AlreadyProcessed { .. } => "already_processed",
+            Rejection::BeingDelivered { .. } => "being_delivered",
+        }
+    }
+}

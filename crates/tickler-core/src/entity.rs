@@ -1,0 +1,406 @@
+//! Entity state and `evolve`: the fold of an entity's events.
+//!
+//! `evolve` never decides anything: it applies what `decide` already decided and the log
+//! recorded. It only fails on a log that contradicts itself (an event about an occurrence that
+//! is not active), which the engine treats as corruption and quarantines.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::{
+    AttrValue, EntityId, Event, OccurrenceId, Outcome, PastEvent, RuleName, Timestamp, Zone,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    pub id: EntityId,
+    pub policy: String,
+    pub policy_version: u32,
+    pub workflow: Option<String>,
+    pub created_at: Timestamp,
+    pub recipient: String,
+    pub zone: Zone,
+    pub anchors: BTreeMap<String, Timestamp>,
+    pub attributes: BTreeMap<String, AttrValue>,
+    pub completed: Option<Completion>,
+    /// The mutable active reminders: occurrences not yet processed.
+    pub active: BTreeMap<OccurrenceId, ActiveReminder>,
+    /// Per rule: the next occurrence index and the slots already processed.
+    pub ledger: BTreeMap<RuleName, RuleLedger>,
+    /// The sequence number of the last event folded in.
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveReminder {
+    pub occurrence: OccurrenceId,
+    pub slot: u32,
+    pub kind: String,
+    pub planned_at: Timestamp,
+    /// Off: switched off by a user; at its time it becomes unsent "deactivated".
+    pub enabled: bool,
+    pub phase: Phase,
+}
+
+/// Where an active reminder is in its life. Pending is Aperta's "active"; the two others are
+/// its "processing".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Pending,
+    /// Attempt `attempt` is being delivered; unknown outcome once `lease_until` passes.
+    Delivering {
+        attempt: u32,
+        lease_until: Timestamp,
+    },
+    /// Attempt `attempt` failed with `error`; the next is due at `retry_at`.
+    RetryWaiting {
+        attempt: u32,
+        retry_at: Timestamp,
+        error: String,
+    },
+}
+
+impl ActiveReminder {
+    /// When the timer must wake the entity for this reminder.
+    pub fn wake_at(&self) -> Timestamp {
+        match &self.phase {
+            Phase::Pending => self.planned_at,
+            Phase::Delivering { lease_until, .. } => *lease_until,
+            Phase::RetryWaiting { retry_at, .. } => *retry_at,
+        }
+    }
+
+    /// Attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        match &self.phase {
+            Phase::Pending => 0,
+            Phase::Delivering { attempt, .. } | Phase::RetryWaiting { attempt, .. } => *attempt,
+        }
+    }
+
+    pub fn state_label(&self) -> &'static str {
+        match (&self.phase, self.enabled) {
+            (Phase::Pending, true) => "pending-on",
+            (Phase::Pending, false) => "pending-off",
+            (Phase::Delivering { .. }, _) => "processing",
+            (Phase::RetryWaiting { .. }, _) => "retry-waiting",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleLedger {
+    pub next_index: u32,
+    /// Processed slots and the instant each was planned for when it ended: a slot is not
+    /// re-armed for the instant it already ended at.
+    pub processed: BTreeMap<u32, Timestamp>,
+}
+
+/// A log that contradicts itself. Reported as corruption, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FoldError {
+    #[error("event {seq} ({event}) of {entity} comes before the entity was created")]
+    NotCreated {
+        entity: EntityId,
+        seq: u64,
+        event: &'static str,
+    },
+    #[error("event {seq} of {entity} creates an entity that already exists")]
+    CreatedTwice { entity: EntityId, seq: u64 },
+    #[error("event {seq} ({event}) of {entity} refers to {occurrence}, which is not active")]
+    NotActive {
+        entity: EntityId,
+        seq: u64,
+        event: &'static str,
+        occurrence: OccurrenceId,
+    },
+    #[error("event {seq} of {entity} plans {occurrence}, which already exists")]
+    PlannedTwice {
+        entity: EntityId,
+        seq: u64,
+        occurrence: OccurrenceId,
+    },
+    #[error("event {seq} of {entity} follows event {previous}: the log has a gap")]
+    Gap {
+        entity: EntityId,
+        seq: u64,
+        previous: u64,
+    },
+}
+
+/// Applies one event recorded at `at` with sequence number `seq`.
+pub fn evolve(
+    state: Option<Entity>,
+    id: &EntityId,
+    event: &Event,
+    at: Timestamp,
+    seq: u64,
+) -> Result<Entity, FoldError> {
+    let Some(mut entity) = state else {
+        return create(id, event, at, seq);
+    };
+    if seq != entity.version + 1 {
+        return Err(FoldError::Gap {
+            entity: id.clone(),
+            seq,
+            previous: entity.version,
+        });
+    }
+    let not_active = |occurrence: &OccurrenceId| FoldError::NotActive {
+        entity: id.clone(),
+        seq,
+        event: event.name(),
+        occurrence: occurrence.clone(),
+    };
+    match event {
+        Event::Created { .. } => {
+            return Err(FoldError::CreatedTwice {
+                entity: id.clone(),
+                seq,
+            });
+        }
+        Event::AnchorMoved { anchor, to, .. } => {
+            entity.anchors.insert(anchor.clone(), *to);
+        }
+        Event::AttributeSet { name, value } => match value {
+            Some(value) => {
+                entity.attributes.insert(name.clone(), value.clone());
+            }
+            None => {
+                entity.attributes.remove(name);
+            }
+        },
+        Event::OccurrencePlanned {
+            occurrence,
+            slot,
+            kind,
+            at: planned_at,
+            ..
+        } => {
+            if entity.active.contains_key(occurrence) {
+                return Err(FoldError::PlannedTwice {
+                    entity: id.clone(),
+                    seq,
+                    occurrence: occurrence.clone(),
+                });
+            }
+            let ledger = entity.ledger.entry(occurrence.rule.clone()).or_default();
+            ledger.next_index = ledger.next_index.max(occurrence.index + 1);
+            entity.active.insert(
+                occurrence.clone(),
+                ActiveReminder {
+                    occurrence: occurrence.clone(),
+                    slot: *slot,
+                    kind: kind.clone(),
+                    planned_at: *planned_at,
+                    enabled: true,
+                    phase: Phase::Pending,
+                },
+            );
+        }
+        Event::OccurrenceRescheduled { occurrence, to, .. } => {
+            let reminder = entity
+                .active
+                .get_mut(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            reminder.planned_at = *to;
+        }
+        Event::OccurrenceToggled {
+            occurrence,
+            enabled,
+        } => {
+            let reminder = entity
+                .active
+                .get_mut(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            reminder.enabled = *enabled;
+        }
+        Event::DeliveryStarted {
+            occurrence,
+            attempt,
+            lease_until,
+        } => {
+            let reminder = entity
+                .active
+                .get_mut(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            reminder.phase = Phase::Delivering {
+                attempt: *attempt,
+                lease_until: *lease_until,
+            };
+        }
+        Event::DeliveryFailed {
+            occurrence,
+            attempt,
+            error,
+            retry_at,
+        } => {
+            let reminder = entity
+                .active
+                .get_mut(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            reminder.phase = Phase::RetryWaiting {
+                attempt: *attempt,
+                retry_at: *retry_at,
+                error: error.clone(),
+            };
+        }
+        Event::OccurrenceSent { occurrence, .. } | Event::OccurrenceUnsent { occurrence, .. } => {
+            let reminder = entity
+                .active
+                .remove(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            entity
+                .ledger
+                .entry(occurrence.rule.clone())
+                .or_default()
+                .processed
+                .insert(reminder.slot, reminder.planned_at);
+        }
+        Event::Completed { reason } => {
+            entity.completed = Some(Completion {
+                reason: reason.clone(),
+                at,
+            });
+        }
+    }
+    entity.version = seq;
+    Ok(entity)
+}
+
+fn create(id: &EntityId, event: &Event, at: Timestamp, seq: u64) -> Result<Entity, FoldError> {
+    let Event::Created {
+        policy,
+        policy_version,
+        workflow,
+        recipient,
+        zone,
+        anchors,
+        attributes,
+    } = event
+    else {
+        return Err(FoldError::NotCreated {
+            entity: id.clone(),
+            seq,
+            event: event.name(),
+        });
+    };
+    if seq != 1 {
+        return Err(FoldError::Gap {
+            entity: id.clone(),
+            seq,
+            previous: 0,
+        });
+    }
+    Ok(Entity {
+        id: id.clone(),
+        policy: policy.clone(),
+        policy_version: *policy_version,
+        workflow: workflow.clone(),
+        created_at: at,
+        recipient: recipient.clone(),
+        zone: *zone,
+        anchors: anchors.clone(),
+        attributes: attributes.clone(),
+        completed: None,
+        active: BTreeMap::new(),
+        ledger: BTreeMap::new(),
+        version: seq,
+    })
+}
+
+/// The past event an event creates, if it closes an occurrence. `before` is the state the event
+/// applies to.
+pub fn past_event_of(before: &Entity, event: &Event, at: Timestamp, seq: u64) -> Option<PastEvent> {
+    let (occurrence, outcome) = match event {
+        Event::OccurrenceSent {
+            occurrence,
+            attempt,
+            channel,
+            receipt,
+        } => (
+            occurrence,
+            Outcome::Sent {
+                channel: channel.clone(),
+                receipt: receipt.clone(),
+                attempts: *attempt,
+            },
+        ),
+        Event::OccurrenceUnsent {
+            occurrence,
+            reason,
+            detail,
+        } => {
+            let attempts = before.active.get(occurrence).map_or(0, |r| r.attempts());
+            (
+                occurrence,
+                Outcome::Unsent {
+                    reason: *reason,
+                    detail: detail.clone(),
+                    attempts,
+                },
+            )
+        }
+        _ => return None,
+    };
+    let reminder = before.active.get(occurrence)?;
+    Some(PastEvent {
+        entity: before.id.clone(),
+        occurrence: occurrence.clone(),
+        idempotency_key: occurrence.idempotency_key(&before.id),
+        rule: occurrence.rule.clone(),
+        kind: reminder.kind.clone(),
+        slot: reminder.slot,
+        planned_at: reminder.planned_at,
+        closed_at: at,
+        outcome,
+        seq,
+    })
+}
+
+impl Entity {
+    pub fn is_completed(&self) -> bool {
+        self.completed.is_some()
+    }
+
+    /// Every wake the timer index must hold for this entity, in order.
+    pub fn timers(&self) -> Vec<(Timestamp, OccurrenceId)> {
+        let mut timers: Vec<_> = self
+            .active
+            .values()
+            .map(|reminder| (reminder.wake_at(), reminder.occurrence.clone()))
+            .collect();
+        timers.sort();
+        timers
+    }
+
+    /// The earliest wake, if any.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        self.active.values().map(ActiveReminder::wake_at).min()
+    }
+
+    /// Active reminders for one rule slot.
+    pub fn active_for_slot(&self, rule: &RuleName, slot: u32) -> Option<&ActiveReminder> {
+        self.active
+            .values()
+            .find(|reminder| &reminder.occurrence.rule == rule && reminder.slot == slot)
+    }
+
+    pub fn next_index(&self, rule: &RuleName) -> u32 {
+        self.ledger.get(rule).map_or(0, |ledger| ledger.next_index)
+    }
+
+    pub fn processed_at(&self, rule: &RuleName, slot: u32) -> Option<Timestamp> {
+        self.ledger
+            .get(rule)
+            .and_then(|ledger| ledger.processed.get(&slot).copied())
+    }
+}

@@ -1,0 +1,53 @@
+//! The tickler domain: ids, instants, policies and rules, entity state, and the pure
+//! `decide` / `evolve` functions that turn commands into events and events into state.
+//!
+//! Nothing here performs I/O, reads a clock or draws unseeded randomness: `now` is an argument,
+//! and every random draw is seeded from stable names (see `seed`).
+
+mod attribute;
+mod command;
+mod decide;
+mod entity;
+mod error;
+mod event;
+mod ids;
+pub mod plan;
+pub mod policy;
+mod retry;
+pub mod seed;
+mod time;
+mod zone;
+
+pub use attribute::AttrValue;
+pub use command::{Command, CreateEntity, DeliveryResult, Rejection};
+pub use decide::{Context, RECIPIENT_LEN_MAX, decide};
+pub use entity::{
+    ActiveReminder, Completion, Entity, FoldError, Phase, RuleLedger, evolve, past_event_of,
+};
+pub use error::Error;
+pub use event::{EVENT_FORMAT_VERSION, Event, Outcome, PastEvent, PlanCause, UnsentReason};
+pub use ids::{EntityId, IdempotencyKey, OccurrenceId, RuleName};
+pub use policy::Policy;
+pub use retry::DeliveryPolicy;
+pub use time::{Span, Timestamp};
+pub use zone::Zone;
+
+/// Folds recorded events `(seq, recorded_at, event)` into the state they describe, collecting
+/// the past events they create along the way. `start` is a snapshot to continue from.
+pub fn fold<'a>(
+    id: &EntityId,
+    start: Option<Entity>,
+    events: impl IntoIterator<Item = (u64, Timestamp, &'a Event)>,
+) -> Result<(Option<Entity>, Vec<PastEvent>), FoldError> {
+    let mut state = start;
+    let mut past = Vec::new();
+    for (seq, at, event) in events {
+        if let Some(before) = &state
+            && let Some(past_event) = past_event_of(before, event, at, seq)
+        {
+            past.push(past_event);
+        }
+        state = Some(evolve(state, id, event, at, seq)?);
+    }
+    Ok((state, past))
+}

@@ -1,0 +1,378 @@
+//! Policies: named, versioned lists of rules, kept as data in `config/policies/*.toml`.
+//!
+//! A policy is parsed once, validated as a whole ([`Policy::validate`]) and then used read-only by
+//! `decide`. Events record the decisions a policy led to (planned instants, outcomes), never the
+//! policy itself, so editing a policy file never changes how an existing log replays.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveTime;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, RuleName, Span};
+
+/// The most occurrences one series rule may plan for one entity: a bound on planning work and
+/// state size, and a guard against `every = "1ms"` mistakes.
+pub const SERIES_LEN_MAX: u32 = 1_000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    pub version: u32,
+    /// The entity kind this policy applies to: the `kind` in `kind/key` ids.
+    pub entity_kind: String,
+    #[serde(default)]
+    pub description: String,
+    /// The root of every random draw this policy makes (see `seed.rs`).
+    #[serde(default)]
+    pub seed: u64,
+    /// Every anchor an entity of this policy may carry, with how it is normalised.
+    #[serde(default)]
+    pub anchors: BTreeMap<String, AnchorSpec>,
+    /// Named starting points for an entity (Aperta's workflow templates): default anchors.
+    #[serde(default)]
+    pub workflows: BTreeMap<String, Workflow>,
+    /// The reasons an entity may be completed with; empty means any reason.
+    #[serde(default)]
+    pub completion_reasons: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorSpec {
+    /// Creation is refused when the anchor has neither a value nor a workflow default.
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub round: Rounding,
+    /// When set, the first value this anchor takes is also kept under this name and never moves
+    /// (Aperta's `originally_due_at`).
+    #[serde(default)]
+    pub keep_original: Option<String>,
+    /// Refuse a value earlier than the entity's creation (a due date before the task existed).
+    #[serde(default)]
+    pub not_before_creation: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rounding {
+    #[default]
+    None,
+    /// Up to the next whole UTC hour (Aperta rounds due dates this way).
+    UpHour,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    #[serde(default)]
+    pub title: String,
+    /// Anchors given no value at creation default to the creation instant plus this span.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, Span>,
+}
+
+/// One rule: when an occurrence is planned, what it sends, and what is checked when it fires.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: RuleName,
+    /// The message kind: what kill switches, templates and digests group by.
+    pub kind: String,
+    /// The anchor the rule counts from.
+    pub anchor: String,
+    /// Signed offset from the anchor to the first occurrence.
+    #[serde(default)]
+    pub offset: Span,
+    /// Makes the rule a series: one occurrence every `every`, aligned to `anchor + offset`.
+    #[serde(default)]
+    pub every: Option<Span>,
+    /// A series stops before this point (inclusive of an occurrence exactly on it).
+    #[serde(default)]
+    pub until: Option<AnchorOffset>,
+    /// A series plans at most this many occurrences.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// The time of day in the recipient's zone; the computed instant when absent.
+    #[serde(default)]
+    pub at: TimeOfDay,
+    /// Applied last: Aperta truncates its chasing events to the hour.
+    #[serde(default)]
+    pub truncate: Truncate,
+    /// Checked when the occurrence fires; the first false one makes it unsent.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Never send at or after this point (a "due tomorrow" after the due date is wrong).
+    #[serde(default)]
+    pub stale_after: Option<AnchorOffset>,
+    /// How late an occurrence may still be sent, e.g. after downtime; later ones are missed.
+    #[serde(default)]
+    pub grace: Option<Span>,
+    /// What happens to a pending occurrence an anchor edit moves into the past.
+    #[serde(default)]
+    pub if_moved_into_past: MovedIntoPast,
+    /// The channel name; the engine's default channel when absent.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The template name under `config/templates/`.
+    pub template: String,
+}
+
+/// A point defined relative to an anchor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorOffset {
+    pub anchor: String,
+    #[serde(default)]
+    pub offset: Span,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TimeOfDay {
+    /// The instant the anchor and offset give.
+    #[default]
+    Exact,
+    /// A fixed local time on the local date of the computed instant.
+    Local { time: LocalTime },
+    /// A seeded random minute within [start, end) on the local date of the computed instant.
+    Window { start: LocalTime, end: LocalTime },
+}
+
+/// `HH:MM` local wall-clock time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LocalTime(NaiveTime);
+
+impl LocalTime {
+    pub fn parse(text: &str) -> Result<LocalTime, Error> {
+        NaiveTime::parse_from_str(text, "%H:%M")
+            .map(LocalTime)
+            .map_err(|_| Error::InvalidPolicy {
+                policy: String::new(),
+                reason: format!("invalid local time {text:?}: expected HH:MM, e.g. 09:00"),
+            })
+    }
+
+    pub fn time(self) -> NaiveTime {
+        self.0
+    }
+}
+
+impl TryFrom<String> for LocalTime {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        LocalTime::parse(&value)
+    }
+}
+
+impl From<LocalTime> for String {
+    fn from(time: LocalTime) -> String {
+        time.0.format("%H:%M").to_string()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Truncate {
+    #[default]
+    None,
+    Hour,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MovedIntoPast {
+    /// Close it as unsent "not applicable": never send a reminder late because of an edit.
+    #[default]
+    NotApplicable,
+    /// Send it now instead (for steps that must happen, such as closing an evaluation).
+    FireNow,
+}
+
+/// A condition checked at fire time against the entity as it is then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Condition {
+    /// The attribute is absent or false (not responded, not upgraded, not opted out).
+    AttributeNotTrue { name: String },
+    /// The attribute is true.
+    AttributeTrue { name: String },
+    /// The anchor is set and still in the future (course not ended).
+    AnchorInFuture { anchor: String },
+}
+
+impl Policy {
+    /// Parses a policy from TOML and validates it.
+    pub fn from_toml(text: &str) -> Result<Policy, Error> {
+        let policy: Policy = toml::from_str(text).map_err(|err| Error::InvalidPolicy {
+            policy: String::new(),
+            reason: err.to_string(),
+        })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    pub fn rule(&self, name: &RuleName) -> Option<&Rule> {
+        self.rules.iter().find(|rule| &rule.name == name)
+    }
+
+    /// Checks the policy as a whole, so that a mistake is found when the file is loaded rather
+    /// than when a reminder fires at 3 a.m.
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |reason: String| Error::InvalidPolicy {
+            policy: self.name.clone(),
+            reason,
+        };
+        crate::EntityId::new(&self.entity_kind, "x").map_err(|_| {
+            fail(format!(
+                "entity_kind {:?} must be 1-32 of a-z, 0-9, '-', '_'",
+                self.entity_kind
+            ))
+        })?;
+        if self.name.is_empty() {
+            return Err(fail("the policy has no name".into()));
+        }
+        let anchor_known = |name: &str| self.anchors.contains_key(name);
+        for (name, spec) in &self.anchors {
+            if let Some(original) = &spec.keep_original
+                && (original == name || self.anchors.contains_key(original))
+            {
+                return Err(fail(format!(
+                    "anchor {name:?} keeps its original as {original:?}, which must be a new name"
+                )));
+            }
+        }
+        for (workflow, spec) in &self.workflows {
+            for anchor in spec.defaults.keys() {
+                if !anchor_known(anchor) {
+                    return Err(fail(format!(
+                        "workflow {workflow:?} sets a default for unknown anchor {anchor:?}"
+                    )));
+                }
+            }
+        }
+        let mut names = BTreeSet::new();
+        for rule in &self.rules {
+            let rule_fail =
+                |reason: String| fail(format!("rule {:?}: {reason}", rule.name.as_str()));
+            if !names.insert(&rule.name) {
+                return Err(rule_fail("the name is used twice".into()));
+            }
+            if rule.kind.is_empty() || rule.template.is_empty() {
+                return Err(rule_fail("kind and template must not be empty".into()));
+            }
+            let mut anchors = vec![rule.anchor.as_str()];
+            anchors.extend(rule.until.iter().map(|u| u.anchor.as_str()));
+            anchors.extend(rule.stale_after.iter().map(|s| s.anchor.as_str()));
+            anchors.extend(rule.conditions.iter().filter_map(|c| match c {
+                Condition::AnchorInFuture { anchor } => Some(anchor.as_str()),
+                _ => None,
+            }));
+            if let Some(unknown) = anchors.into_iter().find(|a| !anchor_known(a)) {
+                return Err(rule_fail(format!(
+                    "unknown anchor {unknown:?} (declare it under [anchors])"
+                )));
+            }
+            match rule.every {
+                Some(every) if every.as_millis() <= 0 => {
+                    return Err(rule_fail(format!("every = {every} must be positive")));
+                }
+                Some(_) if rule.until.is_none() && rule.count.is_none() => {
+                    return Err(rule_fail("a series needs `until` or `count`".into()));
+                }
+                None if rule.until.is_some() || rule.count.is_some() => {
+                    return Err(rule_fail("`until` and `count` need `every`".into()));
+                }
+                _ => {}
+            }
+            if rule
+                .count
+                .is_some_and(|count| count == 0 || count > SERIES_LEN_MAX)
+            {
+                return Err(rule_fail(format!("count must be 1..={SERIES_LEN_MAX}")));
+            }
+            if let TimeOfDay::Window { start, end } = rule.at
+                && start >= end
+            {
+                return Err(rule_fail(format!(
+                    "window end {} is not after its start {}",
+                    String::from(end),
+                    String::from(start)
+                )));
+            }
+            if rule.grace.is_some_and(|grace| grace.is_negative()) {
+                return Err(rule_fail("grace must not be negative".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        name = "due-date"
+        version = 1
+        entity_kind = "due"
+        [anchors.due_at]
+        [[rules]]
+        name = "pre-due"
+        kind = "reminder"
+        anchor = "due_at"
+        offset = "-2d"
+        template = "due/pre-due"
+    "#;
+
+    #[test]
+    fn a_minimal_policy_parses_with_defaults() {
+        let policy = Policy::from_toml(MINIMAL).unwrap();
+        let rule = &policy.rules[0];
+        assert_eq!(rule.offset, Span::days(-2));
+        assert_eq!(rule.at, TimeOfDay::Exact);
+        assert_eq!(rule.if_moved_into_past, MovedIntoPast::NotApplicable);
+    }
+
+    #[test]
+    fn mistakes_are_found_at_load_time_naming_the_rule_and_value() {
+        for (change, expected) in [
+            (
+                ("anchor = \"due_at\"", "anchor = \"dew_at\""),
+                "unknown anchor \"dew_at\"",
+            ),
+            (("offset = \"-2d\"", "offset = \"-2 days\""), "-2 days"),
+            (
+                ("offset = \"-2d\"", "every = \"0s\"\ncount = 2"),
+                "must be positive",
+            ),
+            (
+                ("offset = \"-2d\"", "every = \"1d\""),
+                "needs `until` or `count`",
+            ),
+            (("offset = \"-2d\"", "colour = \"red\""), "colour"),
+            (
+                (
+                    "offset = \"-2d\"",
+                    "at = { mode = \"window\", start = \"21:00\", end = \"09:00\" }",
+                ),
+                "window end 09:00 is not after its start 21:00",
+            ),
+            (
+                (
+                    "offset = \"-2d\"",
+                    "at = { mode = \"local\", time = \"25:00\" }",
+                ),
+                "25:00",
+            ),
+        ] {
+            let text = MINIMAL.replace(change.0, change.1);
+            let err = Policy::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{change:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The catalog: the policies an engine runs and the templates they name, checked together.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tickler_core::{
+    ActiveReminder, EntityId, Event, OccurrenceId, Phase, Policy, Timestamp, Zone, evolve,
+};
+
+use crate::Error;
+use crate::templates::Templates;
+
+pub struct Catalog {
+    policies: BTreeMap<String, Arc<Policy>>,
+    templates: Templates,
+}
+
+impl Catalog {
+    /// Loads every `*.toml` policy in `policies_dir` and every template under `templates_dir`.
+    pub fn load(policies_dir: &Path, templates_dir: &Path) -> Result<Catalog, Error> {
+        let mut policies = Vec::new();
+        let entries = std::fs::read_dir(policies_dir).map_err(|err| Error::Config {
+            what: format!("policies directory {}", policies_dir.display()),
+            reason: err.to_string(),
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|err| Error::Config {
+                what: format!("policy file {}", path.display()),
+                reason: err.to_string(),
+            })?;
+            let policy = Policy::from_toml(&text).map_err(|err| Error::Config {
+                what: format!("policy file {}", path.display()),
+                reason: err.to_string(),
+            })?;
+            policies.push(policy);
+        }
+        Catalog::new(policies, Templates::load_dir(templates_dir)?)
+    }
+
+    /// Checks that names are unique and that every rule's template exists and renders.
+    pub fn new(policies: Vec<Policy>, templates: Templates) -> Result<Catalog, Error> {
+        let mut by_name = BTreeMap::new();
+        for policy in policies {
+            policy.validate().map_err(|err| Error::Config {
+                what: format!("policy {}", policy.name),
+                reason: err.to_string(),
+            })?;
+            for rule in &policy.rules {
+                check_template(&policy, rule, &templates)?;
+            }
+            let name = policy.name.clone();
+            if by_name.insert(name.clone(), Arc::new(policy)).is_some() {
+                return Err(Error::Config {
+                    what: format!("policy {name}"),
+                    reason: "two policy files use this name".into(),
+                });
+            }
+        }
+        Ok(Catalog {
+            policies: by_name,
+            templates,
+        })
+    }
+
+    pub fn policy(&self, name: &str) -> Result<&Arc<Policy>, Error> {
+        self.policies.get(name).ok_or_else(|| Error::UnknownPolicy {
+            value: name.to_owned(),
+            known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &Arc<Policy>> {
+        self.policies.values()
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+}
+
+/// Renders the rule's template for a sample entity with every anchor the policy declares set.
+fn check_template(
+    policy: &Policy,
+    rule: &tickler_core::policy::Rule,
+    templates: &Templates,
+) -> Result<(), Error> {
+    let fail = |reason: String| Error::Config {
+        what: format!("policy {} rule {}", policy.name, rule.name),
+        reason,
+    };
+    if !templates.contains(&rule.template) {
+        return Err(fail(format!(
+            "template {:?} not found: expected {0}.subject.j2 and {0}.text.j2 in the templates directory",
+            rule.template
+        )));
+    }
+    let sample_at = Timestamp::from_millis(1_767_225_600_000).expect("2026-01-01 is in range");
+    let mut anchors = BTreeMap::new();
+    for (name, spec) in &policy.anchors {
+        anchors.insert(name.clone(), sample_at);
+        if let Some(original) = &spec.keep_original {
+            anchors.insert(original.clone(), sample_at);
+        }
+    }
+    let id = EntityId::new(&policy.entity_kind, "sample").expect("validated kind");
+    let created = Event::Created {
+        policy: policy.name.clone(),
+        policy_version: policy.version,
+        workflow: policy.workflows.keys().next().cloned(),
+        recipient: "sample@example.org".into(),
+        zone: Zone::UTC,
+        anchors,
+        attributes: BTreeMap::new(),
+    };
+    let entity = evolve(None, &id, &created, sample_at, 1).expect("a Created event starts a log");
+    let reminder = ActiveReminder {
+        occurrence: OccurrenceId::new(rule.name.clone(), 0),
+        slot: 0,
+        kind: rule.kind.clone(),
+        planned_at: sample_at,
+        enabled: true,
+        phase: Phase::Pending,
+    };
+    templates
+        .render(&rule.template, &entity, &reminder, 1)
+        .map(|_| ())
+        .map_err(fail)
+}

@@ -1,0 +1,466 @@
+//! The `Engine` facade: what an embedder holds, and what the daemon drives.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use serde::Serialize;
+use tickler_core::{Command, CreateEntity, Entity, EntityId, PastEvent, Span, Timestamp};
+use tickler_store::{GroupCommit, Store};
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::Error;
+use crate::activity::Activity;
+use crate::catalog::Catalog;
+use crate::channel::Channel;
+use crate::clock::{Clock, SystemClock};
+use crate::codec;
+use crate::entity_actor::{Applied, EntityMsg};
+use crate::options::EngineOptions;
+use crate::registry::Registry;
+use crate::shared::{ChannelSlot, PAST_EVENT_STREAM_CAPACITY, Shared};
+use crate::timer::{TimerActor, TimerMsg, TimerStatus};
+
+/// Where the manual clock's position is kept, so a manual-clock daemon resumes where it was.
+const MANUAL_CLOCK_META: &str = "manual-clock";
+/// How long `shutdown` waits for work under way before stopping anyway (all of it is durable
+/// or retried after restart, so this is courtesy, not safety).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running engine. Cheap to clone; every clone drives the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    supervisor: ActorRef<()>,
+}
+
+/// Builds an [`Engine`]: a store and a catalog are required; the clock defaults to the system
+/// clock; channels are added by name.
+pub struct EngineBuilder {
+    options: EngineOptions,
+    store: Option<Arc<dyn Store>>,
+    clock: Option<Arc<dyn Clock>>,
+    catalog: Option<Catalog>,
+    channels: BTreeMap<String, Arc<dyn Channel>>,
+}
+
+impl Engine {
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            options: EngineOptions::default(),
+            store: None,
+            clock: None,
+            catalog: None,
+            channels: BTreeMap::new(),
+        }
+    }
+}
+
+impl EngineBuilder {
+    pub fn options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    pub fn channel(mut self, name: &str, channel: Arc<dyn Channel>) -> Self {
+        self.channels.insert(name.to_owned(), channel);
+        self
+    }
+
+    /// Starts the engine: loads the timer index (overdue timers fire first) and begins serving.
+    pub async fn open(self) -> Result<Engine, Error> {
+        let missing = |what: &str| Error::Config {
+            what: "engine".into(),
+            reason: format!("no {what} was given to the builder"),
+        };
+        let store = self.store.ok_or_else(|| missing("store"))?;
+        let catalog = self.catalog.ok_or_else(|| missing("catalog"))?;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        check_channels(&catalog, &self.options, &self.channels)?;
+
+        if let Some(manual) = clock.as_manual()
+            && let Some(bytes) = store.meta(MANUAL_CLOCK_META)?
+        {
+            let resumed = bytes
+                .try_into()
+                .ok()
+                .map(i64::from_be_bytes)
+                .and_then(Timestamp::from_millis)
+                .ok_or_else(|| Error::Internal("the stored manual clock is unreadable".into()))?;
+            manual.set(resumed.max(manual.now()));
+        }
+        tracing::info!(
+            tzdb = chrono_tz::IANA_TZDB_VERSION,
+            now = %clock.now(),
+            manual_clock = clock.as_manual().is_some(),
+            "engine starting"
+        );
+
+        let channels = self
+            .channels
+            .into_iter()
+            .map(|(name, channel)| {
+                let permits = Arc::new(Semaphore::new(self.options.channel_in_flight_max.max(1)));
+                (name, ChannelSlot { channel, permits })
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            commits: GroupCommit::new(store.clone()),
+            store,
+            clock,
+            catalog,
+            channels,
+            options: self.options,
+            activity: Activity::default(),
+            past_events: broadcast::channel(PAST_EVENT_STREAM_CAPACITY).0,
+            registry: Registry::new(),
+            timer: OnceLock::new(),
+            quarantined: Mutex::new(BTreeMap::new()),
+            started: std::time::Instant::now(),
+        });
+        let (supervisor, _) = Actor::spawn(None, EntitySupervisor, ())
+            .await
+            .map_err(|err| Error::Internal(format!("cannot start the supervisor: {err}")))?;
+        shared.registry.set_supervisor(supervisor.get_cell());
+        let (timer, _) = Actor::spawn(None, TimerActor, shared.clone())
+            .await
+            .map_err(|err| Error::Internal(format!("cannot start the timer: {err}")))?;
+        let _ = shared.timer.set(timer);
+
+        let engine = Engine {
+            shared: shared.clone(),
+            tasks: Arc::new(Mutex::new(Vec::new())),
+            supervisor,
+        };
+        engine.spawn_passivator();
+        Ok(engine)
+    }
+}
+
+/// Every rule's channel (or the default channel) must exist.
+fn check_channels(
+    catalog: &Catalog,
+    options: &EngineOptions,
+    channels: &BTreeMap<String, Arc<dyn Channel>>,
+) -> Result<(), Error> {
+    for policy in catalog.policies() {
+        for rule in &policy.rules {
+            let name = rule.channel.as_ref().unwrap_or(&options.default_channel);
+            if !channels.contains_key(name) {
+                return Err(Error::UnknownChannel {
+                    value: name.clone(),
+                    known: channels.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parent of every entity actor. A failed entity actor is only logged here: the registry
+/// notices the dead actor on its next message and starts a fresh one, which replays.
+struct EntitySupervisor;
+
+impl Actor for EntitySupervisor {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<()>,
+        event: SupervisionEvent,
+        _state: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(actor, error) = event {
+            tracing::error!(actor = %actor.get_id(), %error, "entity actor failed; it restarts on its next message");
+        }
+        Ok(())
+    }
+}
+
+/// A summary for `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineStatus {
+    pub version: &'static str,
+    pub uptime_ms: u64,
+    pub clock: &'static str,
+    pub now: Timestamp,
+    pub actors: usize,
+    pub timers_in_memory: usize,
+    pub wakes_in_flight: usize,
+    pub next_due: Option<Timestamp>,
+    pub fired: u64,
+    pub quarantined: BTreeMap<String, String>,
+}
+
+impl Engine {
+    /// Runs a command against an entity. Returns once its events are durable.
+    pub async fn execute(&self, entity: &EntityId, command: Command) -> Result<Applied, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let message = EntityMsg::Execute {
+            command,
+            reply: reply.into(),
+        };
+        self.shared.registry.send(&self.shared, entity, message)?;
+        answer.await.map_err(|_| {
+            Error::Internal(format!("the actor of {entity} stopped before replying"))
+        })?
+    }
+
+    /// Creates an entity.
+    pub async fn create(&self, entity: &EntityId, create: CreateEntity) -> Result<Applied, Error> {
+        self.execute(entity, Command::Create(create)).await
+    }
+
+    /// The entity's current state, with its active reminders.
+    pub async fn show(&self, entity: &EntityId) -> Result<Entity, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shared.registry.send(
+            &self.shared,
+            entity,
+            EntityMsg::Show {
+                reply: reply.into(),
+            },
+        )?;
+        answer
+            .await
+            .map_err(|_| {
+                Error::Internal(format!("the actor of {entity} stopped before replying"))
+            })??
+            .ok_or_else(|| {
+                tickler_core::Rejection::UnknownEntity {
+                    entity: entity.clone(),
+                }
+                .into()
+            })
+    }
+
+    /// The entity's past events, as stored (write-once), ordered by occurrence.
+    pub async fn history(&self, entity: &EntityId) -> Result<Vec<PastEvent>, Error> {
+        if self.shared.store.last_seq(entity)? == 0 {
+            return Err(tickler_core::Rejection::UnknownEntity {
+                entity: entity.clone(),
+            }
+            .into());
+        }
+        let mut past = Vec::new();
+        for (occurrence, record) in self.shared.store.past_events(entity)? {
+            past.push(
+                codec::decode_past_event(&record).map_err(|reason| Error::Quarantined {
+                    entity: entity.clone(),
+                    reason: format!("past event {occurrence}: {reason}"),
+                })?,
+            );
+        }
+        past.sort_by_key(|p| (p.closed_at, p.seq));
+        Ok(past)
+    }
+
+    /// Every past event from now on, as it is recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<PastEvent> {
+        self.shared.past_events.subscribe()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    pub fn is_manual_clock(&self) -> bool {
+        self.shared.clock.as_manual().is_some()
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.shared.catalog
+    }
+
+    /// Manual clock only: moves time forward by `by`, stopping at every due instant on the way so
+    /// that each occurrence is processed at its own time, in due order, before time moves on.
+    /// Returns the number of wakes processed.
+    pub async fn advance(&self, by: Span) -> Result<u64, Error> {
+        if by.is_negative() {
+            return Err(Error::Config {
+                what: "clock advance".into(),
+                reason: format!("the duration {by} is negative; use clock set to go back"),
+            });
+        }
+        let manual = self.shared.clock.as_manual().ok_or(Error::ClockNotManual)?;
+        let target = manual.now().saturating_add(by);
+        let fired_before = self.timer_status().await?.fired;
+        loop {
+            self.settle().await?;
+            match self.timer_call(TimerMsg::NextDue).await? {
+                Some(next) if next <= target => {
+                    if next > manual.now() {
+                        manual.set(next);
+                        self.persist_manual_clock().await?;
+                    }
+                }
+                _ => break,
+            }
+        }
+        manual.set(target);
+        self.persist_manual_clock().await?;
+        self.settle().await?;
+        Ok(self.timer_status().await?.fired - fired_before)
+    }
+
+    /// Manual clock only: jumps to `to` in one step, forwards or backwards, as a restarted system
+    /// clock would after downtime: everything overdue is then processed at `to` (and the misfire
+    /// policy applies).
+    pub async fn set_time(&self, to: Timestamp) -> Result<(), Error> {
+        let manual = self.shared.clock.as_manual().ok_or(Error::ClockNotManual)?;
+        manual.set(to);
+        self.persist_manual_clock().await?;
+        self.settle().await
+    }
+
+    /// Waits until nothing due now is waiting and no wake or delivery is under way.
+    pub async fn settle(&self) -> Result<(), Error> {
+        loop {
+            let waiting = self.timer_call(TimerMsg::TickNow).await?;
+            self.shared.activity.idle().await;
+            if !waiting {
+                // Updates sent by the work that just finished are processed before this reply.
+                let still = self.timer_call(TimerMsg::TickNow).await?;
+                if !still && self.shared.activity.in_flight() == 0 {
+                    return Ok(());
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+
+    async fn persist_manual_clock(&self) -> Result<(), Error> {
+        let now = self.shared.clock.now();
+        self.shared
+            .store
+            .set_meta(MANUAL_CLOCK_META, &now.as_millis().to_be_bytes())?;
+        self.shared.commits.durable().await?;
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Result<EngineStatus, Error> {
+        let timer: TimerStatus = self.timer_status().await?;
+        Ok(EngineStatus {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_ms: self.shared.started.elapsed().as_millis() as u64,
+            clock: if self.is_manual_clock() {
+                "manual"
+            } else {
+                "system"
+            },
+            now: self.now(),
+            actors: self.shared.registry.len(),
+            timers_in_memory: timer.in_memory,
+            wakes_in_flight: timer.in_flight,
+            next_due: timer.next_due,
+            fired: timer.fired,
+            quarantined: self
+                .shared
+                .quarantined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(id, reason)| (id.to_string(), reason.clone()))
+                .collect(),
+        })
+    }
+
+    /// Store counts (a scan: slow on large stores).
+    pub fn store_stats(&self) -> Result<tickler_store::StoreStats, Error> {
+        Ok(self.shared.store.stats()?)
+    }
+
+    async fn timer_status(&self) -> Result<TimerStatus, Error> {
+        self.timer_call(TimerMsg::Status).await
+    }
+
+    async fn timer_call<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(ractor::RpcReplyPort<T>) -> TimerMsg,
+    ) -> Result<T, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shared
+            .timer()
+            .send_message(build(reply.into()))
+            .map_err(|_| Error::ShuttingDown)?;
+        answer.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Stops idle entity actors now and then (they replay when next needed).
+    fn spawn_passivator(&self) {
+        let shared = self.shared.clone();
+        let idle = Duration::from_millis(shared.options.passivate_after.as_millis().max(1) as u64);
+        let task = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(idle / 2);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                for id in shared.registry.idle_since(idle) {
+                    let _ = shared.registry.send(&shared, &id, EntityMsg::IdleCheck);
+                }
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+
+    /// Asks every idle actor to stop now (used by tests and memory-bounded bulk work).
+    pub fn passivate_idle(&self) {
+        for id in self.shared.registry.idle_since(Duration::ZERO) {
+            let _ = self
+                .shared
+                .registry
+                .send(&self.shared, &id, EntityMsg::IdleCheck);
+        }
+    }
+
+    /// Stops the engine: no more wakes; work under way gets a short grace; the store is flushed.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        if let Some(timer) = self.shared.timer.get() {
+            let _ = timer.stop_and_wait(None, Some(SHUTDOWN_GRACE)).await;
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.shared.activity.idle()).await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(None, Some(SHUTDOWN_GRACE))
+            .await;
+        self.shared.registry.clear();
+        self.shared.commits.durable().await?;
+        Ok(())
+    }
+}

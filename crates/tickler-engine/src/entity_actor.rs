@@ -1,0 +1,366 @@
+//! The entity actor: one per live entity, the single writer of its log.
+//!
+//! Its state is rebuilt in `pre_start` from the latest snapshot and the tail of the log. A
+//! command is decided by the pure core, its events and their consequences (past events, timer
+//! index changes, a snapshot) are committed atomically and made durable, and only then does the
+//! actor adopt the new state, tell the timer, publish past events and start deliveries.
+//! A rejected command is a reply, not an actor error; an actor error (a store that cannot flush)
+//! stops the actor, and the registry starts a fresh one, which replays, on the next message.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tickler_core::{
+    Command, Context, DeliveryResult, Entity, EntityId, Event, OccurrenceId, PastEvent, Rejection,
+    Timestamp, decide, fold,
+};
+use tickler_store::{CommitBatch, Snapshot, TimerEntry};
+
+use crate::Error;
+use crate::activity::ActivityGuard;
+use crate::codec;
+use crate::delivery;
+use crate::shared::Shared;
+use crate::timer::{TimerMsg, WakeTicket};
+
+/// What an accepted command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The entity's version (last sequence number) after the command.
+    pub version: u64,
+    /// The events appended, empty if the command changed nothing.
+    pub events: Vec<Event>,
+    /// The past events those events created.
+    pub past_events: Vec<PastEvent>,
+}
+
+pub(crate) enum EntityMsg {
+    Execute {
+        command: Command,
+        reply: RpcReplyPort<Result<Applied, Error>>,
+    },
+    Show {
+        reply: RpcReplyPort<Result<Option<Entity>, Error>>,
+    },
+    Wake {
+        occurrence: OccurrenceId,
+        ticket: WakeTicket,
+    },
+    DeliveryDone {
+        occurrence: OccurrenceId,
+        attempt: u32,
+        result: DeliveryResult,
+        work: ActivityGuard,
+    },
+    IdleCheck,
+}
+
+pub(crate) struct EntityActor;
+
+pub(crate) struct EntityState {
+    shared: Arc<Shared>,
+    id: EntityId,
+    entity: Option<Entity>,
+    /// Set when the log failed a check: every command is refused with the reason.
+    quarantined: Option<String>,
+    /// Messages handled, compared with the registry's count when passivating.
+    handled: u64,
+    /// Deliveries this actor started whose result has not come back.
+    in_flight: HashSet<OccurrenceId>,
+    events_since_snapshot: u64,
+}
+
+impl Actor for EntityActor {
+    type Msg = EntityMsg;
+    type State = EntityState;
+    type Arguments = (Arc<Shared>, EntityId);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<EntityMsg>,
+        (shared, id): (Arc<Shared>, EntityId),
+    ) -> Result<EntityState, ActorProcessingErr> {
+        let mut state = EntityState {
+            shared,
+            id,
+            entity: None,
+            quarantined: None,
+            handled: 0,
+            in_flight: HashSet::new(),
+            events_since_snapshot: 0,
+        };
+        state.reload();
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<EntityMsg>,
+        message: EntityMsg,
+        state: &mut EntityState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.handled += 1;
+        match message {
+            EntityMsg::Execute { command, reply } => {
+                let result = state.execute(command).await;
+                let _ = reply.send(result);
+            }
+            EntityMsg::Show { reply } => {
+                let _ = reply.send(match &state.quarantined {
+                    Some(reason) => Err(state.quarantine_error(reason)),
+                    None => Ok(state.entity.clone()),
+                });
+            }
+            EntityMsg::Wake { occurrence, ticket } => {
+                if state.quarantined.is_some() || state.in_flight.contains(&occurrence) {
+                    // A quarantined entity is reported, not retried in a loop; a delivery under
+                    // way reports its own result.
+                    ticket.done();
+                    return Ok(());
+                }
+                match state.execute(Command::Wake { occurrence }).await {
+                    Ok(_) | Err(Error::Rejected(_)) => ticket.done(),
+                    Err(err) => {
+                        tracing::warn!(entity = %state.id, error = %err, "wake failed; the timer will retry");
+                        drop(ticket);
+                    }
+                }
+            }
+            EntityMsg::DeliveryDone {
+                occurrence,
+                attempt,
+                result,
+                work,
+            } => {
+                state.in_flight.remove(&occurrence);
+                let command = Command::RecordDelivery {
+                    occurrence: occurrence.clone(),
+                    attempt,
+                    result,
+                };
+                if let Err(err) = state.execute(command).await {
+                    // The attempt stays "delivering" in the log; its lease will wake it and it is
+                    // retried under the same key.
+                    tracing::error!(entity = %state.id, %occurrence, error = %err, "cannot record a delivery result");
+                }
+                drop(work);
+            }
+            EntityMsg::IdleCheck => {
+                if state.in_flight.is_empty()
+                    && state
+                        .shared
+                        .registry
+                        .passivate(&state.id, myself.get_id(), state.handled)
+                {
+                    myself.stop(Some("passivated".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EntityState {
+    /// Rebuilds the state from the store: the latest snapshot, then the events after it.
+    fn reload(&mut self) {
+        self.entity = None;
+        self.quarantined = None;
+        self.events_since_snapshot = 0;
+        match load(&self.shared, &self.id) {
+            Ok((entity, since_snapshot)) => {
+                self.entity = entity;
+                self.events_since_snapshot = since_snapshot;
+            }
+            Err(reason) => {
+                self.shared.quarantine(&self.id, &reason);
+                self.quarantined = Some(reason);
+            }
+        }
+    }
+
+    fn quarantine_error(&self, reason: &str) -> Error {
+        Error::Quarantined {
+            entity: self.id.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    async fn execute(&mut self, command: Command) -> Result<Applied, Error> {
+        if let Some(reason) = &self.quarantined {
+            return Err(self.quarantine_error(reason));
+        }
+        let now = self.shared.clock.now();
+        let policy_name = match (&self.entity, &command) {
+            (Some(entity), _) => entity.policy.clone(),
+            (None, Command::Create(create)) => create.policy.clone(),
+            (None, _) => {
+                return Err(Rejection::UnknownEntity {
+                    entity: self.id.clone(),
+                }
+                .into());
+            }
+        };
+        let policy = self.shared.catalog.policy(&policy_name)?.clone();
+        let ctx = Context {
+            now,
+            policy: &policy,
+            delivery: &self.shared.options.delivery,
+        };
+        let events = decide(self.entity.as_ref(), &self.id, &command, &ctx)?;
+        let version = self.entity.as_ref().map_or(0, |e| e.version);
+        if events.is_empty() {
+            return Ok(Applied {
+                version,
+                events,
+                past_events: Vec::new(),
+            });
+        }
+        self.commit(events, now).await
+    }
+
+    async fn commit(&mut self, events: Vec<Event>, now: Timestamp) -> Result<Applied, Error> {
+        let base = self.entity.as_ref().map_or(0, |e| e.version);
+        let numbered = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| (base + 1 + i as u64, now, event));
+        let (after, past_events) =
+            fold(&self.id, self.entity.clone(), numbered).map_err(|err| {
+                Error::Internal(format!("decide produced events that do not fold: {err}"))
+            })?;
+        let after = after.expect("a non-empty fold yields an entity");
+        debug_assert_eq!(after.version, base + events.len() as u64);
+
+        let before_timers: BTreeSet<_> = self
+            .entity
+            .as_ref()
+            .map(Entity::timers)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let after_timers: BTreeSet<_> = after.timers().into_iter().collect();
+        let entry = |(due, occurrence): &(Timestamp, OccurrenceId)| TimerEntry {
+            due: *due,
+            entity: self.id.clone(),
+            occurrence: occurrence.clone(),
+        };
+        let timers_remove: Vec<_> = before_timers.difference(&after_timers).map(entry).collect();
+        let timers_insert: Vec<_> = after_timers.difference(&before_timers).map(entry).collect();
+
+        let since_snapshot = self.events_since_snapshot + events.len() as u64;
+        let snapshot = (since_snapshot >= self.shared.options.snapshot_every).then(|| Snapshot {
+            seq: after.version,
+            record: codec::encode_snapshot(&after, now),
+        });
+        let batch = CommitBatch {
+            entity: Some(self.id.clone()),
+            expected_seq: base,
+            events: events.iter().map(|e| codec::encode_event(e, now)).collect(),
+            past_events: past_events
+                .iter()
+                .map(|p| (p.occurrence.clone(), codec::encode_past_event(p)))
+                .collect(),
+            timers_remove: timers_remove.clone(),
+            timers_insert: timers_insert.clone(),
+            snapshot,
+        };
+        if let Err(err) = self.shared.commits.commit(batch).await {
+            // Whether the batch was applied depends on where it failed; the store knows.
+            self.reload();
+            return Err(err.into());
+        }
+        self.entity = Some(after);
+        self.events_since_snapshot = if since_snapshot >= self.shared.options.snapshot_every {
+            0
+        } else {
+            since_snapshot
+        };
+
+        if !timers_remove.is_empty() || !timers_insert.is_empty() {
+            let _ = self.shared.timer().cast(TimerMsg::Update {
+                remove: timers_remove,
+                insert: timers_insert,
+            });
+        }
+        for past in &past_events {
+            // No subscriber is fine: past events are also in the store.
+            let _ = self.shared.past_events.send(past.clone());
+        }
+        for event in &events {
+            if let Event::DeliveryStarted {
+                occurrence,
+                attempt,
+                ..
+            } = event
+            {
+                self.start_delivery(occurrence.clone(), *attempt, now);
+            }
+        }
+        Ok(Applied {
+            version: base + events.len() as u64,
+            events,
+            past_events,
+        })
+    }
+
+    fn start_delivery(&mut self, occurrence: OccurrenceId, attempt: u32, now: Timestamp) {
+        let entity = self
+            .entity
+            .as_ref()
+            .expect("a delivery starts on a live entity");
+        let job = delivery::prepare(&self.shared, entity, &occurrence, attempt, now);
+        self.in_flight.insert(occurrence.clone());
+        let work = self.shared.activity.begin();
+        let shared = self.shared.clone();
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            let result = delivery::run(&shared, job).await;
+            let done = EntityMsg::DeliveryDone {
+                occurrence,
+                attempt,
+                result,
+                work,
+            };
+            if let Err(err) = shared.registry.send(&shared, &id, done) {
+                tracing::error!(entity = %id, error = %err, "cannot report a delivery result; its lease will retry it");
+            }
+        });
+    }
+}
+
+/// Loads an entity from its snapshot and log tail. Returns the state and the number of events
+/// since the snapshot, or the reason to quarantine it.
+fn load(shared: &Shared, id: &EntityId) -> Result<(Option<Entity>, u64), String> {
+    let snapshot = match shared.store.snapshot(id) {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            tracing::warn!(entity = %id, error = %err, "unreadable snapshot; replaying the whole log");
+            None
+        }
+    };
+    let start = snapshot.and_then(|snapshot| {
+        let entity = codec::decode_snapshot(&snapshot.record);
+        match entity {
+            Some(entity) if entity.version == snapshot.seq && &entity.id == id => Some(entity),
+            _ => {
+                tracing::warn!(entity = %id, "snapshot of another format or inconsistent; replaying the whole log");
+                None
+            }
+        }
+    });
+    let after = start.as_ref().map_or(0, |e| e.version);
+    let stored = shared
+        .store
+        .read_events(id, after)
+        .map_err(|err| err.to_string())?;
+    let mut decoded = Vec::with_capacity(stored.len());
+    for event in &stored {
+        let payload = codec::decode_event(&event.record)
+            .map_err(|reason| format!("event {}: {reason}", event.seq))?;
+        decoded.push((event.seq, event.record.recorded_at, payload));
+    }
+    let (entity, _) = fold(id, start, decoded.iter().map(|(s, t, e)| (*s, *t, e)))
+        .map_err(|err| err.to_string())?;
+    Ok((entity, stored.len() as u64))
+}

@@ -1,0 +1,30 @@
+//! The tickler engine: the imperative shell around `tickler-core`.
+//!
+//! Entity actors (ractor) own their entity's log and decide through the pure core; a timer actor
+//! wakes them at their invocation times from a durable timer index; deliveries go out through
+//! [`Channel`]s. [`Engine`] is the facade an embedder holds and the daemon drives.
+
+mod activity;
+mod catalog;
+pub mod channel;
+mod clock;
+pub mod codec;
+mod delivery;
+mod engine;
+mod entity_actor;
+mod error;
+mod options;
+mod registry;
+pub mod replay;
+mod shared;
+mod templates;
+mod timer;
+
+pub use catalog::Catalog;
+pub use channel::{CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, EngineBuilder, EngineStatus};
+pub use entity_actor::Applied;
+pub use error::Error;
+pub use options::EngineOptions;
+pub use templates::{Rendered, Templates};

@@ -1,0 +1,42 @@
+//! Engine settings, with the defaults `config/tickler.toml` documents.
+
+use serde::{Deserialize, Serialize};
+use tickler_core::{DeliveryPolicy, Span};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineOptions {
+    /// A snapshot is written with the command that brings this many events since the last one,
+    /// bounding what an entity replays when its actor starts.
+    pub snapshot_every: u64,
+    /// An entity actor idle this long (real time) is stopped; it replays on its next message.
+    pub passivate_after: Span,
+    /// At most this many wakes per second leave the timer (real time): after downtime the
+    /// overdue backlog drains at this rate instead of in one burst.
+    pub fire_rate_max_per_s: u32,
+    /// At most this many wakes handed to entities and not yet handled.
+    pub wake_in_flight_max: usize,
+    /// Timers due within this span of now are kept in memory; later ones stay in the store's
+    /// timer index until they come near.
+    pub timer_horizon: Span,
+    /// The channel of rules that name none.
+    pub default_channel: String,
+    /// Deliveries under way at once per channel.
+    pub channel_in_flight_max: usize,
+    pub delivery: DeliveryPolicy,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            snapshot_every: 64,
+            passivate_after: Span::minutes(5),
+            fire_rate_max_per_s: 5_000,
+            wake_in_flight_max: 10_000,
+            timer_horizon: Span::minutes(10),
+            default_channel: "file".to_owned(),
+            channel_in_flight_max: 64,
+            delivery: DeliveryPolicy::default(),
+        }
+    }
+}

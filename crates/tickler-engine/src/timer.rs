@@ -1,0 +1,398 @@
+//! The timer actor: wakes entities when their occurrences fall due, durably across restarts.
+//!
+//! The durable truth is the store's timer index (due instant, entity, occurrence), written in
+//! the same atomic commit as the events that arm or disarm a timer. This actor keeps only the
+//! near future in memory, in a hierarchical wheel: every index entry due before `loaded_until`
+//! is in the wheel (or being handled); later ones are paged in as time approaches them, so
+//! memory follows the next `timer_horizon`, not the whole future.
+//!
+//! Start-up is a page-in from the beginning of the index: whatever is overdue after downtime
+//! fires first, in due order, at no more than `fire_rate_max_per_s`; the entity then applies the
+//! rule's misfire policy (send late within grace, or record "missed").
+//!
+//! A wake carries a [`WakeTicket`]. The entity marks it done once it has handled the wake; a
+//! ticket dropped without that (the actor died) puts the timer back, so a wake is never lost.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tickler_core::{EntityId, OccurrenceId, Span, Timestamp};
+use tickler_store::TimerEntry;
+use tickler_wheel::Wheel;
+use tokio::task::JoinHandle;
+
+use crate::activity::ActivityGuard;
+use crate::entity_actor::EntityMsg;
+use crate::shared::Shared;
+
+/// Index entries read per page when paging timers in.
+const PAGE_LEN_MAX: usize = 4_096;
+/// Wakes dispatched per tick, so one tick never monopolises the actor.
+const WAKE_BATCH_MAX: usize = 4_096;
+/// How long a wake whose entity failed to handle it waits before it is retried.
+const WAKE_RETRY_DELAY: Span = Span::seconds(1);
+/// With the budget spent, how soon (real time) the timer looks again.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(5);
+
+type Key = (EntityId, OccurrenceId);
+
+pub(crate) enum TimerMsg {
+    /// An entity's commit changed its timers (sent after the commit is durable).
+    Update {
+        remove: Vec<TimerEntry>,
+        insert: Vec<TimerEntry>,
+    },
+    /// Time may have come for something: poll the wheel.
+    Tick,
+    /// Poll now and reply whether anything due now is still waiting (throttled).
+    TickNow(RpcReplyPort<bool>),
+    /// The earliest due instant of every pending timer, in memory or still in the index.
+    NextDue(RpcReplyPort<Option<Timestamp>>),
+    /// A wake was handled (`handled`) or must be retried.
+    WakeEnded {
+        key: Key,
+        due: Timestamp,
+        handled: bool,
+    },
+    Status(RpcReplyPort<TimerStatus>),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimerStatus {
+    /// Timers in memory.
+    pub in_memory: usize,
+    /// Wakes handed to entities and not yet handled.
+    pub in_flight: usize,
+    /// Every index entry due before this instant is in memory.
+    pub loaded_until: Option<Timestamp>,
+    pub next_due: Option<Timestamp>,
+    /// Wakes dispatched since start.
+    pub fired: u64,
+}
+
+/// Proof that a wake was handed over; see the module docs.
+pub(crate) struct WakeTicket {
+    key: Option<Key>,
+    due: Timestamp,
+    timer: ActorRef<TimerMsg>,
+    _work: ActivityGuard,
+}
+
+impl WakeTicket {
+    pub fn done(mut self) {
+        if let Some(key) = self.key.take() {
+            let _ = self.timer.cast(TimerMsg::WakeEnded {
+                key,
+                due: self.due,
+                handled: true,
+            });
+        }
+    }
+}
+
+impl Drop for WakeTicket {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let _ = self.timer.cast(TimerMsg::WakeEnded {
+                key,
+                due: self.due,
+                handled: false,
+            });
+        }
+    }
+}
+
+pub(crate) struct TimerActor;
+
+pub(crate) struct TimerState {
+    shared: Arc<Shared>,
+    wheel: Wheel<Key>,
+    /// The last index entry paged in; the next page starts after it.
+    cursor: Option<TimerEntry>,
+    loaded_until: Timestamp,
+    in_flight: HashSet<Key>,
+    bucket: TokenBucket,
+    driver: Option<(Timestamp, JoinHandle<()>)>,
+    fired: u64,
+}
+
+impl Actor for TimerActor {
+    type Msg = TimerMsg;
+    type State = TimerState;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<TimerMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<TimerState, ActorProcessingErr> {
+        let now = shared.clock.now();
+        let rate = shared.options.fire_rate_max_per_s.max(1);
+        let mut state = TimerState {
+            wheel: Wheel::new(millis(now)),
+            cursor: None,
+            loaded_until: Timestamp::EPOCH,
+            in_flight: HashSet::new(),
+            bucket: TokenBucket::new(rate),
+            driver: None,
+            fired: 0,
+            shared,
+        };
+        state.page_in(now)?;
+        tracing::info!(
+            in_memory = state.wheel.len(),
+            loaded_until = %state.loaded_until,
+            "timer loaded from the index"
+        );
+        let _ = myself.cast(TimerMsg::Tick);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<TimerMsg>,
+        message: TimerMsg,
+        state: &mut TimerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            TimerMsg::Update { remove, insert } => {
+                for entry in remove {
+                    state.wheel.remove(&(entry.entity, entry.occurrence));
+                }
+                for entry in insert {
+                    if entry.due < state.loaded_until {
+                        state
+                            .wheel
+                            .insert((entry.entity, entry.occurrence), millis(entry.due));
+                    }
+                }
+                state.arm_driver(&myself);
+            }
+            TimerMsg::Tick => {
+                state.tick(&myself)?;
+            }
+            TimerMsg::TickNow(reply) => {
+                let waiting = state.tick(&myself)?;
+                let _ = reply.send(waiting);
+            }
+            TimerMsg::NextDue(reply) => {
+                let _ = reply.send(state.next_due()?);
+            }
+            TimerMsg::WakeEnded { key, due, handled } => {
+                state.in_flight.remove(&key);
+                if !handled {
+                    let retry_at = state
+                        .shared
+                        .clock
+                        .now()
+                        .saturating_add(WAKE_RETRY_DELAY)
+                        .max(due);
+                    state.wheel.insert(key, millis(retry_at));
+                }
+                state.arm_driver(&myself);
+            }
+            TimerMsg::Status(reply) => {
+                let _ = reply.send(TimerStatus {
+                    in_memory: state.wheel.len(),
+                    in_flight: state.in_flight.len(),
+                    loaded_until: Some(state.loaded_until),
+                    next_due: state.next_due()?,
+                    fired: state.fired,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<TimerMsg>,
+        state: &mut TimerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some((_, driver)) = state.driver.take() {
+            driver.abort();
+        }
+        Ok(())
+    }
+}
+
+impl TimerState {
+    /// Fires what is due, within the rate budget. Returns whether due wakes are still waiting.
+    fn tick(&mut self, myself: &ActorRef<TimerMsg>) -> Result<bool, ActorProcessingErr> {
+        // A clock that went backwards needs no special case: the wheel never returns an entry
+        // whose deadline is after the `now` it is polled with.
+        let now = self.shared.clock.now();
+        if now.saturating_add(Span::from_millis(
+            self.shared.options.timer_horizon.as_millis() / 2,
+        )) >= self.loaded_until
+        {
+            self.page_in(now)?;
+        }
+        let room = self
+            .shared
+            .options
+            .wake_in_flight_max
+            .saturating_sub(self.in_flight.len());
+        let budget = self.bucket.take(WAKE_BATCH_MAX.min(room));
+        let expired = self.wheel.poll(millis(now), budget);
+        self.bucket.give_back(budget - expired.len());
+        for (key, due) in expired {
+            let due =
+                Timestamp::from_millis(due as i64).expect("wheel deadlines come from timestamps");
+            self.dispatch(myself, key, due);
+        }
+        let waiting = self
+            .wheel
+            .next_deadline()
+            .is_some_and(|next| next <= millis(now));
+        if waiting {
+            self.throttle_recheck(myself);
+        } else {
+            self.arm_driver(myself);
+        }
+        Ok(waiting)
+    }
+
+    fn dispatch(&mut self, myself: &ActorRef<TimerMsg>, key: Key, due: Timestamp) {
+        self.in_flight.insert(key.clone());
+        self.fired += 1;
+        let (entity, occurrence) = key.clone();
+        let ticket = WakeTicket {
+            key: Some(key),
+            due,
+            timer: myself.clone(),
+            _work: self.shared.activity.begin(),
+        };
+        let wake = EntityMsg::Wake { occurrence, ticket };
+        if let Err(err) = self.shared.registry.send(&self.shared, &entity, wake) {
+            // The ticket came back inside the error and was dropped: the timer is re-armed.
+            tracing::warn!(entity = %entity, error = %err, "cannot wake entity");
+        }
+    }
+
+    /// Pages index entries due before `now + timer_horizon` into the wheel.
+    fn page_in(&mut self, now: Timestamp) -> Result<(), tickler_store::Error> {
+        let until = now.saturating_add(self.shared.options.timer_horizon);
+        'pages: loop {
+            let page = self
+                .shared
+                .store
+                .timers_after(self.cursor.as_ref(), PAGE_LEN_MAX)?;
+            let last_page = page.len() < PAGE_LEN_MAX;
+            for entry in page {
+                if entry.due >= until {
+                    break 'pages;
+                }
+                let key = (entry.entity.clone(), entry.occurrence.clone());
+                if !self.in_flight.contains(&key) {
+                    self.wheel.insert(key, millis(entry.due));
+                }
+                self.cursor = Some(entry);
+            }
+            if last_page {
+                break;
+            }
+        }
+        self.loaded_until = self.loaded_until.max(until);
+        Ok(())
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, tickler_store::Error> {
+        let in_memory = self
+            .wheel
+            .next_deadline()
+            .and_then(|ms| Timestamp::from_millis(ms as i64));
+        let in_index = self
+            .shared
+            .store
+            .timers_after(self.cursor.as_ref(), 1)?
+            .into_iter()
+            .next()
+            .map(|entry| entry.due);
+        Ok(match (in_memory, in_index) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Makes sure a driver task will send a Tick at the next deadline (or when paging is due).
+    fn arm_driver(&mut self, myself: &ActorRef<TimerMsg>) {
+        let page_at = Timestamp::from_millis(
+            self.loaded_until.as_millis() - self.shared.options.timer_horizon.as_millis() / 2,
+        )
+        .unwrap_or(Timestamp::EPOCH);
+        let next = self
+            .wheel
+            .next_deadline()
+            .and_then(|ms| Timestamp::from_millis(ms as i64))
+            .map_or(page_at, |deadline| deadline.min(page_at));
+        if let Some((target, driver)) = &self.driver
+            && *target <= next
+            && !driver.is_finished()
+        {
+            return;
+        }
+        if let Some((_, driver)) = self.driver.take() {
+            driver.abort();
+        }
+        let clock = self.shared.clock.clone();
+        let myself = myself.clone();
+        let driver = tokio::spawn(async move {
+            while clock.now() < next {
+                clock.sleep_until(next).await;
+            }
+            let _ = myself.cast(TimerMsg::Tick);
+        });
+        self.driver = Some((next, driver));
+    }
+
+    fn throttle_recheck(&mut self, myself: &ActorRef<TimerMsg>) {
+        if let Some((_, driver)) = self.driver.take() {
+            driver.abort();
+        }
+        let myself = myself.clone();
+        let now = self.shared.clock.now();
+        let driver = tokio::spawn(async move {
+            tokio::time::sleep(THROTTLE_RECHECK).await;
+            let _ = myself.cast(TimerMsg::Tick);
+        });
+        self.driver = Some((now, driver));
+    }
+}
+
+fn millis(at: Timestamp) -> u64 {
+    at.as_millis() as u64
+}
+
+/// Wakes per second in real time: a full bucket is one second's worth.
+struct TokenBucket {
+    rate_per_s: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate_per_s: u32) -> TokenBucket {
+        TokenBucket {
+            rate_per_s: f64::from(rate_per_s),
+            tokens: f64::from(rate_per_s),
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, wanted: usize) -> usize {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate_per_s).min(self.rate_per_s);
+        let granted = (self.tokens.floor() as usize).min(wanted);
+        self.tokens -= granted as f64;
+        granted
+    }
+
+    fn give_back(&mut self, unused: usize) {
+        self.tokens = (self.tokens + unused as f64).min(self.rate_per_s);
+    }
+}

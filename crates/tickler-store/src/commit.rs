@@ -1,0 +1,225 @@
+//! Atomic commits: validate the batch, check the expected version and the write-once rule under
+//! the entity's lock, then apply every write as one backend batch.
+
+use std::collections::HashSet;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tickler_core::EntityId;
+
+use crate::keys;
+use crate::kv::{Kv, Write};
+use crate::reads;
+use crate::record::RECORD_PAYLOAD_LEN_MAX;
+use crate::{CommitBatch, CommitReceipt, Error, Record};
+
+/// The most entries (events, past events, timer changes) one batch may carry. A command writes a
+/// handful; thousands mean a runaway writer, and one sled batch is held in memory whole.
+pub const BATCH_ENTRIES_MAX: usize = 10_000;
+
+/// Enough stripes that unrelated entities rarely wait for each other on 2 to 16 cores.
+const LOCK_STRIPES: usize = 64;
+
+/// Serializes the check-then-write of commits to the same entity.
+///
+/// A commit reads the entity's head and its past-event keys, then writes; two commits to one
+/// entity interleaving between those steps would both pass the version check and one would
+/// overwrite the other's events. Backend batches are atomic but not conditional, so the check
+/// and the write must happen under a lock. An in-process lock is enough because one process owns
+/// the database exclusively (sled takes an exclusive file lock on open; the memory store lives
+/// in one process). Striping by a hash of the entity id bounds the lock table while letting
+/// commits to different entities proceed in parallel; two entities sharing a stripe only wait.
+pub(crate) struct EntityLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl EntityLocks {
+    pub(crate) fn new() -> EntityLocks {
+        EntityLocks {
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn lock(&self, entity: &EntityId) -> MutexGuard<'_, ()> {
+        let mut hasher = DefaultHasher::new();
+        entity.hash(&mut hasher);
+        // The modulo keeps the value below LOCK_STRIPES, so the cast cannot truncate.
+        let stripe = (hasher.finish() % LOCK_STRIPES as u64) as usize;
+        // The mutex guards no data, so a panic in another commit leaves nothing inconsistent.
+        self.stripes[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// See [`crate::Store::commit`].
+pub(crate) fn commit(
+    kv: &dyn Kv,
+    locks: &EntityLocks,
+    batch: CommitBatch,
+) -> Result<CommitReceipt, Error> {
+    let new_last_seq = validate(&batch)?;
+    let Some(entity) = batch.entity.clone() else {
+        kv.apply(timer_writes(&batch))?;
+        return Ok(CommitReceipt { last_seq: 0 });
+    };
+
+    let _guard = locks.lock(&entity);
+    let actual = reads::last_seq(kv, &entity)?;
+    if actual != batch.expected_seq {
+        return Err(Error::VersionConflict {
+            entity,
+            expected: batch.expected_seq,
+            actual,
+        });
+    }
+    for (occurrence, _) in &batch.past_events {
+        if kv
+            .get(&keys::past_event_key(&entity, occurrence))?
+            .is_some()
+        {
+            tracing::error!(
+                %entity,
+                %occurrence,
+                "refusing to overwrite a past event: past events are write-once; the writer has a bug"
+            );
+            return Err(Error::PastEventExists {
+                entity,
+                occurrence: occurrence.clone(),
+            });
+        }
+    }
+
+    let mut writes = timer_writes(&batch);
+    for (offset, record) in (1..).zip(&batch.events) {
+        let seq = batch.expected_seq + offset;
+        let key = keys::event_key(&entity, seq);
+        debug_assert_eq!(keys::decode_event_key(&key), Ok((entity.clone(), seq)));
+        writes.push((key, Some(encode_checked(record))));
+    }
+    if !batch.events.is_empty() {
+        writes.push((
+            keys::head_key(&entity),
+            Some(keys::encode_head(new_last_seq)),
+        ));
+    }
+    for (occurrence, record) in &batch.past_events {
+        writes.push((
+            keys::past_event_key(&entity, occurrence),
+            Some(encode_checked(record)),
+        ));
+    }
+    if let Some(snapshot) = &batch.snapshot {
+        let key = keys::snapshot_key(&entity);
+        debug_assert_eq!(keys::decode_snapshot_key(&key).as_ref(), Ok(&entity));
+        let value = keys::encode_snapshot(snapshot.seq, &encode_checked(&snapshot.record));
+        writes.push((key, Some(value)));
+    }
+    kv.apply(writes)?;
+    Ok(CommitReceipt {
+        last_seq: new_last_seq,
+    })
+}
+
+/// Removals first, then insertions: backends apply writes in order (sled's batch keeps the last
+/// write per key), so an entry both removed and inserted ends up present.
+fn timer_writes(batch: &CommitBatch) -> Vec<Write> {
+    let capacity = batch.timers_remove.len()
+        + batch.timers_insert.len()
+        + batch.events.len()
+        + batch.past_events.len()
+        + 2;
+    let mut writes = Vec::with_capacity(capacity);
+    for entry in &batch.timers_remove {
+        writes.push((keys::timer_key(entry), None));
+    }
+    for entry in &batch.timers_insert {
+        writes.push((keys::timer_key(entry), Some(Vec::new())));
+    }
+    writes
+}
+
+/// The record's bytes, checked to decode back to it before they are written (the other half of
+/// the pair is the check on every read).
+fn encode_checked(record: &Record) -> Vec<u8> {
+    let bytes = record.encode();
+    debug_assert_eq!(Record::decode(&bytes).as_ref(), Ok(record));
+    bytes
+}
+
+/// Checks what can be checked without reading the store; returns the last seq after the batch.
+fn validate(batch: &CommitBatch) -> Result<u64, Error> {
+    let invalid = |reason: String| Err(Error::InvalidBatch { reason });
+    let entries = batch.events.len()
+        + batch.past_events.len()
+        + batch.timers_remove.len()
+        + batch.timers_insert.len();
+    if entries > BATCH_ENTRIES_MAX {
+        return invalid(format!(
+            "{entries} entries exceed the limit of {BATCH_ENTRIES_MAX}"
+        ));
+    }
+    let Some(entity) = &batch.entity else {
+        if !batch.events.is_empty() || !batch.past_events.is_empty() || batch.snapshot.is_some() {
+            return invalid(
+                "events, past events and snapshots need the batch's entity to be set".to_owned(),
+            );
+        }
+        if batch.expected_seq != 0 {
+            return invalid(format!(
+                "expected_seq {} given without an entity",
+                batch.expected_seq
+            ));
+        }
+        return Ok(0);
+    };
+    let Some(new_last_seq) = u64::try_from(batch.events.len())
+        .ok()
+        .and_then(|count| batch.expected_seq.checked_add(count))
+    else {
+        return invalid(format!(
+            "{} events after seq {} overflow the sequence number",
+            batch.events.len(),
+            batch.expected_seq
+        ));
+    };
+    if let Some(snapshot) = &batch.snapshot
+        && snapshot.seq > new_last_seq
+    {
+        return invalid(format!(
+            "snapshot at seq {} is ahead of the log, which ends at {new_last_seq} after this batch",
+            snapshot.seq
+        ));
+    }
+    for entry in batch.timers_remove.iter().chain(&batch.timers_insert) {
+        if &entry.entity != entity {
+            return invalid(format!(
+                "timer {} {} at {} belongs to entity {}, not to the batch's entity {entity}",
+                entry.entity, entry.occurrence, entry.due, entry.entity
+            ));
+        }
+    }
+    let mut occurrences = HashSet::with_capacity(batch.past_events.len());
+    for (occurrence, _) in &batch.past_events {
+        if !occurrences.insert(occurrence) {
+            return invalid(format!(
+                "past event {occurrence} of entity {entity} appears twice"
+            ));
+        }
+    }
+    let records = batch
+        .events
+        .iter()
+        .chain(batch.past_events.iter().map(|(_, record)| record))
+        .chain(batch.snapshot.iter().map(|snapshot| &snapshot.record));
+    for record in records {
+        if record.payload.len() > RECORD_PAYLOAD_LEN_MAX {
+            return invalid(format!(
+                "a payload of {} bytes for entity {entity} exceeds the limit of {RECORD_PAYLOAD_LEN_MAX}",
+                record.payload.len()
+            ));
+        }
+    }
+    Ok(new_last_seq)
+}

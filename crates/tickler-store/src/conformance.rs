@@ -1,0 +1,171 @@
+//! The behaviour every [`Store`] must have, as functions that take a fresh store and panic on a
+//! violation. [`conformance_tests!`](crate::conformance_tests) turns them into one `#[test]` per
+//! case, so a failure names the case:
+//!
+//! ```no_run
+//! mod memory {
+//!     tickler_store::conformance_tests!(tickler_store::MemoryStore::new);
+//! }
+//! ```
+
+mod index;
+mod log;
+
+use tickler_core::{EntityId, OccurrenceId, Timestamp};
+
+pub use index::*;
+pub use log::*;
+
+use crate::{
+    CommitBatch, CommitReceipt, MemoryStore, Record, Snapshot, Store, StoreStats, StoredEvent,
+    TimerEntry,
+};
+
+/// A fresh store under test, plus the one thing the trait cannot do: damage a record.
+pub trait Fixture {
+    fn store(&self) -> &dyn Store;
+    /// Replaces the stored bytes of an existing event, bypassing every check.
+    fn overwrite_event(&self, entity: &EntityId, seq: u64, bytes: &[u8]);
+}
+
+impl Fixture for MemoryStore {
+    fn store(&self) -> &dyn Store {
+        self
+    }
+
+    fn overwrite_event(&self, entity: &EntityId, seq: u64, bytes: &[u8]) {
+        let found = self.corrupt_event(entity, seq, |stored| *stored = bytes.to_vec());
+        assert!(found, "no event {seq} of {entity} to overwrite");
+    }
+}
+
+/// Expands to one `#[test]` per conformance case. `$make` is a function or closure returning a
+/// fresh [`Fixture`] each time it is called.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            an_empty_store_reads_as_empty,
+            append_and_read_back_in_order,
+            sequence_numbers_start_at_one_without_gaps,
+            read_events_after_seq_skips_earlier_events,
+            a_version_conflict_is_rejected_and_nothing_written,
+            a_batch_without_events_still_checks_the_version,
+            past_events_are_write_once,
+            past_events_are_read_back_by_occurrence,
+            a_failing_batch_changes_nothing,
+            invalid_batches_are_refused,
+            timers_sort_by_due_then_entity_then_occurrence,
+            timers_after_pages_with_a_cursor_and_a_limit,
+            timer_insert_and_remove_in_one_commit,
+            snapshots_replace_earlier_snapshots,
+            entities_are_listed_in_key_order_with_a_cursor,
+            meta_round_trips_and_the_format_name_is_reserved,
+            a_corrupt_record_is_reported_with_entity_and_seq,
+            stats_count_every_kind_of_entry,
+            concurrent_commits_to_one_entity_never_lose_events,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let make = $make;
+                let fixture = make();
+                $crate::conformance::$case(&fixture);
+            }
+        )*
+    };
+}
+
+fn entity(text: &str) -> EntityId {
+    EntityId::parse(text).expect("test entity ids are valid")
+}
+
+fn occurrence(text: &str) -> OccurrenceId {
+    OccurrenceId::parse(text).expect("test occurrence ids are valid")
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms).expect("test instants are in range")
+}
+
+fn record(event_type: u16, payload: &str) -> Record {
+    Record {
+        format_version: 1,
+        event_type,
+        recorded_at: at(1_772_701_200_000),
+        payload: payload.as_bytes().to_vec(),
+    }
+}
+
+fn records(payloads: &[&str]) -> Vec<Record> {
+    payloads.iter().map(|payload| record(1, payload)).collect()
+}
+
+fn timer(due_ms: i64, entity_id: &str, occ: &str) -> TimerEntry {
+    TimerEntry {
+        due: at(due_ms),
+        entity: entity(entity_id),
+        occurrence: occurrence(occ),
+    }
+}
+
+fn append(
+    store: &dyn Store,
+    entity_id: &str,
+    expected_seq: u64,
+    payloads: &[&str],
+) -> CommitReceipt {
+    store
+        .commit(CommitBatch {
+            entity: Some(entity(entity_id)),
+            expected_seq,
+            events: records(payloads),
+            ..CommitBatch::default()
+        })
+        .expect("append commits")
+}
+
+fn payloads(events: &[StoredEvent]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .map(|event| {
+            let text = String::from_utf8_lossy(&event.record.payload).into_owned();
+            (event.seq, text)
+        })
+        .collect()
+}
+
+fn all_timers(store: &dyn Store) -> Vec<TimerEntry> {
+    store.timers_after(None, usize::MAX).expect("timers read")
+}
+
+/// Everything observable about one entity plus the global listings, to compare before and
+/// after a batch that must change nothing.
+#[derive(Debug, PartialEq)]
+struct View {
+    last_seq: u64,
+    events: Vec<StoredEvent>,
+    snapshot: Option<Snapshot>,
+    past_events: Vec<(OccurrenceId, Record)>,
+    timers: Vec<TimerEntry>,
+    entities: Vec<EntityId>,
+    stats: StoreStats,
+}
+
+fn view(store: &dyn Store, entity_id: &str) -> View {
+    let e = entity(entity_id);
+    let mut stats = store.stats().expect("stats");
+    // sled's file sizes move with background work, not with our writes.
+    stats.size_on_disk = 0;
+    View {
+        last_seq: store.last_seq(&e).expect("last_seq"),
+        events: store.read_events(&e, 0).expect("events"),
+        snapshot: store.snapshot(&e).expect("snapshot"),
+        past_events: store.past_events(&e).expect("past events"),
+        timers: all_timers(store),
+        entities: store.entities_after(None, usize::MAX).expect("entities"),
+        stats,
+    }
+}

@@ -1,0 +1,105 @@
+//! The store's one error type. Every message names the offending value (entity, sequence number,
+//! key, directory) so a log line alone says what to look at.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+use tickler_core::{EntityId, OccurrenceId};
+
+/// Everything the store can refuse or fail with.
+///
+/// `Clone` because [`crate::GroupCommit`] hands one flush failure to every commit that waited on
+/// that flush; that is also why I/O errors are kept as text rather than as `std::io::Error`.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum Error {
+    #[error(
+        "version conflict on entity {entity}: the writer expected last seq {expected}, \
+         the log is at {actual}"
+    )]
+    VersionConflict {
+        entity: EntityId,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error(
+        "past event {occurrence} of entity {entity} already exists: past events are write-once \
+         (this is a bug in the writer)"
+    )]
+    PastEventExists {
+        entity: EntityId,
+        occurrence: OccurrenceId,
+    },
+
+    /// A stored event failed its checks; replaying this entity cannot go on past `seq`.
+    #[error("event {seq} of entity {entity} is corrupt: {reason}")]
+    Corrupt {
+        entity: EntityId,
+        seq: u64,
+        reason: String,
+    },
+
+    /// Record bytes that fail their checks, before the caller knows which entry they belong to.
+    #[error("corrupt record: {reason}")]
+    CorruptRecord { reason: String },
+
+    /// A stored key that does not follow the key layout.
+    #[error("corrupt key {key_hex}: {reason}")]
+    CorruptKey { key_hex: String, reason: String },
+
+    /// A stored value other than an event (head, snapshot, past event) that fails its checks.
+    #[error("stored {what} is corrupt: {reason}")]
+    CorruptEntry { what: String, reason: String },
+
+    /// The disk or the storage engine failed; the operation may or may not have been applied
+    /// only where the method's documentation says so (a commit is all-or-nothing).
+    #[error("storage I/O error: {0}")]
+    Io(String),
+
+    #[error(
+        "data directory {} is in use by another process (a running daemon?)",
+        dir.display()
+    )]
+    Locked { dir: PathBuf },
+
+    #[error("no tickler store at {}: the directory or its database does not exist", dir.display())]
+    NotFound { dir: PathBuf },
+
+    #[error("the store was opened read-only; writes are refused")]
+    ReadOnly,
+
+    #[error(
+        "unknown store format {found:?}: this build reads {expected:?} (a newer tickler wrote \
+         this directory, or it is not a tickler store)"
+    )]
+    UnknownFormat { found: String, expected: String },
+
+    #[error("invalid commit batch: {reason}")]
+    InvalidBatch { reason: String },
+
+    #[error("invalid meta name {name:?}: {reason}")]
+    InvalidMeta { name: String, reason: String },
+}
+
+impl From<sled::Error> for Error {
+    fn from(error: sled::Error) -> Error {
+        match error {
+            sled::Error::Corruption { at, .. } => Error::CorruptEntry {
+                what: "sled data file".to_owned(),
+                reason: format!("sled reports corruption at {at:?}"),
+            },
+            other => Error::Io(format!("sled: {other}")),
+        }
+    }
+}
+
+/// Lower-case hex, for naming keys and bytes in messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}

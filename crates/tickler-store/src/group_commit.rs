@@ -1,0 +1,179 @@
+//! Group commit: one flush shared by every commit that is waiting when it starts.
+//!
+//! A dedicated OS thread loops: wait for at least one waiter, take every waiter queued so far,
+//! flush, hand each the result. A waiter is queued only after its commit returned, so the flush
+//! that serves it started after its commit: exactly what durability needs. Commits arriving
+//! while a flush runs queue up and share the next one, so N concurrent commands cost about two
+//! flushes, not N. The flush blocks, which is why it runs on its own thread rather than on the
+//! async runtime.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use crate::{CommitBatch, CommitReceipt, Error, Store};
+
+type Waiter = oneshot::Sender<Result<(), Error>>;
+
+/// A cloneable handle to the flusher thread; the thread stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct GroupCommit {
+    handle: Arc<Handle>,
+}
+
+/// Counters for benchmarks and status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Flushes performed.
+    pub flushes: u64,
+    /// Waiters (commits and `durable` calls) answered by those flushes.
+    pub waiters_served: u64,
+    /// The most waiters one flush answered.
+    pub largest_group: u64,
+    /// Waiters queued for the next flush right now.
+    pub waiting: u64,
+}
+
+/// Owned by the handles only: dropping it stops and joins the thread.
+struct Handle {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Owned by the handles and the thread.
+struct Shared {
+    store: Arc<dyn Store>,
+    queue: Mutex<Queue>,
+    queued: Condvar,
+    flushes: AtomicU64,
+    waiters_served: AtomicU64,
+    largest_group: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiters: Vec<Waiter>,
+    closed: bool,
+}
+
+impl GroupCommit {
+    /// Starts the flusher thread for `store`.
+    pub fn new(store: Arc<dyn Store>) -> GroupCommit {
+        let shared = Arc::new(Shared {
+            store,
+            queue: Mutex::new(Queue::default()),
+            queued: Condvar::new(),
+            flushes: AtomicU64::new(0),
+            waiters_served: AtomicU64::new(0),
+            largest_group: AtomicU64::new(0),
+        });
+        let thread = std::thread::Builder::new()
+            .name("tickler-group-commit".to_owned())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || run(&shared)
+            })
+            .expect("the OS can start the group-commit thread");
+        GroupCommit {
+            handle: Arc::new(Handle {
+                shared,
+                thread: Some(thread),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.handle.shared.store
+    }
+
+    /// Commits the batch, then waits for a flush that started after the commit returned: when
+    /// this returns `Ok`, the commit survives a process crash. A flush failure is returned as
+    /// the error even though the commit is applied (visible, but not known to be durable).
+    pub async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt, Error> {
+        let receipt = self.handle.shared.store.commit(batch)?;
+        self.durable().await?;
+        Ok(receipt)
+    }
+
+    /// Waits for a flush that started after this call: makes every write that returned before
+    /// it (e.g. a `set_meta`) durable.
+    pub async fn durable(&self) -> Result<(), Error> {
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut queue = self.handle.shared.queue();
+            queue.waiters.push(sender);
+        }
+        self.handle.shared.queued.notify_one();
+        receiver.await.unwrap_or_else(|_| {
+            Err(Error::Io(
+                "the group-commit thread stopped before flushing".to_owned(),
+            ))
+        })
+    }
+
+    pub fn stats(&self) -> GroupCommitStats {
+        let shared = &self.handle.shared;
+        GroupCommitStats {
+            flushes: shared.flushes.load(Ordering::Relaxed),
+            waiters_served: shared.waiters_served.load(Ordering::Relaxed),
+            largest_group: shared.largest_group.load(Ordering::Relaxed),
+            waiting: shared.queue().waiters.len() as u64,
+        }
+    }
+}
+
+impl Shared {
+    /// Waiters are only pushed and drained whole, so a poisoned queue is still consistent.
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Handle {
+    /// Stops the thread and waits for it, so the store is released when this returns. That may
+    /// block for the one flush in progress: no waiter can be left, since each holds a handle.
+    fn drop(&mut self) {
+        self.shared.queue().closed = true;
+        self.shared.queued.notify_one();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the group-commit thread panicked");
+        }
+    }
+}
+
+fn run(shared: &Shared) {
+    loop {
+        let waiters = {
+            let mut queue = shared.queue();
+            while queue.waiters.is_empty() && !queue.closed {
+                queue = shared
+                    .queued
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if queue.waiters.is_empty() {
+                return;
+            }
+            std::mem::take(&mut queue.waiters)
+        };
+        // A panicking store must not strand the waiters of this and every later round.
+        let result = catch_unwind(AssertUnwindSafe(|| shared.store.flush()))
+            .unwrap_or_else(|_| Err(Error::Io("the store's flush panicked".to_owned())));
+        if let Err(error) = &result {
+            tracing::error!(%error, waiters = waiters.len(), "group-commit flush failed");
+        }
+        let group = waiters.len() as u64;
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        shared.waiters_served.fetch_add(group, Ordering::Relaxed);
+        shared.largest_group.fetch_max(group, Ordering::Relaxed);
+        for waiter in waiters {
+            // A waiter whose caller gave up (dropped its future) no longer listens.
+            let _ = waiter.send(result.clone());
+        }
+    }
+}

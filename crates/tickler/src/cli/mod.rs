@@ -1,0 +1,207 @@
+//! What each subcommand does. `serve` and `replay` open the data directory themselves; every
+//! other command is a request over the admin socket.
+
+mod output;
+mod replay;
+mod serve;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use tickler::config::Config;
+use tickler::{AttrValue, EntityId, Timestamp};
+use tickler_admin::protocol::{
+    ClockAdvance, ClockSet, Complete, DueCreate, DueMove, EntityArg, EntityCreate, MoveAnchor,
+    SetAttribute, Toggle,
+};
+use tickler_admin::{Client, Request};
+
+use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd};
+
+/// Where the config is looked for when `--config` is not given.
+const DEFAULT_CONFIG: &str = "config/tickler.toml";
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_deref())?;
+    let request = match cli.command {
+        Cmd::Serve { data_dir, clock } => {
+            return serve::run(config, data_dir, cli.socket, clock).await;
+        }
+        Cmd::Replay {
+            data_dir,
+            entity,
+            as_of,
+            events,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            return replay::run(
+                &data_dir,
+                &parse_entity(&entity, None)?,
+                as_of,
+                events,
+                cli.json,
+            );
+        }
+        Cmd::Status => Request::Status,
+        Cmd::Due(due) => due_request(due)?,
+        Cmd::Entity(entity) => entity_request(entity)?,
+        Cmd::Toggle {
+            entity,
+            occurrence,
+            on,
+            off,
+        } => {
+            debug_assert!(
+                on != off,
+                "clap makes --on and --off exclusive and one required"
+            );
+            Request::Toggle(Toggle {
+                entity: parse_entity(&entity, None)?,
+                occurrence,
+                enabled: on,
+            })
+        }
+        Cmd::Show { entity } => Request::Show(EntityArg {
+            entity: parse_entity(&entity, None)?,
+        }),
+        Cmd::History { entity } => Request::History(EntityArg {
+            entity: parse_entity(&entity, None)?,
+        }),
+        Cmd::Clock(ClockCmd::Now) => Request::ClockNow,
+        Cmd::Clock(ClockCmd::Advance { by }) => Request::ClockAdvance(ClockAdvance { by }),
+        Cmd::Clock(ClockCmd::Set { to }) => Request::ClockSet(ClockSet { to }),
+        Cmd::Shutdown => Request::Shutdown,
+    };
+    let socket = cli.socket.unwrap_or_else(|| config.socket_path());
+    call(&socket, request, cli.json).await
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
+        None => Config::defaults(),
+    })
+}
+
+/// `review-42` means `due/review-42` for due commands; a full `kind/key` id is taken as is.
+fn parse_entity(text: &str, default_kind: Option<&str>) -> anyhow::Result<EntityId> {
+    let full = match default_kind {
+        Some(kind) if !text.contains('/') => format!("{kind}/{text}"),
+        _ => text.to_owned(),
+    };
+    Ok(EntityId::parse(&full)?)
+}
+
+fn due_request(due: DueCmd) -> anyhow::Result<Request> {
+    Ok(match due {
+        DueCmd::Create {
+            entity,
+            recipient,
+            workflow,
+            due,
+            zone,
+            title,
+        } => Request::DueCreate(DueCreate {
+            entity: parse_entity(&entity, Some("due"))?,
+            workflow: Some(workflow),
+            recipient,
+            zone: zone.parse()?,
+            due_at: due,
+            title,
+        }),
+        DueCmd::Move { entity, to } => Request::DueMove(DueMove {
+            entity: parse_entity(&entity, Some("due"))?,
+            due_at: to,
+        }),
+        DueCmd::Complete { entity, reason } => Request::DueComplete(Complete {
+            entity: parse_entity(&entity, Some("due"))?,
+            reason,
+        }),
+    })
+}
+
+fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
+    Ok(match command {
+        EntityCmd::Create {
+            entity,
+            policy,
+            recipient,
+            workflow,
+            zone,
+            anchors,
+            attributes,
+        } => {
+            let mut anchor_map = BTreeMap::new();
+            for pair in anchors {
+                let (name, at) = split_pair(&pair, "--anchor")?;
+                anchor_map.insert(name.to_owned(), Timestamp::parse(at)?);
+            }
+            let mut attribute_map = BTreeMap::new();
+            for pair in attributes {
+                let (name, value) = split_pair(&pair, "--attribute")?;
+                attribute_map.insert(name.to_owned(), parse_attribute(value)?);
+            }
+            Request::EntityCreate(EntityCreate {
+                entity,
+                policy,
+                workflow,
+                recipient,
+                zone: zone.parse()?,
+                anchors: anchor_map,
+                attributes: attribute_map,
+            })
+        }
+        EntityCmd::MoveAnchor { entity, anchor, to } => {
+            Request::EntityMoveAnchor(MoveAnchor { entity, anchor, to })
+        }
+        EntityCmd::SetAttribute {
+            entity,
+            name,
+            value,
+        } => {
+            let value = if value == "null" {
+                None
+            } else {
+                Some(parse_attribute(&value)?)
+            };
+            Request::EntitySetAttribute(SetAttribute {
+                entity,
+                name,
+                value,
+            })
+        }
+        EntityCmd::Complete { entity, reason } => {
+            Request::EntityComplete(Complete { entity, reason })
+        }
+    })
+}
+
+fn split_pair<'a>(pair: &'a str, flag: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    match pair.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name, value)),
+        _ => bail!("invalid {flag} {pair:?}: expected NAME=VALUE"),
+    }
+}
+
+fn parse_attribute(text: &str) -> anyhow::Result<AttrValue> {
+    serde_json::from_str(text).with_context(|| {
+        format!("invalid attribute value {text:?}: expected JSON such as true, 3 or \"text\"")
+    })
+}
+
+async fn call(socket: &Path, request: Request, json: bool) -> anyhow::Result<()> {
+    let mut client = Client::connect(socket).await?;
+    let reply = client.call(request.clone()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else if let Some(result) = &reply.result {
+        output::print(&request, result);
+    }
+    match reply.error {
+        None => Ok(()),
+        Some(error) if json => bail!("{} [{}]", error.message, error.code),
+        Some(error) => bail!("{} [{}]", error.message, error.code),
+    }
+}

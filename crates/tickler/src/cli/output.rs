@@ -1,0 +1,186 @@
+//! Human output: tables for people; `--json` prints the daemon's reply untouched for scripts.
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde_json::Value;
+use tickler_admin::Request;
+
+pub fn print(request: &Request, result: &Value) {
+    match request {
+        Request::Status => print_pairs(result),
+        Request::Show(_) => print_entity(result),
+        Request::History(_) => print_past_events(&result["past_events"]),
+        Request::ClockNow | Request::ClockAdvance(_) | Request::ClockSet(_) => {
+            let mut line = format!(
+                "now {} ({} clock)",
+                text(&result["now"]),
+                text(&result["clock"])
+            );
+            if let Some(fired) = result.get("fired") {
+                line.push_str(&format!("; {fired} wake(s) processed"));
+            }
+            println!("{line}");
+        }
+        Request::Shutdown => println!("the daemon is shutting down"),
+        _ => print_applied(result),
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY);
+    table.set_header(header.iter().copied());
+    table
+}
+
+fn print_pairs(result: &Value) {
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY);
+    if let Value::Object(map) = result {
+        for (key, value) in map {
+            let shown = match value {
+                Value::Object(inner) if inner.is_empty() => "none".to_owned(),
+                Value::Object(_) => serde_json::to_string(value).unwrap_or_default(),
+                other => text(other),
+            };
+            table.add_row(vec![key.clone(), shown]);
+        }
+    }
+    println!("{table}");
+}
+
+fn print_applied(result: &Value) {
+    let events: Vec<String> = result["events"]
+        .as_array()
+        .map(|events| events.iter().map(text).collect())
+        .unwrap_or_default();
+    if events.is_empty() {
+        println!(
+            "{}: nothing changed (version {})",
+            text(&result["entity"]),
+            text(&result["version"])
+        );
+    } else {
+        println!(
+            "{}: version {} ({})",
+            text(&result["entity"]),
+            text(&result["version"]),
+            events.join(", ")
+        );
+    }
+    if result["past_events"]
+        .as_array()
+        .is_some_and(|past| !past.is_empty())
+    {
+        println!("past events recorded by this command:");
+        print_past_events(&result["past_events"]);
+    }
+    if !result["state"].is_null() {
+        print_entity(&result["state"]);
+    }
+}
+
+fn print_entity(entity: &Value) {
+    println!(
+        "{}  policy {} v{}{}  recipient {}  zone {}  version {}",
+        text(&entity["entity"]),
+        text(&entity["policy"]),
+        text(&entity["policy_version"]),
+        entity["workflow"]
+            .as_str()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default(),
+        text(&entity["recipient"]),
+        text(&entity["zone"]),
+        text(&entity["version"]),
+    );
+    if let Value::Object(anchors) = &entity["anchors"] {
+        for (name, at) in anchors {
+            println!("  {name}: {}", text(at));
+        }
+    }
+    if let Value::Object(completed) = &entity["completed"] {
+        println!(
+            "  completed: {} at {}",
+            text(&completed["reason"]),
+            text(&completed["at"])
+        );
+    }
+    let active = entity["active"].as_array().cloned().unwrap_or_default();
+    if active.is_empty() {
+        println!("  no active reminders");
+        return;
+    }
+    let mut table = table(&[
+        "OCCURRENCE",
+        "KIND",
+        "PLANNED (UTC)",
+        "LOCAL",
+        "STATE",
+        "ATTEMPTS",
+    ]);
+    for reminder in &active {
+        table.add_row(vec![
+            text(&reminder["occurrence"]),
+            text(&reminder["kind"]),
+            text(&reminder["planned_at"]),
+            text(&reminder["planned_local"]),
+            text(&reminder["state"]),
+            text(&reminder["attempts"]),
+        ]);
+    }
+    println!("{table}");
+}
+
+fn print_past_events(past: &Value) {
+    let rows = past.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no past events");
+        return;
+    }
+    let mut table = table(&[
+        "OCCURRENCE",
+        "KIND",
+        "PLANNED (UTC)",
+        "CLOSED (UTC)",
+        "OUTCOME",
+        "DETAIL",
+    ]);
+    for row in &rows {
+        let outcome = match row["reason"].as_str() {
+            Some(reason) => format!("unsent: {reason}"),
+            None => format!("sent via {}", text(&row["channel"])),
+        };
+        let detail = if row["outcome"] == "sent" {
+            format!(
+                "{} (attempt {})",
+                text(&row["receipt"]),
+                text(&row["attempts"])
+            )
+        } else {
+            text(&row["detail"])
+        };
+        table.add_row(vec![
+            text(&row["occurrence"]),
+            text(&row["kind"]),
+            text(&row["planned_at"]),
+            text(&row["closed_at"]),
+            outcome,
+            detail,
+        ]);
+    }
+    println!("{table}");
+}
+
+/// The same entity and past-event tables, for `replay`, which has no daemon reply.
+pub fn print_replay(entity: &Value, past_events: &Value) {
+    print_entity(entity);
+    print_past_events(past_events);
+}

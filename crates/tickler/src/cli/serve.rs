@@ -1,0 +1,99 @@
+//! `tickler serve`: the daemon.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tickler::config::{ClockMode, Config, LogFormat};
+use tickler::{Clock, ManualClock, SledStore, Store, SystemClock};
+use tokio::sync::Notify;
+use tracing_subscriber::EnvFilter;
+
+pub async fn run(
+    mut config: Config,
+    data_dir: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    clock: Option<ClockMode>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(socket) = socket {
+        config.socket = Some(socket);
+    }
+    if let Some(clock) = clock {
+        config.clock = clock;
+    }
+    init_logging(&config);
+
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&config.data_dir.join("store"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
+    );
+    let clock: Arc<dyn Clock> = match config.clock {
+        ClockMode::System => Arc::new(SystemClock),
+        ClockMode::Manual => Arc::new(ManualClock::new(
+            config
+                .manual_clock_start
+                .unwrap_or_else(|| SystemClock.now()),
+        )),
+    };
+    let engine = config.open_engine(store, clock).await?;
+    let socket = config.socket_path();
+    let listener = tickler_admin::server::bind(&socket).await?;
+    tracing::info!(
+        socket = %socket.display(),
+        data_dir = %config.data_dir.display(),
+        clock = ?config.clock,
+        now = %engine.now(),
+        "tickler serving"
+    );
+
+    let stop = Arc::new(Notify::new());
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received; shutting down");
+            stop.notify_one();
+        });
+    }
+    tickler_admin::server::serve(engine.clone(), listener, socket, stop).await;
+    engine.shutdown().await?;
+    tracing::info!("tickler stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

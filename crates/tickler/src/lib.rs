@@ -1,0 +1,26 @@
+//! tickler: a durable reminder engine.
+//!
+//! Embed it: build an [`Engine`] from a store, a catalog of policies and templates, a clock and
+//! channels (or from a `tickler.toml` with [`config::Config`]), then send it [`Command`]s and
+//! receive deliveries through your [`Channel`]s and past events through
+//! [`Engine::subscribe`]. Run it as a daemon: `tickler serve`.
+//!
+//! This crate is the API boundary for embedders: it re-exports what they need from the
+//! workspace's internal crates, which are not published on their own.
+
+pub mod config;
+
+/// For implementing [`Channel`] without depending on `async-trait` yourself.
+pub use async_trait::async_trait;
+
+pub use tickler_core::{
+    ActiveReminder, AttrValue, Command, CreateEntity, DeliveryPolicy, DeliveryResult, Entity,
+    EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy, Rejection,
+    Span, Timestamp, UnsentReason, Zone, policy,
+};
+pub use tickler_engine::{
+    Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
+    EngineOptions, EngineStatus, Error, FileChannel, LogChannel, ManualClock, Message, SystemClock,
+    Templates, replay,
+};
+pub use tickler_store::{MemoryStore, SledStore, Store};

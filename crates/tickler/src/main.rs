@@ -1,0 +1,192 @@
+//! The `tickler` binary: the daemon (`serve`), the CLI that drives it over the admin socket,
+//! and the offline tools (`replay`). Exit codes: 0 success, 1 error, 2 usage.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tickler::config::ClockMode;
+use tickler::{EntityId, OccurrenceId, Span, Timestamp};
+
+#[derive(Parser)]
+#[command(
+    name = "tickler",
+    version,
+    about = "A durable reminder engine: daemon, CLI and audit tools."
+)]
+pub struct Cli {
+    /// The config file [default: config/tickler.toml when it exists, else built-in defaults].
+    #[arg(long, global = true, env = "TICKLER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The admin socket [default: <data_dir>/admin/tickler.sock from the config].
+    #[arg(long, global = true, env = "TICKLER_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Print the daemon's JSON reply instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the daemon: the engine on its sled store, the admin socket and the channels.
+    Serve {
+        /// The data directory [default: from the config, ./data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The clock: the system clock, or a manual one moved with `tickler clock`.
+        #[arg(long, value_enum)]
+        clock: Option<ClockMode>,
+    },
+    /// Version, uptime, clock, counts, next due timer, quarantined entities.
+    Status,
+    /// Due dates (the due-date chasing policy).
+    #[command(subcommand)]
+    Due(DueCmd),
+    /// Any entity, under any policy.
+    #[command(subcommand)]
+    Entity(EntityCmd),
+    /// Switch a pending reminder off or back on.
+    Toggle {
+        entity: String,
+        /// The occurrence, e.g. pre-due#0 (see `tickler show`).
+        occurrence: OccurrenceId,
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
+    /// An entity with its active reminders.
+    Show { entity: String },
+    /// An entity's past events: what was sent, and what was not and why.
+    History { entity: String },
+    /// The daemon's clock; a manual clock can be moved.
+    #[command(subcommand)]
+    Clock(ClockCmd),
+    /// Stop the daemon.
+    Shutdown,
+    /// Offline: an entity's state and history as of an instant, from a data directory (no
+    /// daemon may be running on it).
+    Replay {
+        /// The data directory [default: from the config].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        entity: String,
+        /// Fold the log up to this instant (RFC 3339) [default: all of it].
+        #[arg(long)]
+        as_of: Option<Timestamp>,
+        /// Also list every event of the log that was folded.
+        #[arg(long)]
+        events: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DueCmd {
+    /// Create a due date for a task.
+    Create {
+        /// The task, e.g. review-42 (due/ is added when missing).
+        entity: String,
+        #[arg(long)]
+        recipient: String,
+        /// The workflow template giving the default length.
+        #[arg(long, default_value = "reviewer-report")]
+        workflow: String,
+        /// The due date (RFC 3339), rounded up to the hour [default: the workflow's length].
+        #[arg(long)]
+        due: Option<Timestamp>,
+        /// The recipient's IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        zone: String,
+        /// What the task is called in messages.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Move the due date: pending reminders follow it.
+    Move {
+        entity: String,
+        #[arg(long)]
+        to: Timestamp,
+    },
+    /// The task is done: pending reminders are cancelled.
+    Complete {
+        entity: String,
+        /// review-submitted, invitation-rescinded, decision-made or cancelled.
+        #[arg(long, default_value = "review-submitted")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EntityCmd {
+    /// Create an entity under a policy.
+    Create {
+        entity: EntityId,
+        #[arg(long)]
+        policy: String,
+        #[arg(long)]
+        recipient: String,
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long, default_value = "UTC")]
+        zone: String,
+        /// An anchor, NAME=INSTANT; repeat for more.
+        #[arg(long = "anchor", value_name = "NAME=INSTANT")]
+        anchors: Vec<String>,
+        /// An attribute, NAME=JSON (true, 3, "text"); repeat for more.
+        #[arg(long = "attribute", value_name = "NAME=JSON")]
+        attributes: Vec<String>,
+    },
+    /// Give an anchor a new value.
+    MoveAnchor {
+        entity: EntityId,
+        anchor: String,
+        to: Timestamp,
+    },
+    /// Set an attribute to a JSON value (true, 3, "text"), or clear it with `null`.
+    SetAttribute {
+        entity: EntityId,
+        name: String,
+        value: String,
+    },
+    /// Complete the entity: pending reminders are cancelled.
+    Complete {
+        entity: EntityId,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClockCmd {
+    /// The daemon's current time.
+    Now,
+    /// Manual clock: move forward, processing every due occurrence at its own instant.
+    Advance { by: Span },
+    /// Manual clock: jump to an instant (as after downtime: overdue work runs at that instant).
+    Set { to: Timestamp },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

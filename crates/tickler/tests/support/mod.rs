@@ -1,0 +1,168 @@
+//! Runs the real `tickler` binary: a daemon on a manual clock in a temporary directory, with a
+//! copy of the shipped config.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tickler_admin::Client;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tickler");
+/// How long a daemon may take to start listening before the test gives up (a readiness bound,
+/// not a timing assertion: it only turns a hang into a failure).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub work: PathBuf,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    pub clock: &'static str,
+}
+
+/// Copies the repository's `config/` into `work/config`, with the manual clock starting at
+/// `manual_start`.
+pub fn write_config(work: &Path, manual_start: &str) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let target = work.join("config");
+    copy_dir(&source, &target);
+    let path = target.join("tickler.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "# manual_clock_start = \"2026-03-01T09:00:00Z\"",
+        &format!("manual_clock_start = \"{manual_start}\""),
+    );
+    assert!(
+        text.contains(manual_start),
+        "the shipped config has the manual_clock_start line"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts `tickler serve --clock manual` in `work` and waits until it answers.
+    pub async fn start(work: &Path, manual_start: &str) -> Daemon {
+        Daemon::start_with_clock(work, manual_start, "manual").await
+    }
+
+    /// Starts `tickler serve --clock <clock>` in `work` and waits until it answers.
+    pub async fn start_with_clock(work: &Path, manual_start: &str, clock: &'static str) -> Daemon {
+        let config = work.join("config/tickler.toml");
+        if !config.exists() {
+            write_config(work, manual_start);
+        }
+        let mut daemon = Daemon {
+            child: None,
+            work: work.to_owned(),
+            config,
+            data_dir: work.join("data"),
+            socket: work.join("data/admin/tickler.sock"),
+            clock,
+        };
+        daemon.restart().await;
+        daemon
+    }
+
+    /// Starts the daemon process (again) on the same directories and waits until it answers.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the daemon is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.work.join("daemon.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--clock")
+            .arg(self.clock)
+            .current_dir(&self.work)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the tickler binary starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Ok(mut client) = Client::connect(&self.socket).await
+                && client.call(tickler_admin::Request::ClockNow).await.is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "the daemon exited with {status}; see {}",
+                    self.work.join("daemon.log").display()
+                );
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "the daemon did not start listening"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket).await.unwrap()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .current_dir(&self.work)
+            .output()
+            .unwrap()
+    }
+
+    pub fn outbox_keys(&self) -> Vec<String> {
+        let path = self.data_dir.join("outbox.jsonl");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let message: serde_json::Value =
+                    serde_json::from_str(line).expect("outbox lines are JSON");
+                message["idempotency_key"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,94 @@
+//! Shared helpers for the integration tests: an engine on a manual clock over a memory or sled
+//! store, with the shipped config, and readers for the file outbox.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tickler::config::Config;
+use tickler::{Engine, EntityId, ManualClock, MemoryStore, Message, SledStore, Store, Timestamp};
+
+/// The repository's `config/` directory.
+pub fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+}
+
+/// The shipped `config/tickler.toml`, with its data directory moved to `data_dir`.
+pub fn shipped_config(data_dir: &Path) -> Config {
+    let mut config =
+        Config::load(&config_dir().join("tickler.toml")).expect("the shipped config loads");
+    config.data_dir = data_dir.to_owned();
+    config
+}
+
+pub fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).unwrap()
+}
+
+pub fn id(text: &str) -> EntityId {
+    EntityId::parse(text).unwrap()
+}
+
+pub enum StoreKind {
+    Memory(Arc<MemoryStore>),
+    Sled,
+}
+
+/// An engine on a manual clock, its data in `data_dir`.
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: ManualClock,
+    pub data_dir: PathBuf,
+    pub store: Arc<dyn Store>,
+}
+
+impl Harness {
+    pub async fn start(data_dir: &Path, store: StoreKind, now: Timestamp) -> Harness {
+        Harness::start_with(data_dir, store, now, |_| {}).await
+    }
+
+    /// Like `start`, with a chance to change the shipped config first.
+    pub async fn start_with(
+        data_dir: &Path,
+        store: StoreKind,
+        now: Timestamp,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Harness {
+        let mut config = shipped_config(data_dir);
+        adjust(&mut config);
+        let store: Arc<dyn Store> = match store {
+            StoreKind::Memory(store) => store,
+            StoreKind::Sled => Arc::new(SledStore::open(&data_dir.join("store")).unwrap()),
+        };
+        let clock = ManualClock::new(now);
+        let engine = config
+            .open_engine(store.clone(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        Harness {
+            engine,
+            clock,
+            data_dir: data_dir.to_owned(),
+            store,
+        }
+    }
+
+    pub fn outbox(&self) -> Vec<Message> {
+        read_outbox(&self.data_dir.join("outbox.jsonl"))
+    }
+
+    pub async fn stop(self) -> (Arc<dyn Store>, ManualClock) {
+        self.engine.shutdown().await.unwrap();
+        (self.store, self.clock)
+    }
+}
+
+pub fn read_outbox(path: &Path) -> Vec<Message> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("outbox lines are messages"))
+            .collect(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => panic!("cannot read {}: {err}", path.display()),
+    }
+}

@@ -1,0 +1,342 @@
+//! The engine end to end through the library, on a manual clock: due-date chasing, restarts,
+//! and the record every occurrence leaves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tickler::{
+    AttrValue, Command, CreateEntity, MemoryStore, Outcome, PastEvent, Span, UnsentReason, Zone,
+};
+use tickler_tests::{Harness, StoreKind, at, id};
+
+fn reviewer_report(due_at: Option<&str>) -> CreateEntity {
+    CreateEntity {
+        policy: "due-date".into(),
+        workflow: Some("reviewer-report".into()),
+        recipient: "reviewer@example.org".into(),
+        zone: Zone::parse("Europe/Paris").unwrap(),
+        anchors: due_at
+            .map(|d| BTreeMap::from([("due_at".to_owned(), at(d))]))
+            .unwrap_or_default(),
+        attributes: BTreeMap::from([(
+            "title".to_owned(),
+            AttrValue::Text("Review of manuscript 42".into()),
+        )]),
+    }
+}
+
+fn outcome_of(past: &[PastEvent], occurrence: &str) -> String {
+    past.iter()
+        .find(|p| p.occurrence.to_string() == occurrence)
+        .map(|p| p.outcome.label())
+        .unwrap_or_else(|| "none".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_date_is_chased_moved_and_completed_with_every_outcome_on_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(store),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let review = id("due/review-42");
+    h.engine
+        .create(&review, reviewer_report(None))
+        .await
+        .unwrap();
+
+    // Nine days later the pre-due reminder (due 03-11 10:00, minus two days) has gone out, at
+    // its own instant, and nothing else has.
+    let fired = h.engine.advance(Span::days(9)).await.unwrap();
+    assert_eq!(fired, 1);
+    let outbox = h.outbox();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].idempotency_key, "due/review-42#pre-due#0");
+    assert_eq!(outbox[0].due_at, at("2026-03-09T10:00:00Z"));
+    assert_eq!(outbox[0].fired_at, at("2026-03-09T10:00:00Z"));
+    assert_eq!(outbox[0].recipient, "reviewer@example.org");
+    assert_eq!(outbox[0].kind, "due-soon");
+    assert!(
+        outbox[0].subject.contains("Review of manuscript 42"),
+        "{}",
+        outbox[0].subject
+    );
+    assert!(
+        outbox[0].body.contains("Wed 11 Mar 2026, 11:00 CET"),
+        "{}",
+        outbox[0].body
+    );
+
+    // The editor extends the due date by nine days: the chasers move; the sent reminder stays
+    // in history and a new pre-due reminder is armed for the new date.
+    h.engine
+        .execute(
+            &review,
+            Command::MoveAnchor {
+                anchor: "due_at".into(),
+                to: at("2026-03-20T10:00:00Z"),
+            },
+        )
+        .await
+        .unwrap();
+    let entity = h.engine.show(&review).await.unwrap();
+    let planned: BTreeMap<String, String> = entity
+        .active
+        .values()
+        .map(|r| (r.occurrence.to_string(), r.planned_at.to_string()))
+        .collect();
+    assert_eq!(
+        planned,
+        BTreeMap::from([
+            ("first-late#0".to_owned(), "2026-03-22T10:00:00Z".to_owned()),
+            ("pre-due#1".to_owned(), "2026-03-18T10:00:00Z".to_owned()),
+            (
+                "second-late#0".to_owned(),
+                "2026-03-24T10:00:00Z".to_owned()
+            ),
+        ])
+    );
+
+    h.engine.advance(Span::days(11)).await.unwrap();
+    let outbox = h.outbox();
+    let sent: Vec<(&str, String)> = outbox
+        .iter()
+        .map(|m| (m.idempotency_key.as_str(), m.fired_at.to_string()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("due/review-42#pre-due#0", "2026-03-09T10:00:00Z".to_owned()),
+            ("due/review-42#pre-due#1", "2026-03-18T10:00:00Z".to_owned()),
+        ]
+    );
+
+    // The review is submitted: the chasers still pending end as unsent "completed".
+    h.engine
+        .execute(
+            &review,
+            Command::Complete {
+                reason: "review-submitted".into(),
+            },
+        )
+        .await
+        .unwrap();
+    h.engine.advance(Span::days(10)).await.unwrap();
+    assert_eq!(h.outbox().len(), 2, "nothing is sent after completion");
+    let history = h.engine.history(&review).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert_eq!(outcome_of(&history, "pre-due#0"), "sent");
+    assert_eq!(outcome_of(&history, "pre-due#1"), "sent");
+    assert_eq!(outcome_of(&history, "first-late#0"), "unsent: completed");
+    assert_eq!(outcome_of(&history, "second-late#0"), "unsent: completed");
+    assert!(h.engine.show(&review).await.unwrap().active.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_toggled_off_is_recorded_as_deactivated_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(Arc::new(MemoryStore::new())),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let review = id("due/review-7");
+    h.engine
+        .create(&review, reviewer_report(None))
+        .await
+        .unwrap();
+    let toggle = |occurrence: &str, enabled| Command::Toggle {
+        occurrence: occurrence.parse().unwrap(),
+        enabled,
+    };
+    h.engine
+        .execute(&review, toggle("pre-due#0", false))
+        .await
+        .unwrap();
+    h.engine
+        .execute(&review, toggle("first-late#0", false))
+        .await
+        .unwrap();
+    h.engine
+        .execute(&review, toggle("first-late#0", true))
+        .await
+        .unwrap();
+    h.engine.advance(Span::days(13)).await.unwrap();
+    let keys: Vec<String> = h.outbox().into_iter().map(|m| m.idempotency_key).collect();
+    assert_eq!(keys, ["due/review-7#first-late#0"]);
+    let history = h.engine.history(&review).await.unwrap();
+    assert_eq!(outcome_of(&history, "pre-due#0"), "unsent: deactivated");
+    // A processed event cannot be toggled.
+    let err = h
+        .engine
+        .execute(&review, toggle("pre-due#0", true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "already_processed");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_due_date_into_the_past_retires_the_reminder_instead_of_sending_it_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(Arc::new(MemoryStore::new())),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let review = id("due/review-8");
+    h.engine
+        .create(&review, reviewer_report(Some("2026-03-10T10:00:00Z")))
+        .await
+        .unwrap();
+    h.engine.advance(Span::days(6)).await.unwrap(); // 03-07 09:30: pre-due (03-08 10:00) still pending
+    h.engine
+        .execute(
+            &review,
+            Command::MoveAnchor {
+                anchor: "due_at".into(),
+                to: at("2026-03-08T10:00:00Z"),
+            },
+        )
+        .await
+        .unwrap();
+    let history = h.engine.history(&review).await.unwrap();
+    assert_eq!(outcome_of(&history, "pre-due#0"), "unsent: not-applicable");
+    h.engine.advance(Span::days(10)).await.unwrap();
+    let keys: BTreeSet<String> = h.outbox().into_iter().map(|m| m.idempotency_key).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "due/review-8#first-late#0".to_owned(),
+            "due/review-8#second-late#0".to_owned()
+        ])
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_overdue_events_fire_once_and_past_events_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path(), StoreKind::Sled, at("2026-03-01T09:30:00Z")).await;
+    let first = id("due/review-1");
+    let second = id("due/review-2");
+    h.engine
+        .create(&first, reviewer_report(Some("2026-03-05T10:00:00Z")))
+        .await
+        .unwrap();
+    h.engine
+        .create(&second, reviewer_report(Some("2026-03-05T11:00:00Z")))
+        .await
+        .unwrap();
+    // Up to 03-03 10:30: both pre-due reminders (03-03 10:00 and 11:00)... only the first fired.
+    h.engine
+        .advance(Span::from_millis(
+            at("2026-03-03T10:30:00Z")
+                .since(at("2026-03-01T09:30:00Z"))
+                .as_millis(),
+        ))
+        .await
+        .unwrap();
+    let history_before = h.engine.history(&first).await.unwrap();
+    assert_eq!(history_before.len(), 1);
+    let raw_before = h.store.past_events(&first).unwrap();
+    let (store, clock) = h.stop().await;
+    drop(store);
+
+    // Down for a while: the clock moves past the second pre-due and the first chaser of neither.
+    clock.set(at("2026-03-03T11:30:00Z"));
+    let h = Harness::start(dir.path(), StoreKind::Sled, at("2026-03-03T11:30:00Z")).await;
+    h.engine.settle().await.unwrap();
+    assert_eq!(h.engine.history(&second).await.unwrap().len(), 1);
+    assert_eq!(
+        outcome_of(&h.engine.history(&second).await.unwrap(), "pre-due#0"),
+        "sent"
+    );
+    assert_eq!(
+        h.store.past_events(&first).unwrap(),
+        raw_before,
+        "past events are write-once"
+    );
+    let keys: Vec<String> = h.outbox().into_iter().map(|m| m.idempotency_key).collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.iter().collect::<BTreeSet<_>>().len(),
+        2,
+        "no key twice: {keys:?}"
+    );
+
+    // Far past its grace: the first chaser of review-1 (03-07 10:00) is missed, not sent, when
+    // the engine comes back two days after it.
+    let (store, _) = h.stop().await;
+    drop(store);
+    let h = Harness::start(dir.path(), StoreKind::Sled, at("2026-03-09T10:30:00Z")).await;
+    h.engine.settle().await.unwrap();
+    let history = h.engine.history(&first).await.unwrap();
+    let missed = history
+        .iter()
+        .find(|p| p.occurrence.to_string() == "first-late#0")
+        .unwrap();
+    assert!(matches!(
+        &missed.outcome,
+        Outcome::Unsent { reason: UnsentReason::Missed, detail, .. } if detail.contains("beyond its grace of 1d")
+    ));
+    assert_eq!(h.store.past_events(&first).unwrap()[..1], raw_before[..1]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedders_receive_past_events_as_they_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(Arc::new(MemoryStore::new())),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let mut stream = h.engine.subscribe();
+    h.engine
+        .create(&id("due/review-9"), reviewer_report(None))
+        .await
+        .unwrap();
+    h.engine.advance(Span::days(9)).await.unwrap();
+    let past = stream.try_recv().unwrap();
+    assert_eq!(past.idempotency_key.as_str(), "due/review-9#pre-due#0");
+    assert!(matches!(past.outcome, Outcome::Sent { attempts: 1, .. }));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_commands_are_refused_with_the_value_named_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(Arc::new(MemoryStore::new())),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let review = id("due/review-10");
+    let err = h
+        .engine
+        .create(&review, reviewer_report(Some("2026-02-01T00:00:00Z")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "anchor_before_creation");
+    assert!(err.to_string().contains("2026-02-01T00:00:00Z"), "{err}");
+    assert_eq!(h.store.last_seq(&review).unwrap(), 0);
+    let err = h.engine.show(&review).await.unwrap_err();
+    assert_eq!(err.code(), "unknown_entity");
+    let mut create = reviewer_report(None);
+    create.policy = "no-such-policy".into();
+    let err = h.engine.create(&review, create).await.unwrap_err();
+    assert_eq!(err.code(), "unknown_policy");
+    assert!(err.to_string().contains("\"no-such-policy\""), "{err}");
+    let err = h.engine.advance(Span::days(-1)).await.unwrap_err();
+    assert!(err.to_string().contains("-1d"), "{err}");
+    h.stop().await;
+}
