@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tickler::{
-    AttrValue, Command, CreateEntity, MemoryStore, Outcome, PastEvent, Span, UnsentReason, Zone,
+    AttrValue, Clock, Command, CreateEntity, MemoryStore, Outcome, PastEvent, Span, UnsentReason,
+    Zone,
 };
 use tickler_tests::{Harness, StoreKind, at, id};
 
@@ -339,4 +340,226 @@ async fn bad_commands_are_refused_with_the_value_named_and_nothing_written() {
     let err = h.engine.advance(Span::days(-1)).await.unwrap_err();
     assert!(err.to_string().contains("-1d"), "{err}");
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_whose_commit_failed_is_restarted_from_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(store.clone()),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let review = id("due/review-11");
+    h.engine
+        .create(&review, reviewer_report(None))
+        .await
+        .unwrap();
+    let toggle = |enabled| Command::Toggle {
+        occurrence: "pre-due#0".parse().unwrap(),
+        enabled,
+    };
+
+    // The write is refused before it is applied: an error, and the next actor replays a log
+    // without it.
+    store.fail_next_commits(1);
+    let err = h.engine.execute(&review, toggle(false)).await.unwrap_err();
+    assert_eq!(err.code(), "storage_error");
+    let entity = h.engine.show(&review).await.unwrap();
+    assert!(entity.active[&"pre-due#0".parse().unwrap()].enabled);
+
+    // The write is applied but its flush fails: the outcome is unknown to the caller; the fresh
+    // actor's replay shows what the store holds, and the entity keeps working.
+    store.fail_next_flushes(1);
+    let err = h.engine.execute(&review, toggle(false)).await.unwrap_err();
+    assert_eq!(err.code(), "storage_error");
+    let entity = h.engine.show(&review).await.unwrap();
+    assert!(!entity.active[&"pre-due#0".parse().unwrap()].enabled);
+    assert_eq!(entity.version, 5);
+    h.engine.execute(&review, toggle(true)).await.unwrap();
+    h.engine.advance(Span::days(9)).await.unwrap();
+    assert_eq!(h.outbox().len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_quarantines_its_entity_and_the_others_keep_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(store.clone()),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let broken = id("due/review-12");
+    let healthy = id("due/review-13");
+    h.engine
+        .create(&broken, reviewer_report(None))
+        .await
+        .unwrap();
+    h.engine
+        .create(&healthy, reviewer_report(None))
+        .await
+        .unwrap();
+    let (store_handle, clock) = h.stop().await;
+    drop(store_handle);
+    assert!(store.corrupt_event(&broken, 2, |bytes| bytes[3] ^= 0x40));
+
+    let h = Harness::start(dir.path(), StoreKind::Memory(store.clone()), clock.now()).await;
+    // The broken entity's timers still fire, but it refuses them and every command.
+    h.engine.advance(Span::days(9)).await.unwrap();
+    let err = h.engine.show(&broken).await.unwrap_err();
+    assert_eq!(err.code(), "quarantined");
+    assert!(err.to_string().contains("event 2"), "{err}");
+    let status = h.engine.status().await.unwrap();
+    assert!(
+        status.quarantined.contains_key("due/review-12"),
+        "{:?}",
+        status.quarantined
+    );
+    let keys: Vec<String> = h.outbox().into_iter().map(|m| m.idempotency_key).collect();
+    assert_eq!(keys, ["due/review-13#pre-due#0"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn far_future_timers_stay_in_the_index_until_they_come_near() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(Arc::new(MemoryStore::new())),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    for n in 0..20 {
+        let due = at("2026-06-01T10:00:00Z").saturating_add(Span::hours(n));
+        h.engine
+            .create(
+                &id(&format!("due/far-{n}")),
+                reviewer_report(Some(&due.to_string())),
+            )
+            .await
+            .unwrap();
+    }
+    let status = h.engine.status().await.unwrap();
+    assert_eq!(
+        status.timers_in_memory, 0,
+        "60 timers months away are not in memory"
+    );
+    assert_eq!(status.next_due, Some(at("2026-05-30T10:00:00Z")));
+    // Advancing to just before the first pre-due reminder loads it (it is within the horizon).
+    let to_first = at("2026-05-30T09:55:00Z").since(h.engine.now());
+    h.engine.advance(to_first).await.unwrap();
+    let status = h.engine.status().await.unwrap();
+    assert_eq!(status.timers_in_memory, 1);
+    h.engine.advance(Span::days(10)).await.unwrap();
+    assert_eq!(h.outbox().len(), 60);
+    h.stop().await;
+}
+
+/// A store that panics in the middle of one commit: a stand-in for a bug inside an actor.
+struct PanicOnce {
+    inner: Arc<MemoryStore>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl tickler::Store for PanicOnce {
+    fn commit(
+        &self,
+        batch: tickler::store::CommitBatch,
+    ) -> Result<tickler::store::CommitReceipt, tickler::store::Error> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected panic inside an entity actor");
+        }
+        self.inner.commit(batch)
+    }
+    fn flush(&self) -> Result<(), tickler::store::Error> {
+        self.inner.flush()
+    }
+    fn last_seq(&self, entity: &tickler::EntityId) -> Result<u64, tickler::store::Error> {
+        self.inner.last_seq(entity)
+    }
+    fn read_events(
+        &self,
+        entity: &tickler::EntityId,
+        after_seq: u64,
+    ) -> Result<Vec<tickler::store::StoredEvent>, tickler::store::Error> {
+        self.inner.read_events(entity, after_seq)
+    }
+    fn snapshot(
+        &self,
+        entity: &tickler::EntityId,
+    ) -> Result<Option<tickler::store::Snapshot>, tickler::store::Error> {
+        self.inner.snapshot(entity)
+    }
+    fn past_events(
+        &self,
+        entity: &tickler::EntityId,
+    ) -> Result<Vec<(tickler::OccurrenceId, tickler::store::Record)>, tickler::store::Error> {
+        self.inner.past_events(entity)
+    }
+    fn past_event(
+        &self,
+        entity: &tickler::EntityId,
+        occurrence: &tickler::OccurrenceId,
+    ) -> Result<Option<tickler::store::Record>, tickler::store::Error> {
+        self.inner.past_event(entity, occurrence)
+    }
+    fn timers_after(
+        &self,
+        after: Option<&tickler::store::TimerEntry>,
+        limit: usize,
+    ) -> Result<Vec<tickler::store::TimerEntry>, tickler::store::Error> {
+        self.inner.timers_after(after, limit)
+    }
+    fn entities_after(
+        &self,
+        after: Option<&tickler::EntityId>,
+        limit: usize,
+    ) -> Result<Vec<tickler::EntityId>, tickler::store::Error> {
+        self.inner.entities_after(after, limit)
+    }
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, tickler::store::Error> {
+        self.inner.meta(name)
+    }
+    fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), tickler::store::Error> {
+        self.inner.set_meta(name, value)
+    }
+    fn stats(&self) -> Result<tickler::store::StoreStats, tickler::store::Error> {
+        self.inner.stats()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_entity_actor_is_replaced_by_one_that_replays_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Arc::new(MemoryStore::new());
+    let store = Arc::new(PanicOnce {
+        inner: memory.clone(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let config = tickler_tests::shipped_config(dir.path());
+    let clock = tickler::ManualClock::new(at("2026-03-01T09:30:00Z"));
+    let engine = config
+        .open_engine(store.clone(), Arc::new(clock))
+        .await
+        .unwrap();
+    let review = id("due/review-14");
+    engine.create(&review, reviewer_report(None)).await.unwrap();
+
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let toggle = |enabled| Command::Toggle {
+        occurrence: "pre-due#0".parse().unwrap(),
+        enabled,
+    };
+    let err = engine.execute(&review, toggle(false)).await.unwrap_err();
+    assert_eq!(err.code(), "internal_error", "{err}");
+    // The next command reaches a fresh actor, rebuilt from the log, and works.
+    let applied = engine.execute(&review, toggle(false)).await.unwrap();
+    assert_eq!(applied.version, 5);
+    assert!(!engine.show(&review).await.unwrap().active[&"pre-due#0".parse().unwrap()].enabled);
+    engine.shutdown().await.unwrap();
 }

@@ -143,7 +143,8 @@ impl EngineBuilder {
         let (timer, _) = Actor::spawn(None, TimerActor, shared.clone())
             .await
             .map_err(|err| Error::Internal(format!("cannot start the timer: {err}")))?;
-        let _ = shared.timer.set(timer);
+        let _ = shared.timer.set(timer.clone());
+        let _ = timer.cast(TimerMsg::Tick);
 
         let engine = Engine {
             shared: shared.clone(),

@@ -4,8 +4,9 @@
 //! command is decided by the pure core, its events and their consequences (past events, timer
 //! index changes, a snapshot) are committed atomically and made durable, and only then does the
 //! actor adopt the new state, tell the timer, publish past events and start deliveries.
-//! A rejected command is a reply, not an actor error; an actor error (a store that cannot flush)
-//! stops the actor, and the registry starts a fresh one, which replays, on the next message.
+//! A rejected command is a reply, not an actor error. A failed commit rebuilds the state from the
+//! store. A crash (a panic: a bug) stops the actor; the supervisor logs it, and the registry
+//! starts a fresh actor, which replays, on the entity's next message.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -266,7 +267,9 @@ impl EntityState {
             snapshot,
         };
         if let Err(err) = self.shared.commits.commit(batch).await {
-            // Whether the batch was applied depends on where it failed; the store knows.
+            // Whether the batch was applied depends on where it failed (before applying, or in
+            // the flush after): only the store knows, so the state is rebuilt from it, as a
+            // restarted actor would, without dropping the messages queued behind this one.
             self.reload();
             return Err(err.into());
         }

@@ -35,6 +35,8 @@ const WAKE_BATCH_MAX: usize = 4_096;
 const WAKE_RETRY_DELAY: Span = Span::seconds(1);
 /// With the budget spent, how soon (real time) the timer looks again.
 const THROTTLE_RECHECK: Duration = Duration::from_millis(5);
+/// After a store error while paging in, how soon (real time) the timer tries again.
+const PAGE_IN_RETRY: Duration = Duration::from_millis(200);
 
 type Key = (EntityId, OccurrenceId);
 
@@ -116,6 +118,7 @@ pub(crate) struct TimerState {
     bucket: TokenBucket,
     driver: Option<(Timestamp, JoinHandle<()>)>,
     fired: u64,
+    page_in_failed: bool,
 }
 
 impl Actor for TimerActor {
@@ -125,7 +128,7 @@ impl Actor for TimerActor {
 
     async fn pre_start(
         &self,
-        myself: ActorRef<TimerMsg>,
+        _myself: ActorRef<TimerMsg>,
         shared: Arc<Shared>,
     ) -> Result<TimerState, ActorProcessingErr> {
         let now = shared.clock.now();
@@ -138,6 +141,7 @@ impl Actor for TimerActor {
             bucket: TokenBucket::new(rate),
             driver: None,
             fired: 0,
+            page_in_failed: false,
             shared,
         };
         state.page_in(now)?;
@@ -146,7 +150,8 @@ impl Actor for TimerActor {
             loaded_until = %state.loaded_until,
             "timer loaded from the index"
         );
-        let _ = myself.cast(TimerMsg::Tick);
+        // The first tick comes from the engine once the timer is registered in `Shared`, so no
+        // entity can commit (and look for the timer) before it is there.
         Ok(state)
     }
 
@@ -171,14 +176,14 @@ impl Actor for TimerActor {
                 state.arm_driver(&myself);
             }
             TimerMsg::Tick => {
-                state.tick(&myself)?;
+                state.tick(&myself);
             }
             TimerMsg::TickNow(reply) => {
-                let waiting = state.tick(&myself)?;
+                let waiting = state.tick(&myself);
                 let _ = reply.send(waiting);
             }
             TimerMsg::NextDue(reply) => {
-                let _ = reply.send(state.next_due()?);
+                let _ = reply.send(state.next_due());
             }
             TimerMsg::WakeEnded { key, due, handled } => {
                 state.in_flight.remove(&key);
@@ -198,7 +203,7 @@ impl Actor for TimerActor {
                     in_memory: state.wheel.len(),
                     in_flight: state.in_flight.len(),
                     loaded_until: Some(state.loaded_until),
-                    next_due: state.next_due()?,
+                    next_due: state.next_due(),
                     fired: state.fired,
                 });
             }
@@ -220,15 +225,21 @@ impl Actor for TimerActor {
 
 impl TimerState {
     /// Fires what is due, within the rate budget. Returns whether due wakes are still waiting.
-    fn tick(&mut self, myself: &ActorRef<TimerMsg>) -> Result<bool, ActorProcessingErr> {
+    ///
+    /// Never fails: a store error while paging in is logged and retried on the next tick, since
+    /// a timer actor that stopped would silently stop every reminder.
+    fn tick(&mut self, myself: &ActorRef<TimerMsg>) -> bool {
         // A clock that went backwards needs no special case: the wheel never returns an entry
         // whose deadline is after the `now` it is polled with.
         let now = self.shared.clock.now();
         if now.saturating_add(Span::from_millis(
             self.shared.options.timer_horizon.as_millis() / 2,
         )) >= self.loaded_until
+            && let Err(err) = self.page_in(now)
         {
-            self.page_in(now)?;
+            // What is already in memory still fires; paging is retried by the next tick.
+            tracing::error!(error = %err, "cannot page timers in from the store; retrying");
+            self.page_in_failed = true;
         }
         let room = self
             .shared
@@ -248,11 +259,13 @@ impl TimerState {
             .next_deadline()
             .is_some_and(|next| next <= millis(now));
         if waiting {
-            self.throttle_recheck(myself);
+            self.retry_later(myself, THROTTLE_RECHECK);
+        } else if std::mem::take(&mut self.page_in_failed) {
+            self.retry_later(myself, PAGE_IN_RETRY);
         } else {
             self.arm_driver(myself);
         }
-        Ok(waiting)
+        waiting
     }
 
     fn dispatch(&mut self, myself: &ActorRef<TimerMsg>, key: Key, due: Timestamp) {
@@ -299,22 +312,23 @@ impl TimerState {
         Ok(())
     }
 
-    fn next_due(&self) -> Result<Option<Timestamp>, tickler_store::Error> {
+    /// The earliest due instant, in memory or in the index beyond what is paged in.
+    fn next_due(&self) -> Option<Timestamp> {
         let in_memory = self
             .wheel
             .next_deadline()
             .and_then(|ms| Timestamp::from_millis(ms as i64));
-        let in_index = self
-            .shared
-            .store
-            .timers_after(self.cursor.as_ref(), 1)?
-            .into_iter()
-            .next()
-            .map(|entry| entry.due);
-        Ok(match (in_memory, in_index) {
+        let in_index = match self.shared.store.timers_after(self.cursor.as_ref(), 1) {
+            Ok(entries) => entries.into_iter().next().map(|entry| entry.due),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the timer index");
+                None
+            }
+        };
+        match (in_memory, in_index) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        })
+        }
     }
 
     /// Makes sure a driver task will send a Tick at the next deadline (or when paging is due).
@@ -348,14 +362,15 @@ impl TimerState {
         self.driver = Some((next, driver));
     }
 
-    fn throttle_recheck(&mut self, myself: &ActorRef<TimerMsg>) {
+    /// Ticks again after `delay` of real time (throttled, or waiting for the store to recover).
+    fn retry_later(&mut self, myself: &ActorRef<TimerMsg>, delay: Duration) {
         if let Some((_, driver)) = self.driver.take() {
             driver.abort();
         }
         let myself = myself.clone();
         let now = self.shared.clock.now();
         let driver = tokio::spawn(async move {
-            tokio::time::sleep(THROTTLE_RECHECK).await;
+            tokio::time::sleep(delay).await;
             let _ = myself.cast(TimerMsg::Tick);
         });
         self.driver = Some((now, driver));

@@ -24,3 +24,6 @@ pub use tickler_engine::{
     Templates, replay,
 };
 pub use tickler_store::{MemoryStore, SledStore, Store};
+
+/// The storage boundary, for embedders who bring their own `Store`.
+pub use tickler_store as store;
