@@ -1,6 +1,14 @@
 //! What each subcommand does. `serve` and `replay` open the data directory themselves; every
 //! other command is a request over the admin socket.
 
+/// `println!` that ends the program quietly when stdout is closed (`tickler history … | head`)
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod output;
 mod replay;
 mod serve;
@@ -75,6 +83,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let socket = cli.socket.unwrap_or_else(|| config.socket_path());
     call(&socket, request, cli.json).await
+}
+
+pub fn write_stdout(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {err}");
+        std::process::exit(1);
+    }
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -195,7 +215,7 @@ async fn call(socket: &Path, request: Request, json: bool) -> anyhow::Result<()>
     let mut client = Client::connect(socket).await?;
     let reply = client.call(request.clone()).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
+        out!("{}", serde_json::to_string_pretty(&reply)?);
     } else if let Some(result) = &reply.result {
         output::print(&request, result);
     }

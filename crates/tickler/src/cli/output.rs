@@ -18,9 +18,9 @@ pub fn print(request: &Request, result: &Value) {
             if let Some(fired) = result.get("fired") {
                 line.push_str(&format!("; {fired} wake(s) processed"));
             }
-            println!("{line}");
+            out!("{line}");
         }
-        Request::Shutdown => println!("the daemon is shutting down"),
+        Request::Shutdown => out!("the daemon is shutting down"),
         _ => print_applied(result),
     }
 }
@@ -53,7 +53,7 @@ fn print_pairs(result: &Value) {
             table.add_row(vec![key.clone(), shown]);
         }
     }
-    println!("{table}");
+    out!("{table}");
 }
 
 fn print_applied(result: &Value) {
@@ -62,13 +62,13 @@ fn print_applied(result: &Value) {
         .map(|events| events.iter().map(text).collect())
         .unwrap_or_default();
     if events.is_empty() {
-        println!(
+        out!(
             "{}: nothing changed (version {})",
             text(&result["entity"]),
             text(&result["version"])
         );
     } else {
-        println!(
+        out!(
             "{}: version {} ({})",
             text(&result["entity"]),
             text(&result["version"]),
@@ -79,7 +79,7 @@ fn print_applied(result: &Value) {
         .as_array()
         .is_some_and(|past| !past.is_empty())
     {
-        println!("past events recorded by this command:");
+        out!("past events recorded by this command:");
         print_past_events(&result["past_events"]);
     }
     if !result["state"].is_null() {
@@ -88,7 +88,7 @@ fn print_applied(result: &Value) {
 }
 
 fn print_entity(entity: &Value) {
-    println!(
+    out!(
         "{}  policy {} v{}{}  recipient {}  zone {}  version {}",
         text(&entity["entity"]),
         text(&entity["policy"]),
@@ -103,11 +103,11 @@ fn print_entity(entity: &Value) {
     );
     if let Value::Object(anchors) = &entity["anchors"] {
         for (name, at) in anchors {
-            println!("  {name}: {}", text(at));
+            out!("  {name}: {}", text(at));
         }
     }
     if let Value::Object(completed) = &entity["completed"] {
-        println!(
+        out!(
             "  completed: {} at {}",
             text(&completed["reason"]),
             text(&completed["at"])
@@ -115,7 +115,7 @@ fn print_entity(entity: &Value) {
     }
     let active = entity["active"].as_array().cloned().unwrap_or_default();
     if active.is_empty() {
-        println!("  no active reminders");
+        out!("  no active reminders");
         return;
     }
     let mut table = table(&[
@@ -136,13 +136,13 @@ fn print_entity(entity: &Value) {
             text(&reminder["attempts"]),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
 }
 
 fn print_past_events(past: &Value) {
     let rows = past.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
-        println!("no past events");
+        out!("no past events");
         return;
     }
     let mut table = table(&[
@@ -176,7 +176,7 @@ fn print_past_events(past: &Value) {
             detail,
         ]);
     }
-    println!("{table}");
+    out!("{table}");
 }
 
 /// The same entity and past-event tables, for `replay`, which has no daemon reply.

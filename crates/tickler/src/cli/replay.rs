@@ -30,17 +30,17 @@ pub fn run(
         if events {
             out["events"] = serde_json::to_value(&view.events)?;
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     match view.as_of {
-        Some(as_of) => println!("as of {as_of} ({} events folded)", view.events.len()),
-        None => println!("the whole log ({} events)", view.events.len()),
+        Some(as_of) => out!("as of {as_of} ({} events folded)", view.events.len()),
+        None => out!("the whole log ({} events)", view.events.len()),
     }
     super::output::print_replay(&entity_view, &past);
     if events {
         for event in &view.events {
-            println!(
+            out!(
                 "{:>6}  {}  {}",
                 event.seq,
                 event.recorded_at,
