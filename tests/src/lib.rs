@@ -41,7 +41,16 @@ pub struct Harness {
     pub store: Arc<dyn Store>,
 }
 
+/// Where the tests' manual clock starts unless they say otherwise.
+pub const TEST_START: &str = "2026-03-01T09:30:00Z";
+
 impl Harness {
+    /// An engine on a fresh memory store, its clock at [`TEST_START`].
+    pub async fn in_memory(data_dir: &Path) -> Harness {
+        let store = StoreKind::Memory(Arc::new(MemoryStore::new()));
+        Harness::start(data_dir, store, at(TEST_START)).await
+    }
+
     pub async fn start(data_dir: &Path, store: StoreKind, now: Timestamp) -> Harness {
         Harness::start_with(data_dir, store, now, |_| {}).await
     }

@@ -140,12 +140,7 @@ async fn a_due_date_is_chased_moved_and_completed_with_every_outcome_on_record()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_toggled_off_is_recorded_as_deactivated_and_nothing_is_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(
-        dir.path(),
-        StoreKind::Memory(Arc::new(MemoryStore::new())),
-        at("2026-03-01T09:30:00Z"),
-    )
-    .await;
+    let h = Harness::in_memory(dir.path()).await;
     let review = id("due/review-7");
     h.engine
         .create(&review, reviewer_report(None))
@@ -185,12 +180,7 @@ async fn an_event_toggled_off_is_recorded_as_deactivated_and_nothing_is_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_a_due_date_into_the_past_retires_the_reminder_instead_of_sending_it_late() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(
-        dir.path(),
-        StoreKind::Memory(Arc::new(MemoryStore::new())),
-        at("2026-03-01T09:30:00Z"),
-    )
-    .await;
+    let h = Harness::in_memory(dir.path()).await;
     let review = id("due/review-8");
     h.engine
         .create(&review, reviewer_report(Some("2026-03-10T10:00:00Z")))
@@ -294,12 +284,7 @@ async fn after_a_restart_overdue_events_fire_once_and_past_events_are_unchanged(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedders_receive_past_events_as_they_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(
-        dir.path(),
-        StoreKind::Memory(Arc::new(MemoryStore::new())),
-        at("2026-03-01T09:30:00Z"),
-    )
-    .await;
+    let h = Harness::in_memory(dir.path()).await;
     let mut stream = h.engine.subscribe();
     h.engine
         .create(&id("due/review-9"), reviewer_report(None))
@@ -315,12 +300,7 @@ async fn embedders_receive_past_events_as_they_are_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_commands_are_refused_with_the_value_named_and_nothing_written() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(
-        dir.path(),
-        StoreKind::Memory(Arc::new(MemoryStore::new())),
-        at("2026-03-01T09:30:00Z"),
-    )
-    .await;
+    let h = Harness::in_memory(dir.path()).await;
     let review = id("due/review-10");
     let err = h
         .engine
@@ -428,12 +408,7 @@ async fn a_corrupt_record_quarantines_its_entity_and_the_others_keep_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn far_future_timers_stay_in_the_index_until_they_come_near() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(
-        dir.path(),
-        StoreKind::Memory(Arc::new(MemoryStore::new())),
-        at("2026-03-01T09:30:00Z"),
-    )
-    .await;
+    let h = Harness::in_memory(dir.path()).await;
     for n in 0..20 {
         let due = at("2026-06-01T10:00:00Z").saturating_add(Span::hours(n));
         h.engine
@@ -561,5 +536,112 @@ async fn a_crashed_entity_actor_is_replaced_by_one_that_replays_its_log() {
     let applied = engine.execute(&review, toggle(false)).await.unwrap();
     assert_eq!(applied.version, 5);
     assert!(!engine.show(&review).await.unwrap().active[&"pre-due#0".parse().unwrap()].enabled);
+    engine.shutdown().await.unwrap();
+}
+
+/// A channel that fails transiently a number of times, then delivers; it records every attempt.
+struct Flaky {
+    failures_left: std::sync::atomic::AtomicU32,
+    attempts: std::sync::Mutex<Vec<(String, u32, tickler::Timestamp)>>,
+}
+
+#[tickler::async_trait]
+impl tickler::Channel for Flaky {
+    async fn deliver(&self, message: &tickler::Message) -> Result<String, tickler::DeliveryError> {
+        self.attempts.lock().unwrap().push((
+            message.idempotency_key.clone(),
+            message.attempt,
+            message.fired_at,
+        ));
+        let left = self.failures_left.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.failures_left
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(tickler::DeliveryError::Transient(
+                "503 Service Unavailable".into(),
+            ));
+        }
+        Ok("accepted".into())
+    }
+}
+
+async fn engine_with_channel(dir: &std::path::Path, channel: Arc<Flaky>) -> tickler::Engine {
+    let mut config = tickler_tests::shipped_config(dir);
+    config.engine.delivery.jitter = 0.0;
+    tickler::Engine::builder()
+        .options(config.engine.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(tickler::ManualClock::new(at(
+            "2026-03-01T09:30:00Z",
+        ))))
+        .catalog(config.catalog().unwrap())
+        .channel("file", channel)
+        .open()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_channel_is_retried_with_backoff_under_the_same_key_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = Arc::new(Flaky {
+        failures_left: 2.into(),
+        attempts: Default::default(),
+    });
+    let engine = engine_with_channel(dir.path(), channel.clone()).await;
+    let review = id("due/review-15");
+    engine.create(&review, reviewer_report(None)).await.unwrap();
+    engine.advance(Span::days(9)).await.unwrap();
+    let attempts = channel.attempts.lock().unwrap().clone();
+    assert_eq!(
+        attempts,
+        [
+            (
+                "due/review-15#pre-due#0".to_owned(),
+                1,
+                at("2026-03-09T10:00:00Z")
+            ),
+            (
+                "due/review-15#pre-due#0".to_owned(),
+                2,
+                at("2026-03-09T10:00:01Z")
+            ),
+            (
+                "due/review-15#pre-due#0".to_owned(),
+                3,
+                at("2026-03-09T10:00:03Z")
+            ),
+        ]
+    );
+    let history = engine.history(&review).await.unwrap();
+    assert!(matches!(
+        history[0].outcome,
+        Outcome::Sent { attempts: 3, .. }
+    ));
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_down_past_the_retry_budget_ends_as_unsent_system_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = Arc::new(Flaky {
+        failures_left: 1_000.into(),
+        attempts: Default::default(),
+    });
+    let engine = engine_with_channel(dir.path(), channel.clone()).await;
+    let review = id("due/review-16");
+    engine.create(&review, reviewer_report(None)).await.unwrap();
+    engine.advance(Span::days(9)).await.unwrap();
+    assert_eq!(
+        channel.attempts.lock().unwrap().len(),
+        5,
+        "max_attempts in the shipped config"
+    );
+    let history = engine.history(&review).await.unwrap();
+    assert!(matches!(
+        &history[0].outcome,
+        Outcome::Unsent { reason: UnsentReason::SystemError, attempts: 5, detail }
+            if detail == "gave up after 5 attempts: 503 Service Unavailable"
+    ));
     engine.shutdown().await.unwrap();
 }

@@ -132,3 +132,56 @@ fn check_template(
         .map(|_| ())
         .map_err(fail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+        name = "p"
+        version = 1
+        entity_kind = "due"
+        [anchors.due_at]
+        [[rules]]
+        name = "pre-due"
+        kind = "due-soon"
+        anchor = "due_at"
+        template = "due/pre-due"
+    "#;
+
+    fn templates(subject: &str) -> Templates {
+        Templates::from_sources(BTreeMap::from([
+            ("due/pre-due.subject.j2".to_owned(), subject.to_owned()),
+            (
+                "due/pre-due.text.j2".to_owned(),
+                "Due {{ entity.anchors.due_at.local }}".to_owned(),
+            ),
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_policy_naming_a_missing_template_is_refused_at_load_time() {
+        let mut policy = Policy::from_toml(POLICY).unwrap();
+        policy.rules[0].template = "due/pre-deu".into();
+        let err = Catalog::new(vec![policy], templates("Reminder"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("template \"due/pre-deu\" not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_template_using_an_unknown_variable_is_refused_at_load_time() {
+        let policy = Policy::from_toml(POLICY).unwrap();
+        let err = Catalog::new(vec![policy], templates("Hi {{ entity.nmae }}"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("due/pre-due.subject.j2"), "{err}");
+        let policy = Policy::from_toml(POLICY).unwrap();
+        assert!(Catalog::new(vec![policy], templates("Reminder for {{ entity.key }}")).is_ok());
+    }
+}

@@ -88,7 +88,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn write_stdout(line: std::fmt::Arguments) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if let Err(err) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+    if let Err(err) = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
