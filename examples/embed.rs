@@ -50,8 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &config.join("templates"),
         )?)
         .clock(Arc::new(clock.clone()))
-        // The due-date policy's rules use the default channel, "file"; route it to our inbox.
+        // The shipped policies deliver through the channels "file" (due dates) and "rapidpro"
+        // (contact cadences); route both to our inbox.
         .channel("file", inbox.clone())
+        .channel("rapidpro", inbox.clone())
         .open()
         .await?;
 

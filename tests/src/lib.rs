@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests: an engine on a manual clock over a memory or sled
-//! store, with the shipped config, and readers for the file outbox.
+//! store, with the shipped config, readers for the file outbox, and a loopback HTTP server.
+
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

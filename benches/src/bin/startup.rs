@@ -60,7 +60,8 @@ async fn open(dir: &std::path::Path, now: Timestamp, counter: Arc<Counter>) -> (
         .store(store)
         .clock(Arc::new(ManualClock::new(now)))
         .catalog(config.catalog().unwrap())
-        .channel("file", counter)
+        .channel("file", counter.clone())
+        .channel("rapidpro", counter)
         .open()
         .await
         .unwrap();

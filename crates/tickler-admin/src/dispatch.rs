@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Timestamp};
-use tickler_engine::{Engine, Error};
+use tickler_engine::{Engine, Error, JoinGroup};
 
 use crate::protocol::Request;
 use crate::views::{AppliedView, EntityView, PastEventView};
@@ -106,6 +106,28 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             };
             apply(engine, &args.entity, command).await
         }
+        Request::EntityChangeRecipient(args) => {
+            let command = Command::ChangeRecipient {
+                recipient: args.recipient,
+                zone: args.zone,
+            };
+            apply(engine, &args.entity, command).await
+        }
+        Request::GroupJoin(args) => {
+            let join = JoinGroup {
+                contact: args.contact.clone(),
+                recipient: args.recipient,
+                zone: args.zone,
+                anchors: args.anchors,
+                attributes: args.attributes,
+            };
+            let applied = engine.join_group(&args.group, join).await?;
+            group_reply(engine, &args.group, &args.contact, applied).await
+        }
+        Request::GroupLeave(args) => {
+            let applied = engine.leave_group(&args.group, &args.contact).await?;
+            group_reply(engine, &args.group, &args.contact, applied).await
+        }
         Request::Toggle(args) => {
             let command = Command::Toggle {
                 occurrence: args.occurrence,
@@ -154,6 +176,20 @@ async fn apply(engine: &Engine, entity: &EntityId, command: Command) -> Result<V
     let applied = engine.execute(entity, command).await?;
     let state = engine.show(entity).await.ok();
     to_value(&AppliedView::new(entity, &applied, state.as_ref()))
+}
+
+async fn group_reply(
+    engine: &Engine,
+    group: &str,
+    contact: &str,
+    applied: Vec<(EntityId, tickler_engine::Applied)>,
+) -> Result<Value, Error> {
+    let mut entities = Vec::new();
+    for (id, applied) in &applied {
+        let state = engine.show(id).await.ok();
+        entities.push(AppliedView::new(id, applied, state.as_ref()));
+    }
+    to_value(&json!({ "group": group, "contact": contact, "entities": entities }))
 }
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value, Error> {

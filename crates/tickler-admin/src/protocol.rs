@@ -27,6 +27,9 @@ pub const COMMANDS: &[&str] = &[
     "entity.move-anchor",
     "entity.set-attribute",
     "entity.complete",
+    "entity.change-recipient",
+    "group.join",
+    "group.leave",
     "toggle",
     "show",
     "history",
@@ -55,6 +58,12 @@ pub enum Request {
     EntitySetAttribute(SetAttribute),
     #[serde(rename = "entity.complete")]
     EntityComplete(Complete),
+    #[serde(rename = "entity.change-recipient")]
+    EntityChangeRecipient(ChangeRecipient),
+    #[serde(rename = "group.join")]
+    GroupJoin(GroupJoin),
+    #[serde(rename = "group.leave")]
+    GroupLeave(GroupLeave),
     #[serde(rename = "toggle")]
     Toggle(Toggle),
     #[serde(rename = "show")]
@@ -135,6 +144,41 @@ pub struct SetAttribute {
     pub name: String,
     /// `null` clears the attribute.
     pub value: Option<AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRecipient {
+    pub entity: EntityId,
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// A new IANA zone: pending occurrences are re-planned in it.
+    #[serde(default)]
+    pub zone: Option<Zone>,
+}
+
+/// A contact joins a group: each policy running for the group starts its cadence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupJoin {
+    pub group: String,
+    /// The contact's id on the messaging platform; the entity is `<kind>/<group>/<contact>`.
+    pub contact: String,
+    pub recipient: String,
+    #[serde(default)]
+    pub zone: Zone,
+    /// Anchors such as `registered_at` (default: the policy's, e.g. now).
+    #[serde(default)]
+    pub anchors: BTreeMap<String, Timestamp>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupLeave {
+    pub group: String,
+    pub contact: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,11 @@ pub enum Command {
         name: String,
         value: Option<AttrValue>,
     },
+    /// A new recipient address and/or time zone. A new zone re-plans pending occurrences.
+    ChangeRecipient {
+        recipient: Option<String>,
+        zone: Option<Zone>,
+    },
     /// The entity is done: every pending occurrence becomes unsent "completed".
     Complete { reason: String },
     /// Switch a pending occurrence off or back on.
@@ -53,9 +58,11 @@ pub enum DeliveryResult {
         receipt: String,
     },
     /// `permanent`: retrying cannot help (a 4xx, a template that does not render).
+    /// `retry_after`: the receiver asked to wait at least this long (HTTP `Retry-After`).
     Failed {
         error: String,
         permanent: bool,
+        retry_after: Option<crate::Span>,
     },
 }
 

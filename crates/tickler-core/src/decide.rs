@@ -48,10 +48,28 @@ pub fn decide(
             if entity.attributes.get(name) == value.as_ref() {
                 return Ok(Vec::new());
             }
-            Ok(vec![Event::AttributeSet {
-                name: name.clone(),
-                value: value.clone(),
-            }])
+            // An attribute may change the plan (a preferred time of day).
+            then_replan(
+                entity,
+                Event::AttributeSet {
+                    name: name.clone(),
+                    value: value.clone(),
+                },
+                ctx,
+            )
+        }
+        Command::ChangeRecipient { recipient, zone } => {
+            refuse_if_completed(entity)?;
+            if let Some(recipient) = recipient {
+                check_recipient(recipient)?;
+            }
+            let recipient = recipient.clone().filter(|r| *r != entity.recipient);
+            let zone = zone.filter(|z| *z != entity.zone);
+            if recipient.is_none() && zone.is_none() {
+                return Ok(Vec::new());
+            }
+            // A new zone re-plans pending occurrences in the recipient's new local time.
+            then_replan(entity, Event::RecipientChanged { recipient, zone }, ctx)
         }
         Command::Complete { reason } => decide_complete(entity, reason, ctx),
         Command::Toggle {
@@ -145,6 +163,11 @@ fn decide_create(
         }
     }
     for (name, spec) in &policy.anchors {
+        if let Some(offset) = spec.default_offset {
+            anchors
+                .entry(name.clone())
+                .or_insert_with(|| ctx.now.saturating_add(offset));
+        }
         let Some(at) = anchors.get_mut(name) else {
             if spec.required {
                 return Err(Rejection::MissingAnchor {
@@ -179,7 +202,7 @@ fn decide_create(
     };
     let entity = evolve(None, id, &created, ctx.now, 1).expect("a Created event starts a log");
     let mut events = vec![created];
-    events.extend(reconcile(&entity, ctx, PlanCause::Created));
+    events.extend(reconcile(&entity, ctx, PlanCause::Created, Rearm::Never));
     Ok(events)
 }
 
@@ -228,7 +251,12 @@ fn decide_move_anchor(
     )
     .expect("an anchor move applies to any live entity");
     let mut events = vec![moved];
-    events.extend(reconcile(&after, ctx, PlanCause::AnchorMoved));
+    events.extend(reconcile(
+        &after,
+        ctx,
+        PlanCause::AnchorMoved,
+        Rearm::AtANewInstant,
+    ));
     Ok(events)
 }
 
@@ -260,10 +288,36 @@ fn decide_complete(entity: &Entity, reason: &str, ctx: &Context) -> Result<Vec<E
     Ok(events)
 }
 
+/// Applies `event` (which changes what the plan depends on, but no anchor) and re-plans.
+fn then_replan(entity: &Entity, event: Event, ctx: &Context) -> Result<Vec<Event>, Rejection> {
+    let after = evolve(
+        Some(entity.clone()),
+        &entity.id,
+        &event,
+        ctx.now,
+        entity.version + 1,
+    )
+    .expect("a profile or attribute change applies to any live entity");
+    let mut events = vec![event];
+    events.extend(reconcile(&after, ctx, PlanCause::Replanned, Rearm::Never));
+    Ok(events)
+}
+
+/// Whether a slot already processed may get a new occurrence when the plan moves it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rearm {
+    /// After an anchor moved: the business date changed, so a reminder already sent for the old
+    /// date is sent again for the new one (Aperta's chasing).
+    AtANewInstant,
+    /// After a time-of-day or zone change: a slot that was processed stays processed, or a
+    /// contact who just set a preferred hour would get today's message twice.
+    Never,
+}
+
 /// Compares the plan with the active reminders: moves pending ones whose instant changed,
 /// retires those moved into the past or out of the plan, and arms what the plan wants that is
-/// neither active nor already processed at that instant.
-fn reconcile(entity: &Entity, ctx: &Context, cause: PlanCause) -> Vec<Event> {
+/// neither active nor (depending on `rearm`) already processed.
+fn reconcile(entity: &Entity, ctx: &Context, cause: PlanCause, rearm: Rearm) -> Vec<Event> {
     let now = ctx.now;
     let desired = if entity.is_completed() {
         Vec::new()
@@ -311,10 +365,12 @@ fn reconcile(entity: &Entity, ctx: &Context, cause: PlanCause) -> Vec<Event> {
     }
     let mut next_index: BTreeMap<_, u32> = BTreeMap::new();
     for p in desired {
-        if p.at < now
-            || entity.active_for_slot(&p.rule, p.slot).is_some()
-            || entity.processed_at(&p.rule, p.slot) == Some(p.at)
-        {
+        let processed_at = entity.processed_at(&p.rule, p.slot);
+        let already_processed = match rearm {
+            Rearm::AtANewInstant => processed_at == Some(p.at),
+            Rearm::Never => processed_at.is_some(),
+        };
+        if p.at < now || entity.active_for_slot(&p.rule, p.slot).is_some() || already_processed {
             continue;
         }
         let index = next_index
@@ -395,6 +451,7 @@ fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Context) -> Vec
             rule,
             *attempt,
             "outcome unknown: no result before the attempt's lease ended (process restart?)",
+            None,
             ctx,
         ),
         Phase::RetryWaiting { attempt, .. } => {
@@ -432,6 +489,7 @@ fn decide_delivery_result(
         DeliveryResult::Failed {
             error,
             permanent: true,
+            ..
         } => vec![Event::OccurrenceUnsent {
             occurrence,
             reason: UnsentReason::SystemError,
@@ -440,8 +498,9 @@ fn decide_delivery_result(
         DeliveryResult::Failed {
             error,
             permanent: false,
+            retry_after,
         } => match ctx.policy.rule(&occurrence.rule) {
-            Some(rule) => after_failure(entity, reminder, rule, attempt, error, ctx),
+            Some(rule) => after_failure(entity, reminder, rule, attempt, error, *retry_after, ctx),
             None => vec![Event::OccurrenceUnsent {
                 occurrence,
                 reason: UnsentReason::SystemError,
@@ -459,6 +518,7 @@ fn after_failure(
     rule: &Rule,
     attempt: u32,
     error: &str,
+    retry_after: Option<crate::Span>,
     ctx: &Context,
 ) -> Vec<Event> {
     let occurrence = reminder.occurrence.clone();
@@ -485,7 +545,12 @@ fn after_failure(
         );
     }
     let key = occurrence.idempotency_key(&entity.id);
-    let retry_at = ctx.now.saturating_add(ctx.delivery.backoff(&key, attempt));
+    // The receiver's Retry-After, when longer, wins over the backoff schedule.
+    let delay = ctx
+        .delivery
+        .backoff(&key, attempt)
+        .max(retry_after.unwrap_or(crate::Span::ZERO));
+    let retry_at = ctx.now.saturating_add(delay);
     if let Some((cutoff, text)) = staleness_cutoff(rule, entity)
         && retry_at >= cutoff
     {

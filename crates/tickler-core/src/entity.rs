@@ -265,6 +265,14 @@ pub fn evolve(
                 .processed
                 .insert(reminder.slot, reminder.planned_at);
         }
+        Event::RecipientChanged { recipient, zone } => {
+            if let Some(recipient) = recipient {
+                entity.recipient = recipient.clone();
+            }
+            if let Some(zone) = zone {
+                entity.zone = *zone;
+            }
+        }
         Event::Completed { reason } => {
             entity.completed = Some(Completion {
                 reason: reason.clone(),

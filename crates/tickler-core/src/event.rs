@@ -88,6 +88,11 @@ pub enum Event {
     },
     /// The entity is done (review submitted, invitation rescinded…): nothing new is planned.
     Completed { reason: String },
+    /// The recipient's address and/or zone changed (`None`: unchanged).
+    RecipientChanged {
+        recipient: Option<String>,
+        zone: Option<Zone>,
+    },
 }
 
 impl Event {
@@ -106,11 +111,12 @@ impl Event {
             Event::OccurrenceSent { .. } => 9,
             Event::OccurrenceUnsent { .. } => 10,
             Event::Completed { .. } => 11,
+            Event::RecipientChanged { .. } => 12,
         }
     }
 
     /// The largest type code this build understands.
-    pub const TYPE_CODE_MAX: u16 = 11;
+    pub const TYPE_CODE_MAX: u16 = 12;
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -125,6 +131,7 @@ impl Event {
             Event::OccurrenceSent { .. } => "occurrence-sent",
             Event::OccurrenceUnsent { .. } => "occurrence-unsent",
             Event::Completed { .. } => "completed",
+            Event::RecipientChanged { .. } => "recipient-changed",
         }
     }
 }
@@ -138,6 +145,8 @@ pub enum PlanCause {
     /// Planned because an anchor moved (a new occurrence for a rule whose earlier one was
     /// already processed, or one that had not been in the plan before).
     AnchorMoved,
+    /// Planned when an attribute or the recipient's zone changed the plan.
+    Replanned,
 }
 
 /// Why an occurrence ended without being sent. Append only (persisted).

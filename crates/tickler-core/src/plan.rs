@@ -1,12 +1,20 @@
 //! Planning: the occurrences a policy wants for an entity, as a pure function of the policy and
-//! the entity's anchors, zone and id. `decide` compares this plan with the active reminders to
-//! arm, move or retire occurrences.
+//! the entity's anchors, attributes, zone and id. `decide` compares this plan with the active
+//! reminders to arm, move or retire occurrences.
+//!
+//! Two phases. First every rule gives the dates of its slots (an anchor and an offset, a series,
+//! a pattern over a series). Then times of day are resolved in date order across all rules,
+//! because some constraints span rules: a spread group shares the window's hours between the
+//! rules that name it, and the policy's minimum gap separates consecutive occurrences. Every
+//! draw is seeded by stable names, so the same entity always gets the same plan.
 
-use chrono::{NaiveTime, Timelike};
+use std::collections::BTreeMap;
 
-use crate::policy::{Rule, SERIES_LEN_MAX, TimeOfDay, Truncate};
+use chrono::{Days, NaiveTime, Timelike};
+
+use crate::policy::{LocalTime, PerPeriod, Rule, SERIES_LEN_MAX, TimeOfDay, Truncate};
 use crate::seed::Draw;
-use crate::{Entity, Policy, RuleName, Span, Timestamp};
+use crate::{AttrValue, Entity, Policy, RuleName, Span, Timestamp};
 
 /// One occurrence the plan wants: rule, position in the rule's series, and instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,104 +25,351 @@ pub struct Planned {
     pub at: Timestamp,
 }
 
-const MINUTES_PER_DAY: u32 = 24 * 60;
+const MINUTES_PER_HOUR: u32 = 60;
+const MINUTES_PER_DAY: u32 = 24 * MINUTES_PER_HOUR;
+const MS_PER_DAY: i64 = 86_400_000;
+/// How many days a window draw may move forward (day 0 already past its window, a minimum gap
+/// filling a day) before the computed date's window is used as it is.
+const WINDOW_DAYS_AHEAD_MAX: u64 = 7;
 
 /// Every occurrence the policy's rules give for `entity`, rule by rule, slot by slot.
 pub fn plan(policy: &Policy, entity: &Entity) -> Vec<Planned> {
-    policy
-        .rules
-        .iter()
-        .flat_map(|rule| plan_rule(policy, rule, entity))
-        .collect()
+    let mut dated: Vec<Dated> = Vec::new();
+    for (order, rule) in policy.rules.iter().enumerate() {
+        dated.extend(
+            series(rule, entity)
+                .into_iter()
+                .filter(|(slot, _)| kept_by_pattern(rule, *slot))
+                .map(|(slot, base)| Dated {
+                    order,
+                    rule,
+                    slot,
+                    base,
+                }),
+        );
+    }
+    dated.sort_by_key(|d| (d.base, d.order, d.slot));
+    let mut times = TimesOfDay::new(policy, entity);
+    let mut planned: Vec<(usize, Planned)> = dated
+        .into_iter()
+        .filter_map(|d| {
+            let at = truncate(d.rule.truncate, times.resolve(d.rule, d.slot, d.base));
+            let until = until(d.rule, entity);
+            if until.is_some_and(|until| at > until) {
+                return None;
+            }
+            Some((
+                d.order,
+                Planned {
+                    rule: d.rule.name.clone(),
+                    slot: d.slot,
+                    kind: d.rule.kind.clone(),
+                    at,
+                },
+            ))
+        })
+        .collect();
+    planned.sort_by_key(|(order, p)| (*order, p.slot));
+    planned.into_iter().map(|(_, p)| p).collect()
 }
 
-/// The occurrences of one rule. A rule whose anchor is not set plans nothing.
-pub fn plan_rule(policy: &Policy, rule: &Rule, entity: &Entity) -> Vec<Planned> {
-    let Some(&anchor) = entity.anchors.get(&rule.anchor) else {
-        return Vec::new();
-    };
-    let Some(first) = anchor.checked_add(rule.offset) else {
-        return Vec::new();
-    };
-    let until = rule.until.as_ref().and_then(|until| {
-        entity
-            .anchors
-            .get(&until.anchor)
-            .and_then(|at| at.checked_add(until.offset))
-    });
-    if rule.until.is_some() && until.is_none() {
-        // A series bounded by an anchor that is not set has no end yet: plan nothing rather than
-        // the whole SERIES_LEN_MAX.
-        return Vec::new();
-    }
-    let slots = match rule.every {
-        None => 1,
-        Some(_) => rule.count.unwrap_or(SERIES_LEN_MAX).min(SERIES_LEN_MAX),
-    };
-    let mut planned = Vec::new();
-    for slot in 0..slots {
-        let step = rule.every.unwrap_or(Span::ZERO);
-        let Some(base) = step
-            .checked_mul(i64::from(slot))
-            .and_then(|offset| first.checked_add(offset))
-        else {
-            break;
-        };
-        let at = apply_truncate(rule.truncate, time_of_day(policy, rule, entity, slot, base));
-        if until.is_some_and(|until| at > until) {
-            break;
-        }
-        planned.push(Planned {
-            rule: rule.name.clone(),
-            slot,
-            kind: rule.kind.clone(),
-            at,
-        });
-    }
-    planned
-}
-
-fn time_of_day(
-    policy: &Policy,
-    rule: &Rule,
-    entity: &Entity,
+/// A rule's slot with its computed instant before the time of day is applied.
+struct Dated<'a> {
+    order: usize,
+    rule: &'a Rule,
     slot: u32,
     base: Timestamp,
-) -> Timestamp {
-    let date = entity.zone.local(base).date();
-    match &rule.at {
-        TimeOfDay::Exact => base,
-        TimeOfDay::Local { time } => entity.zone.at_local(date, time.time()),
-        TimeOfDay::Window { start, end } => {
-            let start_minute = minute_of_day(start.time());
-            let end_minute = minute_of_day(end.time()).max(start_minute + 1);
-            let slot_text = slot.to_string();
-            let mut draw = Draw::new(
-                policy.seed,
-                &[
-                    entity.id.as_str().as_bytes(),
-                    rule.name.as_str().as_bytes(),
-                    slot_text.as_bytes(),
-                ],
-            );
-            let minute = start_minute + draw.below(u64::from(end_minute - start_minute)) as u32;
-            let time = NaiveTime::from_num_seconds_from_midnight_opt(
-                minute.min(MINUTES_PER_DAY - 1) * 60,
-                0,
-            )
-            .expect("a minute of the day is a valid time");
-            entity.zone.at_local(date, time)
+}
+
+fn until(rule: &Rule, entity: &Entity) -> Option<Timestamp> {
+    let until = rule.until.as_ref()?;
+    entity
+        .anchors
+        .get(&until.anchor)
+        .and_then(|at| at.checked_add(until.offset))
+}
+
+/// The slots of a rule and their instants. A rule whose anchor is not set plans nothing; so does
+/// a series bounded by an anchor that is not set (it has no end yet).
+fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
+    let Some(first) = entity
+        .anchors
+        .get(&rule.anchor)
+        .and_then(|anchor| anchor.checked_add(rule.offset))
+    else {
+        return Vec::new();
+    };
+    let is_series = rule.every.is_some() || rule.per_period.is_some();
+    if !is_series {
+        return vec![(0, first)];
+    }
+    let until = until(rule, entity);
+    if rule.until.is_some() && until.is_none() {
+        return Vec::new();
+    }
+    let slots = rule.count.unwrap_or(SERIES_LEN_MAX).min(SERIES_LEN_MAX);
+    let mut instants = Vec::new();
+    for slot in 0..slots {
+        let Some(base) = step(rule, slot).and_then(|offset| first.checked_add(offset)) else {
+            break;
+        };
+        if until.is_some_and(|until| base > until) {
+            break;
         }
+        instants.push((slot, base));
+    }
+    instants
+}
+
+/// The offset of slot `slot` from the first occurrence.
+fn step(rule: &Rule, slot: u32) -> Option<Span> {
+    match (rule.every, rule.per_period) {
+        (Some(every), _) => every.checked_mul(i64::from(slot)),
+        (None, Some(PerPeriod { times, period })) => {
+            let period_ms = period.as_millis();
+            let whole = i64::from(slot / times).checked_mul(period_ms)?;
+            let mut within = i64::from(slot % times) * period_ms / i64::from(times);
+            if period_ms % MS_PER_DAY == 0 {
+                // "3 a week" means days 0, 2 and 4, not every 56 hours.
+                within -= within % MS_PER_DAY;
+            }
+            Some(Span::from_millis(whole.checked_add(within)?))
+        }
+        (None, None) => Some(Span::ZERO),
     }
 }
 
-fn minute_of_day(time: NaiveTime) -> u32 {
-    time.hour() * 60 + time.minute()
+fn kept_by_pattern(rule: &Rule, slot: u32) -> bool {
+    rule.pattern
+        .as_ref()
+        .is_none_or(|pattern| pattern.slots.contains(&(slot % pattern.period)))
 }
 
-fn apply_truncate(truncate: Truncate, at: Timestamp) -> Timestamp {
+fn truncate(truncate: Truncate, at: Timestamp) -> Timestamp {
     match truncate {
         Truncate::None => at,
         Truncate::Hour => at.truncate_to_hour(),
     }
+}
+
+/// Resolves times of day in date order, carrying what spans occurrences: the last planned window
+/// instant (for the minimum gap) and each spread group's unused hours.
+struct TimesOfDay<'a> {
+    policy: &'a Policy,
+    entity: &'a Entity,
+    previous: Option<Timestamp>,
+    spreads: BTreeMap<String, Spread>,
+}
+
+impl<'a> TimesOfDay<'a> {
+    fn new(policy: &'a Policy, entity: &'a Entity) -> TimesOfDay<'a> {
+        TimesOfDay {
+            policy,
+            entity,
+            previous: None,
+            spreads: BTreeMap::new(),
+        }
+    }
+
+    fn resolve(&mut self, rule: &Rule, slot: u32, base: Timestamp) -> Timestamp {
+        let zone = self.entity.zone;
+        let date = zone.local(base).date();
+        let preferred = self.preferred(rule);
+        match &rule.at {
+            TimeOfDay::Exact => preferred.map_or(base, |time| at_minute(zone, date, time.minute())),
+            TimeOfDay::Local { time } => at_minute(zone, date, preferred.unwrap_or(*time).minute()),
+            TimeOfDay::Window { start, end, spread } => {
+                let at = self.window(
+                    rule,
+                    slot,
+                    base,
+                    (*start, *end),
+                    spread.as_deref(),
+                    preferred,
+                );
+                self.previous = Some(at);
+                at
+            }
+        }
+    }
+
+    /// The entity's preferred time for this rule, if it set a valid one.
+    fn preferred(&self, rule: &Rule) -> Option<LocalTime> {
+        let name = rule.preferred_time.as_ref()?;
+        match self.entity.attributes.get(name)? {
+            AttrValue::Text(text) => LocalTime::parse(text).ok().filter(|t| !t.is_end_of_day()),
+            _ => None,
+        }
+    }
+
+    /// A minute of the window on the computed date or, when nothing is left of that day's window
+    /// (the cadence starts after it, or the minimum gap fills it), on the next days'.
+    fn window(
+        &mut self,
+        rule: &Rule,
+        slot: u32,
+        base: Timestamp,
+        (start, end): (LocalTime, LocalTime),
+        spread: Option<&str>,
+        preferred: Option<LocalTime>,
+    ) -> Timestamp {
+        let zone = self.entity.zone;
+        let first_date = zone.local(base).date();
+        // Never before the cadence starts (day 0 uses what is left of its window), never closer
+        // than the minimum gap to the previous occurrence.
+        let anchor = self.entity.anchors.get(&rule.anchor).copied();
+        let not_before = [
+            anchor.filter(|a| zone.local(*a).date() == first_date),
+            self.previous
+                .zip(self.policy.min_gap)
+                .map(|(previous, gap)| previous.saturating_add(gap)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let slot_text = slot.to_string();
+        let mut draw = Draw::new(
+            self.policy.seed,
+            &[
+                self.entity.id.as_str().as_bytes(),
+                rule.name.as_str().as_bytes(),
+                slot_text.as_bytes(),
+            ],
+        );
+        let (start_minute, end_minute) = (start.minute(), end.minute());
+        for days_ahead in 0..=WINDOW_DAYS_AHEAD_MAX {
+            let Some(date) = first_date.checked_add_days(Days::new(days_ahead)) else {
+                break;
+            };
+            let mut low = start_minute;
+            if let Some(not_before) = not_before {
+                let local = zone.local(not_before);
+                if local.date() > date {
+                    continue;
+                }
+                if local.date() == date {
+                    low = low.max(minute_of_day_ceil(local.time()));
+                }
+            }
+            if low >= end_minute {
+                continue;
+            }
+            let minute = match spread {
+                Some(group) => {
+                    let spread = self
+                        .spreads
+                        .entry(group.to_owned())
+                        .or_insert_with(|| Spread::new(start_minute, end_minute));
+                    match spread.take(
+                        self.policy.seed,
+                        &self.entity.id,
+                        group,
+                        low,
+                        end_minute,
+                        &mut draw,
+                    ) {
+                        Some(minute) => minute,
+                        None => continue,
+                    }
+                }
+                None => low + draw.below(u64::from(end_minute - low)) as u32,
+            };
+            let drawn = at_minute(zone, date, minute);
+            return match preferred {
+                Some(time) => at_minute(zone, date, time.minute()),
+                None => drawn,
+            };
+        }
+        base
+    }
+}
+
+/// A spread group's hours: a seeded permutation of the window's hours per round, each hour taken
+/// once before the next round starts.
+struct Spread {
+    hours: Vec<u32>,
+    round: u32,
+    remaining: Vec<u32>,
+}
+
+impl Spread {
+    fn new(start_minute: u32, end_minute: u32) -> Spread {
+        let first = start_minute / MINUTES_PER_HOUR;
+        let last = end_minute.div_ceil(MINUTES_PER_HOUR);
+        Spread {
+            hours: (first..last).collect(),
+            round: 0,
+            remaining: Vec::new(),
+        }
+    }
+
+    /// The first unused hour (in this round's order) with room at or after `low`, and a minute in
+    /// it; `None` when no unused hour has room on this day.
+    fn take(
+        &mut self,
+        seed: u64,
+        entity: &crate::EntityId,
+        group: &str,
+        low: u32,
+        end: u32,
+        draw: &mut Draw,
+    ) -> Option<u32> {
+        if self.remaining.is_empty() {
+            self.remaining = self.permutation(seed, entity, group);
+            self.round += 1;
+        }
+        let room = |hour: u32| {
+            let from = (hour * MINUTES_PER_HOUR).max(low);
+            let to = ((hour + 1) * MINUTES_PER_HOUR).min(end);
+            (from < to).then_some((from, to))
+        };
+        let position = self
+            .remaining
+            .iter()
+            .position(|hour| room(*hour).is_some())?;
+        let hour = self.remaining.remove(position);
+        let (from, to) = room(hour).expect("found with room");
+        Some(from + draw.below(u64::from(to - from)) as u32)
+    }
+
+    fn permutation(&self, seed: u64, entity: &crate::EntityId, group: &str) -> Vec<u32> {
+        let round_text = self.round.to_string();
+        let mut draw = Draw::new(
+            seed,
+            &[
+                entity.as_str().as_bytes(),
+                b"spread",
+                group.as_bytes(),
+                round_text.as_bytes(),
+            ],
+        );
+        let mut hours = self.hours.clone();
+        // Fisher-Yates, with our own range mapping (see `seed`).
+        for i in (1..hours.len()).rev() {
+            let j = draw.below(i as u64 + 1) as usize;
+            hours.swap(i, j);
+        }
+        hours
+    }
+}
+
+fn minute_of_day(time: NaiveTime) -> u32 {
+    time.hour() * MINUTES_PER_HOUR + time.minute()
+}
+
+fn minute_of_day_ceil(time: NaiveTime) -> u32 {
+    let minute = minute_of_day(time);
+    if time.second() > 0 || time.nanosecond() > 0 {
+        minute + 1
+    } else {
+        minute
+    }
+}
+
+/// The instant of a minute of a local date (the DST rules of `Zone::resolve` apply).
+fn at_minute(zone: crate::Zone, date: chrono::NaiveDate, minute: u32) -> Timestamp {
+    let time =
+        NaiveTime::from_num_seconds_from_midnight_opt(minute.min(MINUTES_PER_DAY - 1) * 60, 0)
+            .expect("a minute of the day is a valid time");
+    zone.at_local(date, time)
 }

@@ -36,6 +36,14 @@ pub struct Policy {
     /// The reasons an entity may be completed with; empty means any reason.
     #[serde(default)]
     pub completion_reasons: Vec<String>,
+    /// The contact group this policy runs for: joining the group creates the entity, leaving it
+    /// completes the entity (Ona's campaigns).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// No two occurrences of one entity are planned closer than this; a window draw that would
+    /// be moves later in its window, or to the next day's.
+    #[serde(default)]
+    pub min_gap: Option<Span>,
     pub rules: Vec<Rule>,
 }
 
@@ -54,6 +62,11 @@ pub struct AnchorSpec {
     /// Refuse a value earlier than the entity's creation (a due date before the task existed).
     #[serde(default)]
     pub not_before_creation: bool,
+    /// When creation gives no value (and no workflow default applies), the anchor is the
+    /// creation instant plus this span: a contact joining a group without a registration date
+    /// starts its cadence now.
+    #[serde(default)]
+    pub default_offset: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,9 +109,23 @@ pub struct Rule {
     /// A series plans at most this many occurrences.
     #[serde(default)]
     pub count: Option<u32>,
+    /// Makes the rule a series of `times` occurrences per `period` (e.g. 3 a week), spread evenly
+    /// over each period (on whole days when the period is whole days). Needs `count` or `until`.
+    #[serde(default)]
+    pub per_period: Option<PerPeriod>,
+    /// Keeps only some positions of the series: slot `n` is planned when `n % period` is one of
+    /// `slots`. Two rules over the same grid with complementary patterns share it (conversation A
+    /// on three slots of four, B on the fourth), and keep the grid's slot numbers.
+    #[serde(default)]
+    pub pattern: Option<Pattern>,
     /// The time of day in the recipient's zone; the computed instant when absent.
     #[serde(default)]
     pub at: TimeOfDay,
+    /// An attribute holding the recipient's preferred `HH:MM`: when set, it replaces the time of
+    /// day of every occurrence planned from then on (a draw it replaces is still made, so
+    /// clearing the preference brings back the same drawn times).
+    #[serde(default)]
+    pub preferred_time: Option<String>,
     /// Applied last: Aperta truncates its chasing events to the hour.
     #[serde(default)]
     pub truncate: Truncate,
@@ -139,26 +166,73 @@ pub enum TimeOfDay {
     /// A fixed local time on the local date of the computed instant.
     Local { time: LocalTime },
     /// A seeded random minute within [start, end) on the local date of the computed instant.
-    Window { start: LocalTime, end: LocalTime },
+    /// With `spread`, the rules naming the same spread group share the window's hours: every
+    /// hour is used once, in a seeded order, before any hour repeats.
+    Window {
+        start: LocalTime,
+        end: LocalTime,
+        #[serde(default)]
+        spread: Option<String>,
+    },
 }
 
-/// `HH:MM` local wall-clock time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerPeriod {
+    pub times: u32,
+    pub period: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pattern {
+    pub period: u32,
+    pub slots: Vec<u32>,
+}
+
+/// `HH:MM` local wall-clock time, from `00:00` to `24:00` (the end of the day, valid only as
+/// the end of a window). Kept as minutes since midnight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct LocalTime(NaiveTime);
+pub struct LocalTime(u32);
+
+const END_OF_DAY_MINUTE: u32 = 24 * 60;
 
 impl LocalTime {
     pub fn parse(text: &str) -> Result<LocalTime, Error> {
-        NaiveTime::parse_from_str(text, "%H:%M")
-            .map(LocalTime)
-            .map_err(|_| Error::InvalidPolicy {
-                policy: String::new(),
-                reason: format!("invalid local time {text:?}: expected HH:MM, e.g. 09:00"),
-            })
+        let invalid = || Error::InvalidPolicy {
+            policy: String::new(),
+            reason: format!(
+                "invalid local time {text:?}: expected HH:MM from 00:00 to 24:00, e.g. 09:00"
+            ),
+        };
+        let (hours, minutes) = text.split_once(':').ok_or_else(invalid)?;
+        if hours.len() != 2 || minutes.len() != 2 {
+            return Err(invalid());
+        }
+        let hours: u32 = hours.parse().map_err(|_| invalid())?;
+        let minutes: u32 = minutes.parse().map_err(|_| invalid())?;
+        let minute = hours * 60 + minutes;
+        if minutes >= 60 || minute > END_OF_DAY_MINUTE {
+            return Err(invalid());
+        }
+        Ok(LocalTime(minute))
     }
 
-    pub fn time(self) -> NaiveTime {
+    /// Minutes since midnight, 0 to 1440.
+    pub fn minute(self) -> u32 {
         self.0
+    }
+
+    /// `24:00`, the end of the day.
+    pub fn is_end_of_day(self) -> bool {
+        self.0 == END_OF_DAY_MINUTE
+    }
+
+    /// The wall-clock time; `None` for `24:00`.
+    pub fn time(self) -> Option<NaiveTime> {
+        NaiveTime::from_num_seconds_from_midnight_opt(self.0 * 60, 0)
+            .filter(|_| !self.is_end_of_day())
     }
 }
 
@@ -171,7 +245,7 @@ impl TryFrom<String> for LocalTime {
 
 impl From<LocalTime> for String {
     fn from(time: LocalTime) -> String {
-        time.0.format("%H:%M").to_string()
+        format!("{:02}:{:02}", time.0 / 60, time.0 % 60)
     }
 }
 
@@ -236,6 +310,9 @@ impl Policy {
         if self.name.is_empty() {
             return Err(fail("the policy has no name".into()));
         }
+        if self.min_gap.is_some_and(|gap| gap.is_negative()) {
+            return Err(fail("min_gap must not be negative".into()));
+        }
         let anchor_known = |name: &str| self.anchors.contains_key(name);
         for (name, spec) in &self.anchors {
             if let Some(original) = &spec.keep_original
@@ -277,17 +354,44 @@ impl Policy {
                     "unknown anchor {unknown:?} (declare it under [anchors])"
                 )));
             }
+            if let Some(per) = rule.per_period {
+                if rule.every.is_some() {
+                    return Err(rule_fail(
+                        "`every` and `per_period` exclude each other".into(),
+                    ));
+                }
+                if per.times == 0 || per.period.as_millis() <= 0 {
+                    return Err(rule_fail(
+                        "per_period needs times >= 1 and a positive period".into(),
+                    ));
+                }
+            }
+            let series = rule.every.is_some() || rule.per_period.is_some();
             match rule.every {
                 Some(every) if every.as_millis() <= 0 => {
                     return Err(rule_fail(format!("every = {every} must be positive")));
                 }
-                Some(_) if rule.until.is_none() && rule.count.is_none() => {
+                _ if series && rule.until.is_none() && rule.count.is_none() => {
                     return Err(rule_fail("a series needs `until` or `count`".into()));
                 }
-                None if rule.until.is_some() || rule.count.is_some() => {
-                    return Err(rule_fail("`until` and `count` need `every`".into()));
+                _ if !series
+                    && (rule.until.is_some() || rule.count.is_some() || rule.pattern.is_some()) =>
+                {
+                    return Err(rule_fail(
+                        "`until`, `count` and `pattern` need `every` or `per_period`".into(),
+                    ));
                 }
                 _ => {}
+            }
+            if let Some(pattern) = &rule.pattern
+                && (pattern.period == 0
+                    || pattern.slots.is_empty()
+                    || pattern.slots.iter().any(|s| *s >= pattern.period))
+            {
+                return Err(rule_fail(format!(
+                    "pattern slots {:?} must be non-empty and below its period {}",
+                    pattern.slots, pattern.period
+                )));
             }
             if rule
                 .count
@@ -295,13 +399,31 @@ impl Policy {
             {
                 return Err(rule_fail(format!("count must be 1..={SERIES_LEN_MAX}")));
             }
-            if let TimeOfDay::Window { start, end } = rule.at
+            match &rule.at {
+                TimeOfDay::Local { time } if time.is_end_of_day() => {
+                    return Err(rule_fail(
+                        "a local time of 24:00 is the end of the day; use 00:00".into(),
+                    ));
+                }
+                TimeOfDay::Window { start, .. } if start.is_end_of_day() => {
+                    return Err(rule_fail("a window cannot start at 24:00".into()));
+                }
+                _ => {}
+            }
+            if let TimeOfDay::Window { start, end, .. } = &rule.at
                 && start >= end
             {
                 return Err(rule_fail(format!(
                     "window end {} is not after its start {}",
-                    String::from(end),
-                    String::from(start)
+                    String::from(*end),
+                    String::from(*start)
+                )));
+            }
+            if let Some(name) = &rule.preferred_time
+                && crate::RuleName::parse(name).is_err()
+            {
+                return Err(rule_fail(format!(
+                    "preferred_time names an invalid attribute {name:?}"
                 )));
             }
             if rule.grace.is_some_and(|grace| grace.is_negative()) {
@@ -328,6 +450,17 @@ mod tests {
         offset = "-2d"
         template = "due/pre-due"
     "#;
+
+    #[test]
+    fn a_window_may_end_at_midnight() {
+        let text = MINIMAL.replace(
+            "offset = \"-2d\"",
+            "at = { mode = \"window\", start = \"18:00\", end = \"24:00\" }",
+        );
+        let policy = Policy::from_toml(&text).unwrap();
+        assert!(matches!(policy.rules[0].at, TimeOfDay::Window { end, .. } if end.is_end_of_day()));
+        assert_eq!(String::from(LocalTime::parse("24:00").unwrap()), "24:00");
+    }
 
     #[test]
     fn a_minimal_policy_parses_with_defaults() {
@@ -368,6 +501,31 @@ mod tests {
                     "at = { mode = \"local\", time = \"25:00\" }",
                 ),
                 "25:00",
+            ),
+            (
+                (
+                    "offset = \"-2d\"",
+                    "at = { mode = \"local\", time = \"24:00\" }",
+                ),
+                "use 00:00",
+            ),
+            (
+                (
+                    "offset = \"-2d\"",
+                    "at = { mode = \"window\", start = \"18:00\", end = \"24:01\" }",
+                ),
+                "24:01",
+            ),
+            (
+                (
+                    "offset = \"-2d\"",
+                    "at = { mode = \"window\", start = \"9:00\", end = \"21:00\" }",
+                ),
+                "9:00",
+            ),
+            (
+                ("offset = \"-2d\"", "pattern = { period = 4, slots = [4] }"),
+                "need `every` or `per_period`",
             ),
         ] {
             let text = MINIMAL.replace(change.0, change.1);

@@ -135,6 +135,7 @@ fn failed(occurrence: &str, attempt: u32, permanent: bool) -> Command {
         result: DeliveryResult::Failed {
             error: "503 Service Unavailable".into(),
             permanent,
+            retry_after: None,
         },
     }
 }

@@ -79,6 +79,26 @@ impl Catalog {
         self.policies.values()
     }
 
+    /// The policies that run for a contact group.
+    pub fn policies_for_group(&self, group: &str) -> Vec<&Arc<Policy>> {
+        self.policies
+            .values()
+            .filter(|policy| policy.group.as_deref() == Some(group))
+            .collect()
+    }
+
+    /// Every group some policy runs for.
+    pub fn groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = self
+            .policies
+            .values()
+            .filter_map(|p| p.group.as_deref())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+
     pub fn templates(&self) -> &Templates {
         &self.templates
     }

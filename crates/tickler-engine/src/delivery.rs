@@ -61,7 +61,11 @@ pub(crate) fn prepare(
 }
 
 pub(crate) async fn run(shared: &Shared, job: Job) -> DeliveryResult {
-    let failed = |error: String, permanent| DeliveryResult::Failed { error, permanent };
+    let failed = |error: String, permanent| DeliveryResult::Failed {
+        error,
+        permanent,
+        retry_after: None,
+    };
     let message = match job.message {
         Ok(message) => message,
         Err(error) => return failed(error, true),
@@ -83,6 +87,11 @@ pub(crate) async fn run(shared: &Shared, job: Job) -> DeliveryResult {
         },
         Ok(Err(DeliveryError::Transient(error))) => failed(error, false),
         Ok(Err(DeliveryError::Permanent(error))) => failed(error, true),
+        Ok(Err(DeliveryError::RetryAfter { message, after })) => DeliveryResult::Failed {
+            error: message,
+            permanent: false,
+            retry_after: Some(after),
+        },
         Err(_) => failed(
             format!("no answer from channel {} within {timeout:?}", job.channel),
             false,

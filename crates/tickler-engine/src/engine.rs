@@ -202,6 +202,21 @@ impl Actor for EntitySupervisor {
     }
 }
 
+/// A contact joining a group: what each of the group's policies creates its entity with.
+#[derive(Clone, Debug)]
+pub struct JoinGroup {
+    /// The contact's id on the messaging platform (e.g. a RapidPro contact UUID).
+    pub contact: String,
+    pub recipient: String,
+    pub zone: tickler_core::Zone,
+    /// E.g. `registered_at`; the policy's default applies when absent.
+    pub anchors: BTreeMap<String, Timestamp>,
+    pub attributes: BTreeMap<String, tickler_core::AttrValue>,
+}
+
+/// The reason a group policy's entity is completed with when its contact leaves the group.
+pub const LEFT_GROUP: &str = "left-group";
+
 /// A summary for `status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineStatus {
@@ -234,6 +249,88 @@ impl Engine {
     /// Creates an entity.
     pub async fn create(&self, entity: &EntityId, create: CreateEntity) -> Result<Applied, Error> {
         self.execute(entity, Command::Create(create)).await
+    }
+
+    /// The entity a group's policy keeps for a contact: `<kind>/<group>/<contact>`.
+    pub fn group_entity(
+        policy: &tickler_core::Policy,
+        group: &str,
+        contact: &str,
+    ) -> Result<EntityId, Error> {
+        EntityId::new(&policy.entity_kind, &format!("{group}/{contact}")).map_err(|err| {
+            Error::Rejected(tickler_core::Rejection::InvalidRecipient {
+                value: contact.to_owned(),
+                reason: format!("not usable as a contact id: {err}"),
+            })
+        })
+    }
+
+    fn group_policies(&self, group: &str) -> Result<Vec<Arc<tickler_core::Policy>>, Error> {
+        let policies: Vec<_> = self
+            .shared
+            .catalog
+            .policies_for_group(group)
+            .into_iter()
+            .cloned()
+            .collect();
+        if policies.is_empty() {
+            return Err(Error::UnknownGroup {
+                value: group.to_owned(),
+                known: self.shared.catalog.groups().join(", "),
+            });
+        }
+        Ok(policies)
+    }
+
+    /// A contact joins a group: every policy running for the group starts its cadence for the
+    /// contact (creates its entity, with the attributes `group` and `contact` added).
+    pub async fn join_group(
+        &self,
+        group: &str,
+        join: JoinGroup,
+    ) -> Result<Vec<(EntityId, Applied)>, Error> {
+        let policies = self.group_policies(group)?;
+        let mut attributes = join.attributes.clone();
+        attributes.insert(
+            "group".into(),
+            tickler_core::AttrValue::Text(group.to_owned()),
+        );
+        attributes.insert(
+            "contact".into(),
+            tickler_core::AttrValue::Text(join.contact.clone()),
+        );
+        let mut applied = Vec::new();
+        for policy in policies {
+            let id = Engine::group_entity(&policy, group, &join.contact)?;
+            let create = CreateEntity {
+                policy: policy.name.clone(),
+                workflow: None,
+                recipient: join.recipient.clone(),
+                zone: join.zone,
+                anchors: join.anchors.clone(),
+                attributes: attributes.clone(),
+            };
+            applied.push((id.clone(), self.create(&id, create).await?));
+        }
+        Ok(applied)
+    }
+
+    /// A contact leaves a group: what is pending for it under the group's policies ends as
+    /// unsent ("completed: left-group").
+    pub async fn leave_group(
+        &self,
+        group: &str,
+        contact: &str,
+    ) -> Result<Vec<(EntityId, Applied)>, Error> {
+        let mut applied = Vec::new();
+        for policy in self.group_policies(group)? {
+            let id = Engine::group_entity(&policy, group, contact)?;
+            let complete = Command::Complete {
+                reason: LEFT_GROUP.to_owned(),
+            };
+            applied.push((id.clone(), self.execute(&id, complete).await?));
+        }
+        Ok(applied)
     }
 
     /// The entity's current state, with its active reminders.

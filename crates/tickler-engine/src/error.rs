@@ -9,6 +9,8 @@ pub enum Error {
     Rejected(#[from] Rejection),
     #[error("unknown policy {value:?} (known: {known})")]
     UnknownPolicy { value: String, known: String },
+    #[error("unknown group {value:?} (groups with a policy: {known})")]
+    UnknownGroup { value: String, known: String },
     #[error("unknown channel {value:?} (known: {known})")]
     UnknownChannel { value: String, known: String },
     /// The entity's log failed a check; it takes no commands until repaired. Others run on.
@@ -33,6 +35,7 @@ impl Error {
             Error::Rejected(rejection) => rejection.code(),
             Error::UnknownPolicy { .. } => "unknown_policy",
             Error::UnknownChannel { .. } => "unknown_channel",
+            Error::UnknownGroup { .. } => "unknown_group",
             Error::Quarantined { .. } => "quarantined",
             Error::Store(_) => "storage_error",
             Error::Config { .. } => "invalid_config",

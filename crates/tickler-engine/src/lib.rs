@@ -21,9 +21,12 @@ mod templates;
 mod timer;
 
 pub use catalog::Catalog;
-pub use channel::{CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message};
+pub use channel::{
+    CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message, Payload,
+    WebhookChannel, WebhookConfig,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineBuilder, EngineStatus};
+pub use engine::{Engine, EngineBuilder, EngineStatus, JoinGroup, LEFT_GROUP};
 pub use entity_actor::Applied;
 pub use error::Error;
 pub use options::EngineOptions;

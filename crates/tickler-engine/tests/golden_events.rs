@@ -104,6 +104,10 @@ fn sample_events() -> Vec<Event> {
         Event::Completed {
             reason: "review-submitted".into(),
         },
+        Event::RecipientChanged {
+            recipient: None,
+            zone: Some(Zone::parse("America/Santiago").unwrap()),
+        },
     ]
 }
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tickler_core::Timestamp;
+use tickler_core::{Span, Timestamp};
 use tickler_engine::{
-    Catalog, Channel, Clock, Engine, EngineOptions, Error, FileChannel, LogChannel,
+    Catalog, Channel, Clock, Engine, EngineOptions, Error, FileChannel, LogChannel, Payload,
+    WebhookChannel, WebhookConfig,
 };
 use tickler_store::Store;
 
@@ -84,6 +85,49 @@ pub enum ChannelConfig {
     File { path: PathBuf },
     /// Deliveries written to the log (`tickler::outbox` target).
     Log,
+    /// An HTTP POST per delivery, signed; see `WebhookChannel`.
+    Webhook {
+        url: String,
+        /// Hosts the url may point at (`*.example.org` for subdomains).
+        allow_hosts: Vec<String>,
+        /// Allow loopback, private and link-local destinations.
+        #[serde(default)]
+        allow_private: bool,
+        /// The environment variable holding the HMAC-SHA256 signing key.
+        secret_env: String,
+        #[serde(default = "default_signature_header")]
+        signature_header: String,
+        #[serde(default)]
+        payload: PayloadConfig,
+        #[serde(default = "default_connect_timeout")]
+        connect_timeout: Span,
+        #[serde(default = "default_timeout")]
+        timeout: Span,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadConfig {
+    /// The whole message as JSON.
+    #[default]
+    Message,
+    /// The rendered template, which must be JSON.
+    Body,
+}
+
+fn default_signature_header() -> String {
+    "x-tickler-signature".to_owned()
+}
+fn default_connect_timeout() -> Span {
+    Span::seconds(5)
+}
+fn default_timeout() -> Span {
+    Span::seconds(20)
+}
+
+fn duration(span: Span) -> std::time::Duration {
+    std::time::Duration::from_millis(span.as_millis().max(1) as u64)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -161,6 +205,35 @@ impl Config {
                     })?)
                 }
                 ChannelConfig::Log => Arc::new(LogChannel),
+                ChannelConfig::Webhook {
+                    url,
+                    allow_hosts,
+                    allow_private,
+                    secret_env,
+                    signature_header,
+                    payload,
+                    connect_timeout,
+                    timeout,
+                } => {
+                    let secret = std::env::var(secret_env).map_err(|_| Error::Config {
+                        what: format!("channel {name}"),
+                        reason: format!("the signing secret variable {secret_env} is not set"),
+                    })?;
+                    Arc::new(WebhookChannel::new(WebhookConfig {
+                        name: name.clone(),
+                        url: url.clone(),
+                        allow_hosts: allow_hosts.clone(),
+                        allow_private: *allow_private,
+                        secret: secret.into_bytes(),
+                        signature_header: signature_header.clone(),
+                        connect_timeout: duration(*connect_timeout),
+                        timeout: duration(*timeout),
+                        payload: match payload {
+                            PayloadConfig::Message => Payload::Message,
+                            PayloadConfig::Body => Payload::Body,
+                        },
+                    })?)
+                }
             };
             channels.insert(name.clone(), channel);
         }
@@ -182,5 +255,74 @@ impl Config {
             builder = builder.channel(&name, channel);
         }
         builder.open().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        let mut config: Config = toml::from_str(text).unwrap();
+        config.data_dir = tempfile::tempdir().unwrap().keep();
+        config
+    }
+
+    #[test]
+    fn a_webhook_without_its_signing_secret_is_refused_naming_the_variable() {
+        let config = parse(
+            r#"
+            [channels.hook]
+            kind = "webhook"
+            url = "https://api.example.org/flows"
+            allow_hosts = ["api.example.org"]
+            secret_env = "TICKLER_TEST_SECRET_NEVER_SET"
+            "#,
+        );
+        let err = config.channels().err().unwrap().to_string();
+        assert!(
+            err.contains("channel hook") && err.contains("TICKLER_TEST_SECRET_NEVER_SET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_webhook_to_a_host_off_its_allow_list_is_refused_naming_the_host() {
+        // PATH stands in for the secret: any variable that is set will do.
+        let config = parse(
+            r#"
+            [channels.hook]
+            kind = "webhook"
+            url = "https://evil.example.net/flows"
+            allow_hosts = ["api.example.org"]
+            secret_env = "PATH"
+            "#,
+        );
+        let err = config.channels().err().unwrap().to_string();
+        assert!(
+            err.contains("\"evil.example.net\" is not in allow_hosts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_config_loads_with_every_channel_its_policies_name() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tickler.toml");
+        let mut config = Config::load(&path).unwrap();
+        config.data_dir = tempfile::tempdir().unwrap().keep();
+        let channels = config.channels().unwrap();
+        for policy in config.catalog().unwrap().policies() {
+            for rule in &policy.rules {
+                let name = rule
+                    .channel
+                    .as_ref()
+                    .unwrap_or(&config.engine.default_channel);
+                assert!(
+                    channels.contains_key(name),
+                    "{}: channel {name}",
+                    policy.name
+                );
+            }
+        }
     }
 }

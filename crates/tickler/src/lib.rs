@@ -20,8 +20,8 @@ pub use tickler_core::{
 };
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
-    EngineOptions, EngineStatus, Error, FileChannel, LogChannel, ManualClock, Message, SystemClock,
-    Templates, replay,
+    EngineOptions, EngineStatus, Error, FileChannel, JoinGroup, LEFT_GROUP, LogChannel,
+    ManualClock, Message, Payload, SystemClock, Templates, WebhookChannel, WebhookConfig, replay,
 };
 pub use tickler_store::{MemoryStore, SledStore, Store};
 

@@ -49,6 +49,9 @@ pub enum Cmd {
     /// Any entity, under any policy.
     #[command(subcommand)]
     Entity(EntityCmd),
+    /// Contact groups: joining starts the group's cadences, leaving cancels them.
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// Switch a pending reminder off or back on.
     Toggle {
         entity: String,
@@ -158,6 +161,36 @@ pub enum EntityCmd {
         #[arg(long)]
         reason: String,
     },
+    /// A new recipient address and/or time zone (pending occurrences are re-planned in it).
+    ChangeRecipient {
+        entity: EntityId,
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long)]
+        zone: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    /// A contact joins a group: its cadence starts (at its registration date, or now).
+    Join {
+        group: String,
+        /// The contact's id on the messaging platform.
+        contact: String,
+        #[arg(long)]
+        recipient: String,
+        #[arg(long, default_value = "UTC")]
+        zone: String,
+        /// Day 0 of the cadence [default: now].
+        #[arg(long)]
+        registered_at: Option<Timestamp>,
+        /// An attribute, NAME=JSON (e.g. preferred_time='"18:30"'); repeat for more.
+        #[arg(long = "attribute", value_name = "NAME=JSON")]
+        attributes: Vec<String>,
+    },
+    /// A contact leaves a group: what is pending is cancelled.
+    Leave { group: String, contact: String },
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,7 @@
 
 mod file;
 mod log;
+mod webhook;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use tickler_core::Timestamp;
 
 pub use file::FileChannel;
 pub use log::LogChannel;
+pub use webhook::{Payload, WebhookChannel, WebhookConfig, is_public};
 
 /// One delivery attempt: the fields of the file outbox line (PRODUCT.md), in that order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,12 @@ pub enum DeliveryError {
     /// Retrying cannot help: a 4xx, a rejected address.
     #[error("{0}")]
     Permanent(String),
+    /// Worth retrying, not before `after` (an HTTP 429 or 503 with `Retry-After`).
+    #[error("{message} (retry after {after})")]
+    RetryAfter {
+        message: String,
+        after: tickler_core::Span,
+    },
 }
 
 #[async_trait]

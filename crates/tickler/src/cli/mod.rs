@@ -20,12 +20,12 @@ use anyhow::{Context, bail};
 use tickler::config::Config;
 use tickler::{AttrValue, EntityId, Timestamp};
 use tickler_admin::protocol::{
-    ClockAdvance, ClockSet, Complete, DueCreate, DueMove, EntityArg, EntityCreate, MoveAnchor,
-    SetAttribute, Toggle,
+    ChangeRecipient, ClockAdvance, ClockSet, Complete, DueCreate, DueMove, EntityArg, EntityCreate,
+    GroupJoin, GroupLeave, MoveAnchor, SetAttribute, Toggle,
 };
 use tickler_admin::{Client, Request};
 
-use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd};
+use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, GroupCmd};
 
 /// Where the config is looked for when `--config` is not given.
 const DEFAULT_CONFIG: &str = "config/tickler.toml";
@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Status => Request::Status,
         Cmd::Due(due) => due_request(due)?,
         Cmd::Entity(entity) => entity_request(entity)?,
+        Cmd::Group(group) => group_request(group)?,
         Cmd::Toggle {
             entity,
             occurrence,
@@ -198,6 +199,45 @@ fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
         EntityCmd::Complete { entity, reason } => {
             Request::EntityComplete(Complete { entity, reason })
         }
+        EntityCmd::ChangeRecipient {
+            entity,
+            recipient,
+            zone,
+        } => Request::EntityChangeRecipient(ChangeRecipient {
+            entity,
+            recipient,
+            zone: zone.map(|z| z.parse()).transpose()?,
+        }),
+    })
+}
+
+fn group_request(command: GroupCmd) -> anyhow::Result<Request> {
+    Ok(match command {
+        GroupCmd::Join {
+            group,
+            contact,
+            recipient,
+            zone,
+            registered_at,
+            attributes,
+        } => {
+            let mut attribute_map = BTreeMap::new();
+            for pair in attributes {
+                let (name, value) = split_pair(&pair, "--attribute")?;
+                attribute_map.insert(name.to_owned(), parse_attribute(value)?);
+            }
+            Request::GroupJoin(GroupJoin {
+                group,
+                contact,
+                recipient,
+                zone: zone.parse()?,
+                anchors: registered_at
+                    .map(|at| BTreeMap::from([("registered_at".to_owned(), at)]))
+                    .unwrap_or_default(),
+                attributes: attribute_map,
+            })
+        }
+        GroupCmd::Leave { group, contact } => Request::GroupLeave(GroupLeave { group, contact }),
     })
 }
 

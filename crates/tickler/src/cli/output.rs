@@ -21,6 +21,11 @@ pub fn print(request: &Request, result: &Value) {
             out!("{line}");
         }
         Request::Shutdown => out!("the daemon is shutting down"),
+        Request::GroupJoin(_) | Request::GroupLeave(_) => {
+            for applied in result["entities"].as_array().into_iter().flatten() {
+                print_applied(applied);
+            }
+        }
         _ => print_applied(result),
     }
 }

@@ -1,0 +1,231 @@
+//! The webhook channel against a real HTTP server on loopback: retries with the same key, the
+//! signature, Retry-After, no retry on a 4xx, redirects not followed, a server that is down.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use tickler::{
+    Engine, EntityId, Event, JoinGroup, ManualClock, MemoryStore, Outcome, Payload, Span,
+    UnsentReason, WebhookChannel, WebhookConfig, Zone,
+};
+use tickler_tests::http::{Answer, HttpServer};
+use tickler_tests::{at, shipped_config};
+
+const SECRET: &[u8] = b"webhook test secret";
+
+struct Setup {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+    contact: EntityId,
+    _dir: tempfile::TempDir,
+}
+
+/// An engine whose "rapidpro" channel posts to `url`, with one contact who joined the karma
+/// group before its first window opened (its first interaction is on 2026-03-02).
+async fn setup(url: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = shipped_config(dir.path());
+    config.engine.delivery.jitter = 0.0;
+    let store = Arc::new(MemoryStore::new());
+    let webhook = WebhookChannel::new(WebhookConfig {
+        name: "rapidpro".into(),
+        url: url.into(),
+        allow_hosts: vec!["127.0.0.1".into()],
+        allow_private: true,
+        secret: SECRET.to_vec(),
+        signature_header: "x-tickler-signature".into(),
+        connect_timeout: std::time::Duration::from_secs(2),
+        timeout: std::time::Duration::from_secs(5),
+        payload: Payload::Body,
+    })
+    .unwrap();
+    let mut builder = Engine::builder()
+        .options(config.engine.clone())
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new(at("2026-03-02T04:00:00Z"))))
+        .catalog(config.catalog().unwrap());
+    for (name, channel) in config.channels().unwrap() {
+        builder = builder.channel(&name, channel);
+    }
+    let engine = builder
+        .channel("rapidpro", Arc::new(webhook))
+        .open()
+        .await
+        .unwrap();
+    let joined = engine
+        .join_group(
+            "karma",
+            JoinGroup {
+                contact: "c-1".into(),
+                recipient: "tel:+254700000001".into(),
+                zone: Zone::parse("Africa/Nairobi").unwrap(),
+                anchors: BTreeMap::new(),
+                attributes: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let contact = joined[0].0.clone();
+    Setup {
+        engine,
+        store,
+        contact,
+        _dir: dir,
+    }
+}
+
+fn signature(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// The outcome of the contact's first interaction.
+async fn first_outcome(setup: &Setup) -> Outcome {
+    let history = setup.engine.history(&setup.contact).await.unwrap();
+    history
+        .iter()
+        .find(|p| p.occurrence.to_string() == "conversation-a#0")
+        .expect("the first interaction ended")
+        .outcome
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_failing_twice_gets_three_signed_requests_with_one_key_and_one_delivery() {
+    let server = HttpServer::start(vec![
+        Answer::status(503),
+        Answer::status(502),
+        Answer::status(201),
+    ])
+    .await;
+    let setup = setup(&server.url("/api/v2/flow_starts.json")).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for (n, request) in requests.iter().enumerate() {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/api/v2/flow_starts.json");
+        assert_eq!(
+            request.headers["idempotency-key"],
+            "contact/karma/c-1#conversation-a#0"
+        );
+        assert_eq!(request.headers["x-tickler-attempt"], (n + 1).to_string());
+        assert_eq!(request.headers["content-type"], "application/json");
+        assert_eq!(
+            request.headers["x-tickler-signature"],
+            signature(&request.body)
+        );
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["flow"], "karma-conversation-a");
+        assert_eq!(body["urns"][0], "tel:+254700000001");
+        assert_eq!(body["extra"]["contact"], "c-1");
+    }
+    assert!(
+        matches!(first_outcome(&setup).await, Outcome::Sent { attempts: 3, ref receipt, .. } if receipt == "HTTP 201")
+    );
+    setup.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_past_the_retry_budget_ends_as_a_system_error() {
+    let server = HttpServer::start(vec![Answer::status(503)]).await;
+    let setup = setup(&server.url("/hook")).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    assert_eq!(server.requests().len(), 5, "max_attempts");
+    assert!(matches!(
+        first_outcome(&setup).await,
+        Outcome::Unsent { reason: UnsentReason::SystemError, attempts: 5, ref detail } if detail.contains("HTTP 503")
+    ));
+    setup.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_error_is_not_retried() {
+    let server = HttpServer::start(vec![Answer::status(404)]).await;
+    let setup = setup(&server.url("/hook")).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    assert_eq!(server.requests().len(), 1);
+    assert!(matches!(
+        first_outcome(&setup).await,
+        Outcome::Unsent { reason: UnsentReason::SystemError, attempts: 1, ref detail }
+            if detail.contains("failed permanently") && detail.contains("HTTP 404")
+    ));
+    setup.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let server = HttpServer::start(vec![
+        Answer::status(429).with_header("retry-after", "120"),
+        Answer::status(200),
+    ])
+    .await;
+    let setup = setup(&server.url("/hook")).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    assert_eq!(server.requests().len(), 2);
+    let replay = tickler::replay::replay(setup.store.as_ref(), &setup.contact, None).unwrap();
+    let failed = replay
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::DeliveryFailed { retry_at, .. } => Some((e.recorded_at, *retry_at)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        failed.1.since(failed.0),
+        Span::seconds(120),
+        "the backoff alone would be 1 s"
+    );
+    assert!(matches!(
+        first_outcome(&setup).await,
+        Outcome::Sent { attempts: 2, .. }
+    ));
+    setup.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed() {
+    let server = HttpServer::start(vec![
+        Answer::status(302).with_header("location", "http://169.254.169.254/latest"),
+    ])
+    .await;
+    let setup = setup(&server.url("/hook")).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    assert_eq!(server.requests().len(), 1);
+    assert!(matches!(
+        first_outcome(&setup).await,
+        Outcome::Unsent { reason: UnsentReason::SystemError, ref detail, .. }
+            if detail.contains("redirect to http://169.254.169.254/latest not followed")
+    ));
+    setup.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_then_recorded_with_its_cause() {
+    // Bind a port and release it: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let setup = setup(&format!("http://127.0.0.1:{port}/hook")).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    assert!(matches!(
+        first_outcome(&setup).await,
+        Outcome::Unsent { reason: UnsentReason::SystemError, attempts: 5, ref detail }
+            if detail.contains("refused")
+    ));
+    setup.engine.shutdown().await.unwrap();
+}
