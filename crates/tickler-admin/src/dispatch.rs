@@ -124,6 +124,15 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             let applied = engine.join_group(&args.group, join).await?;
             group_reply(engine, &args.group, &args.contact, applied).await
         }
+        Request::EntityReplan(args) => apply(engine, &args.entity, Command::Replan).await,
+        Request::GroupReplan(args) => {
+            let applied = engine.replan_group(&args.group).await?;
+            let mut entities = Vec::new();
+            for (id, applied) in &applied {
+                entities.push(AppliedView::new(id, applied, None));
+            }
+            to_value(&json!({ "group": args.group, "changed": entities }))
+        }
         Request::GroupLeave(args) => {
             let applied = engine.leave_group(&args.group, &args.contact).await?;
             group_reply(engine, &args.group, &args.contact, applied).await

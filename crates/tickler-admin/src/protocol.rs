@@ -28,8 +28,10 @@ pub const COMMANDS: &[&str] = &[
     "entity.set-attribute",
     "entity.complete",
     "entity.change-recipient",
+    "entity.replan",
     "group.join",
     "group.leave",
+    "group.replan",
     "toggle",
     "show",
     "history",
@@ -60,10 +62,14 @@ pub enum Request {
     EntityComplete(Complete),
     #[serde(rename = "entity.change-recipient")]
     EntityChangeRecipient(ChangeRecipient),
+    #[serde(rename = "entity.replan")]
+    EntityReplan(EntityArg),
     #[serde(rename = "group.join")]
     GroupJoin(GroupJoin),
     #[serde(rename = "group.leave")]
     GroupLeave(GroupLeave),
+    #[serde(rename = "group.replan")]
+    GroupReplan(GroupArg),
     #[serde(rename = "toggle")]
     Toggle(Toggle),
     #[serde(rename = "show")]
@@ -172,6 +178,12 @@ pub struct GroupJoin {
     pub anchors: BTreeMap<String, Timestamp>,
     #[serde(default)]
     pub attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupArg {
+    pub group: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,9 @@ pub enum Command {
         recipient: Option<String>,
         zone: Option<Zone>,
     },
+    /// Re-plans the pending occurrences under the policy as it is now (after the policy file was
+    /// edited): pending ones move, new slots are armed, processed ones never change.
+    Replan,
     /// The entity is done: every pending occurrence becomes unsent "completed".
     Complete { reason: String },
     /// Switch a pending occurrence off or back on.

@@ -72,6 +72,25 @@ pub fn decide(
             then_replan(entity, Event::RecipientChanged { recipient, zone }, ctx)
         }
         Command::Complete { reason } => decide_complete(entity, reason, ctx),
+        Command::Replan => {
+            refuse_if_completed(entity)?;
+            let replanned = Event::Replanned {
+                policy_version: ctx.policy.version,
+            };
+            let after = evolve(
+                Some(entity.clone()),
+                &entity.id,
+                &replanned,
+                ctx.now,
+                entity.version + 1,
+            )
+            .expect("a re-plan applies to any live entity");
+            let changes = reconcile(&after, ctx, PlanCause::Replanned, Rearm::Never);
+            if changes.is_empty() && entity.policy_version == ctx.policy.version {
+                return Ok(Vec::new());
+            }
+            Ok(std::iter::once(replanned).chain(changes).collect())
+        }
         Command::Toggle {
             occurrence,
             enabled,

@@ -273,6 +273,9 @@ pub fn evolve(
                 entity.zone = *zone;
             }
         }
+        Event::Replanned { policy_version } => {
+            entity.policy_version = *policy_version;
+        }
         Event::Completed { reason } => {
             entity.completed = Some(Completion {
                 reason: reason.clone(),

@@ -93,6 +93,8 @@ pub enum Event {
         recipient: Option<String>,
         zone: Option<Zone>,
     },
+    /// The pending occurrences were re-planned under this version of the entity's policy.
+    Replanned { policy_version: u32 },
 }
 
 impl Event {
@@ -112,11 +114,12 @@ impl Event {
             Event::OccurrenceUnsent { .. } => 10,
             Event::Completed { .. } => 11,
             Event::RecipientChanged { .. } => 12,
+            Event::Replanned { .. } => 13,
         }
     }
 
     /// The largest type code this build understands.
-    pub const TYPE_CODE_MAX: u16 = 12;
+    pub const TYPE_CODE_MAX: u16 = 13;
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -132,6 +135,7 @@ impl Event {
             Event::OccurrenceUnsent { .. } => "occurrence-unsent",
             Event::Completed { .. } => "completed",
             Event::RecipientChanged { .. } => "recipient-changed",
+            Event::Replanned { .. } => "replanned",
         }
     }
 }

@@ -408,3 +408,45 @@ fn drawn_times_are_spread_evenly_over_the_window_and_respect_the_gap() {
         "chi-square {chi_square:.1} over {BUCKETS} buckets: {counts:?}"
     );
 }
+
+#[test]
+fn a_plan_edited_in_the_policy_replans_only_what_is_pending() {
+    let mut contact = Contact::joined("012", "Africa/Nairobi", "2026-03-02T04:00:00Z");
+    contact.send("conversation-a#0");
+    let sent_at = contact.log.len();
+    // Version 2 of the policy: the cadence runs to day 57 (20 interactions) in a 10:00-18:00 window.
+    contact.policy = Policy::from_toml(
+        &POLICY
+            .replace("version = 1", "version = 2")
+            .replace("count = 16", "count = 20")
+            .replace("end = \"21:00\"", "end = \"18:00\"")
+            .replace("start = \"09:00\"", "start = \"10:00\""),
+    )
+    .unwrap();
+    let events = contact
+        .when(at("2026-03-03T00:00:00Z"), Command::Replan)
+        .unwrap();
+    assert_eq!(events[0], Event::Replanned { policy_version: 2 });
+    let pending = contact.pending();
+    assert_eq!(
+        pending.len(),
+        19,
+        "20 interactions, one of them already sent"
+    );
+    for (occurrence, t) in &pending {
+        let hour = local("Africa/Nairobi", *t).hour();
+        assert!((10..18).contains(&hour), "{occurrence} at {hour}h");
+    }
+    assert_eq!(contact.state().policy_version, 2);
+    // What was sent is untouched, and a second re-plan changes nothing.
+    assert!(matches!(
+        contact.log[sent_at - 1].2,
+        Event::OccurrenceSent { .. }
+    ));
+    assert!(
+        contact
+            .when(at("2026-03-03T00:00:00Z"), Command::Replan)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -231,3 +231,30 @@ fn conditions_are_checked_at_fire_time() {
         Event::OccurrenceUnsent { reason: UnsentReason::ConditionFalse, detail, .. } if detail == "attribute responded is true"
     ));
 }
+
+#[test]
+fn k_times_per_period_spreads_occurrences_over_whole_days() {
+    let policy = policy(
+        r#"
+        [[rules]]
+        name = "thrice-weekly"
+        kind = "nudge"
+        anchor = "start"
+        per_period = { times = 3, period = "7d" }
+        count = 6
+        template = "t"
+        "#,
+    );
+    let entity = entity(&policy, "UTC", &[("start", "2026-03-02T10:00:00Z")]);
+    assert_eq!(
+        instants(&policy, &entity),
+        [
+            "2026-03-02T10:00:00Z",
+            "2026-03-04T10:00:00Z",
+            "2026-03-06T10:00:00Z",
+            "2026-03-09T10:00:00Z",
+            "2026-03-11T10:00:00Z",
+            "2026-03-13T10:00:00Z",
+        ]
+    );
+}

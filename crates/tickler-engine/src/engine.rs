@@ -333,6 +333,41 @@ impl Engine {
         Ok(applied)
     }
 
+    /// Re-plans the pending occurrences of every member of a group under the group's policies as
+    /// they are now (after a policy edit). Returns the entities whose plan changed.
+    pub async fn replan_group(&self, group: &str) -> Result<Vec<(EntityId, Applied)>, Error> {
+        let mut changed = Vec::new();
+        for policy in self.group_policies(group)? {
+            let prefix = format!("{}/{group}/", policy.entity_kind);
+            for id in self.entities_with_prefix(&prefix)? {
+                let applied = self.execute(&id, Command::Replan).await?;
+                if !applied.events.is_empty() {
+                    changed.push((id, applied));
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Every entity id starting with `prefix` (a scan of the entity list).
+    fn entities_with_prefix(&self, prefix: &str) -> Result<Vec<EntityId>, Error> {
+        const PAGE_LEN: usize = 1_024;
+        let mut found = Vec::new();
+        let mut after: Option<EntityId> = None;
+        loop {
+            let page = self.shared.store.entities_after(after.as_ref(), PAGE_LEN)?;
+            found.extend(
+                page.iter()
+                    .filter(|id| id.as_str().starts_with(prefix))
+                    .cloned(),
+            );
+            if page.len() < PAGE_LEN {
+                return Ok(found);
+            }
+            after = page.last().cloned();
+        }
+    }
+
     /// The entity's current state, with its active reminders.
     pub async fn show(&self, entity: &EntityId) -> Result<Entity, Error> {
         let (reply, answer) = tokio::sync::oneshot::channel();

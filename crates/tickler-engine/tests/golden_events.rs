@@ -108,6 +108,7 @@ fn sample_events() -> Vec<Event> {
             recipient: None,
             zone: Some(Zone::parse("America/Santiago").unwrap()),
         },
+        Event::Replanned { policy_version: 2 },
     ]
 }
 

@@ -161,6 +161,8 @@ pub enum EntityCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Re-plan pending occurrences under the policy as it is now (after a policy edit).
+    Replan { entity: EntityId },
     /// A new recipient address and/or time zone (pending occurrences are re-planned in it).
     ChangeRecipient {
         entity: EntityId,
@@ -191,6 +193,8 @@ pub enum GroupCmd {
     },
     /// A contact leaves a group: what is pending is cancelled.
     Leave { group: String, contact: String },
+    /// Re-plan every member's pending occurrences under the group's policies as they are now.
+    Replan { group: String },
 }
 
 #[derive(Subcommand)]

@@ -21,7 +21,7 @@ use tickler::config::Config;
 use tickler::{AttrValue, EntityId, Timestamp};
 use tickler_admin::protocol::{
     ChangeRecipient, ClockAdvance, ClockSet, Complete, DueCreate, DueMove, EntityArg, EntityCreate,
-    GroupJoin, GroupLeave, MoveAnchor, SetAttribute, Toggle,
+    GroupArg, GroupJoin, GroupLeave, MoveAnchor, SetAttribute, Toggle,
 };
 use tickler_admin::{Client, Request};
 
@@ -199,6 +199,7 @@ fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
         EntityCmd::Complete { entity, reason } => {
             Request::EntityComplete(Complete { entity, reason })
         }
+        EntityCmd::Replan { entity } => Request::EntityReplan(EntityArg { entity }),
         EntityCmd::ChangeRecipient {
             entity,
             recipient,
@@ -238,6 +239,7 @@ fn group_request(command: GroupCmd) -> anyhow::Result<Request> {
             })
         }
         GroupCmd::Leave { group, contact } => Request::GroupLeave(GroupLeave { group, contact }),
+        GroupCmd::Replan { group } => Request::GroupReplan(GroupArg { group }),
     })
 }
 

@@ -21,6 +21,13 @@ pub fn print(request: &Request, result: &Value) {
             out!("{line}");
         }
         Request::Shutdown => out!("the daemon is shutting down"),
+        Request::GroupReplan(_) => {
+            let changed = result["changed"].as_array().cloned().unwrap_or_default();
+            out!("{} member(s) re-planned", changed.len());
+            for applied in &changed {
+                print_applied(applied);
+            }
+        }
         Request::GroupJoin(_) | Request::GroupLeave(_) => {
             for applied in result["entities"].as_array().into_iter().flatten() {
                 print_applied(applied);
