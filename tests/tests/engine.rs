@@ -497,6 +497,14 @@ impl tickler::Store for PanicOnce {
     ) -> Result<Vec<tickler::EntityId>, tickler::store::Error> {
         self.inner.entities_after(after, limit)
     }
+    fn index_members(
+        &self,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, tickler::store::Error> {
+        self.inner.index_members(index, after, limit)
+    }
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, tickler::store::Error> {
         self.inner.meta(name)
     }

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Timestamp};
-use tickler_engine::{Engine, Error, JoinGroup};
+use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Outcome, Timestamp};
+use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope};
 
-use crate::protocol::Request;
+use crate::protocol::{PAGE_LEN_MAX, PauseArgs, Request};
 use crate::views::{AppliedView, EntityView, PastEventView};
 
 /// The policy `due.*` commands work with.
@@ -48,7 +48,13 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
                 "timers_in_memory": status.timers_in_memory,
                 "wakes_in_flight": status.wakes_in_flight,
                 "next_due": status.next_due,
-                "fired": status.fired,
+                                "fired": status.fired,
+                "firing_lag_ms": status.firing_lag,
+                "retries_in_flight": status.retries_in_flight,
+                "errored": status.errored,
+                "errors_last_hour": status.errors_last_hour,
+                "paused": status.paused,
+                "parked": status.parked,
                 "store_bytes": stats.size_on_disk,
                 "quarantined": status.quarantined,
             }))
@@ -147,11 +153,133 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
         Request::Show(args) => to_value(&EntityView::new(&engine.show(&args.entity).await?)),
         Request::History(args) => {
             let past = engine.history(&args.entity).await?;
-            to_value(&json!({
-                "entity": args.entity,
-                "past_events": past.iter().map(PastEventView::new).collect::<Vec<_>>(),
-            }))
+            let shown: Vec<PastEventView> = past
+                .iter()
+                .filter(|p| args.since.is_none_or(|since| p.closed_at >= since))
+                .filter(|p| args.until.is_none_or(|until| p.closed_at < until))
+                .filter(|p| {
+                    args.outcome
+                        .as_deref()
+                        .is_none_or(|wanted| outcome_matches(&p.outcome, wanted))
+                })
+                .map(PastEventView::new)
+                .collect();
+            to_value(&json!({ "entity": args.entity, "past_events": shown }))
         }
+        Request::List(args) => {
+            let limit = args
+                .limit
+                .unwrap_or(DEFAULT_PAGE_LEN)
+                .clamp(1, PAGE_LEN_MAX);
+            let filter = ListFilter {
+                kind: args.kind,
+                policy: args.policy,
+                recipient: args.recipient,
+            };
+            let ids = engine.list(&filter, args.after.as_deref(), limit).await?;
+            let mut entities = Vec::new();
+            for id in &ids {
+                entities.push(match engine.show(id).await {
+                    Ok(entity) => json!({
+                        "entity": id,
+                        "policy": entity.policy,
+                        "recipient": entity.recipient,
+                        "zone": entity.zone,
+                        "active": entity.active.len(),
+                        "completed": entity.completed.as_ref().map(|c| c.reason.clone()),
+                        "next_wake": entity.next_wake(),
+                    }),
+                    Err(err) => json!({ "entity": id, "error": err.to_string() }),
+                });
+            }
+            let next = (ids.len() == limit).then(|| ids.last().cloned()).flatten();
+            to_value(&json!({ "entities": entities, "next": next }))
+        }
+        Request::Due(args) => {
+            if args.to < args.from {
+                return Err(Error::Config {
+                    what: "due".into(),
+                    reason: format!("to {} is before from {}", args.to, args.from),
+                });
+            }
+            let limit = args.limit.unwrap_or(DUE_LEN_MAX).min(DUE_LEN_MAX);
+            let entries = engine.due_between(args.from, args.to, limit).await?;
+            to_value(&json!({ "from": args.from, "to": args.to, "entries": entries }))
+        }
+        Request::Explain(args) => {
+            to_value(&engine.explain(&args.entity, args.occurrence.as_ref())?)
+        }
+        Request::Cancel(args) => {
+            let applied = engine.cancel(&args.entity, args.occurrence).await?;
+            let state = engine.show(&args.entity).await.ok();
+            to_value(&AppliedView::new(&args.entity, &applied, state.as_ref()))
+        }
+        Request::Retry(args) => match (args.entity, args.all) {
+            (Some(entity), false) => {
+                apply(
+                    engine,
+                    &entity,
+                    Command::Retry {
+                        occurrence: args.occurrence,
+                    },
+                )
+                .await
+            }
+            (None, true) => {
+                let retried = engine.retry_all_errored().await?;
+                to_value(&json!({ "retried_entities": retried }))
+            }
+            _ => Err(Error::Config {
+                what: "retry".into(),
+                reason: "give either an entity (and optionally an occurrence) or all = true".into(),
+            }),
+        },
+        Request::Pause(args) => {
+            let pauses = engine.set_paused(&scope(args), true).await?;
+            to_value(&json!({ "paused": pauses }))
+        }
+        Request::Resume(args) => {
+            let pauses = engine.set_paused(&scope(args), false).await?;
+            to_value(&json!({ "paused": pauses }))
+        }
+        Request::Export(args) => {
+            let per_page = args
+                .entities
+                .unwrap_or(DEFAULT_PAGE_LEN)
+                .clamp(1, PAGE_LEN_MAX);
+            let (events, next) = engine.export_page(args.after.as_ref(), per_page)?;
+            to_value(&json!({ "events": events, "next": next }))
+        }
+        Request::Snapshot(args) => {
+            let mut written = 0u64;
+            match args.entity {
+                Some(entity) => {
+                    engine.snapshot(&entity).await?;
+                    written = 1;
+                }
+                None => {
+                    let mut after: Option<String> = None;
+                    loop {
+                        let page = engine
+                            .list(&ListFilter::default(), after.as_deref(), PAGE_LEN_MAX)
+                            .await?;
+                        for id in &page {
+                            match engine.snapshot(id).await {
+                                Ok(_) => written += 1,
+                                Err(Error::Quarantined { .. }) => {}
+                                Err(err) => return Err(err),
+                            }
+                        }
+                        if page.len() < PAGE_LEN_MAX {
+                            break;
+                        }
+                        after = page.last().map(|id| id.to_string());
+                    }
+                }
+            }
+            to_value(&json!({ "snapshots": written }))
+        }
+        Request::Metrics => Ok(json!({ "text": engine.metrics_text().await? })),
         Request::ClockNow => Ok(clock(engine)),
         Request::ClockAdvance(args) => {
             let fired = engine.advance(args.by).await?;
@@ -164,6 +292,25 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             Ok(clock(engine))
         }
         Request::Shutdown => Ok(json!({ "shutting_down": true })),
+    }
+}
+
+/// Entities per `list` or `export` page when the request does not say.
+const DEFAULT_PAGE_LEN: usize = 100;
+
+fn scope(args: PauseArgs) -> PauseScope {
+    match (args.channel, args.policy) {
+        (Some(channel), _) => PauseScope::Channel(channel),
+        (None, Some(policy)) => PauseScope::Policy(policy),
+        (None, None) => PauseScope::All,
+    }
+}
+
+/// `sent`, `unsent`, or an unsent reason (`missed`, `system-error`…).
+fn outcome_matches(outcome: &Outcome, wanted: &str) -> bool {
+    match outcome {
+        Outcome::Sent { .. } => wanted == "sent",
+        Outcome::Unsent { reason, .. } => wanted == "unsent" || wanted == reason.as_str(),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod dispatch;
 mod error;
+pub mod metrics_http;
 pub mod protocol;
 pub mod server;
 pub mod views;

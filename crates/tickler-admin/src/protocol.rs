@@ -35,6 +35,16 @@ pub const COMMANDS: &[&str] = &[
     "toggle",
     "show",
     "history",
+    "list",
+    "due",
+    "explain",
+    "cancel",
+    "retry",
+    "pause",
+    "resume",
+    "export",
+    "snapshot",
+    "metrics",
     "clock.now",
     "clock.advance",
     "clock.set",
@@ -75,7 +85,27 @@ pub enum Request {
     #[serde(rename = "show")]
     Show(EntityArg),
     #[serde(rename = "history")]
-    History(EntityArg),
+    History(History),
+    #[serde(rename = "list")]
+    List(List),
+    #[serde(rename = "due")]
+    Due(Due),
+    #[serde(rename = "explain")]
+    Explain(Explain),
+    #[serde(rename = "cancel")]
+    Cancel(Cancel),
+    #[serde(rename = "retry")]
+    Retry(Retry),
+    #[serde(rename = "pause")]
+    Pause(PauseArgs),
+    #[serde(rename = "resume")]
+    Resume(PauseArgs),
+    #[serde(rename = "export")]
+    Export(Export),
+    #[serde(rename = "snapshot")]
+    Snapshot(SnapshotArgs),
+    #[serde(rename = "metrics")]
+    Metrics,
     #[serde(rename = "clock.now")]
     ClockNow,
     #[serde(rename = "clock.advance")]
@@ -205,6 +235,109 @@ pub struct Toggle {
 #[serde(deny_unknown_fields)]
 pub struct EntityArg {
     pub entity: EntityId,
+}
+
+/// The most items one `list` or `export` page returns.
+pub const PAGE_LEN_MAX: usize = 1_000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct History {
+    pub entity: EntityId,
+    /// `sent`, `unsent`, or an unsent reason such as `missed`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Only past events closed at or after this instant.
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// Only past events closed before this instant.
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct List {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// Continue after this entity (the previous page's `next`).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// At most this many (default 100, at most 1,000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Due {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explain {
+    pub entity: EntityId,
+    #[serde(default)]
+    pub occurrence: Option<OccurrenceId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancel {
+    pub entity: EntityId,
+    /// One pending occurrence; without it the whole entity is completed as `cancelled`.
+    #[serde(default)]
+    pub occurrence: Option<OccurrenceId>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// The entity whose errored occurrences to retry; without it, `all` must be true.
+    #[serde(default)]
+    pub entity: Option<EntityId>,
+    #[serde(default)]
+    pub occurrence: Option<OccurrenceId>,
+    /// Retry every errored occurrence of every entity.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A pause scope: a channel, a policy, or (neither) all delivery.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseArgs {
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    /// Continue after this entity (the previous page's `next`).
+    #[serde(default)]
+    pub after: Option<EntityId>,
+    /// Entities per page (default 100, at most 1,000).
+    #[serde(default)]
+    pub entities: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotArgs {
+    /// One entity; without it, every entity.
+    #[serde(default)]
+    pub entity: Option<EntityId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -21,10 +21,31 @@ use crate::protocol::{REQUEST_LEN_MAX, Reply, parse_request};
 
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Once a request has started, all of it must arrive within this (a slow client cannot hold a
+/// connection task for ever, one byte at a time).
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who may use the socket, beyond the file permissions.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Peer user ids allowed (checked with SO_PEERCRED). The daemon's own uid and root are always
+    /// allowed.
+    pub uids: Vec<u32>,
+    /// A group whose members (by the peer's primary group) may connect: the socket becomes
+    /// 0660 and its directory 0750, owned by that group.
+    pub group: Option<u32>,
+}
+
+impl Access {
+    /// Whether a peer with this uid and primary gid may send requests.
+    pub fn allows(&self, daemon_uid: u32, uid: u32, gid: u32) -> bool {
+        uid == daemon_uid || uid == 0 || self.uids.contains(&uid) || self.group == Some(gid)
+    }
+}
 
 /// Binds the socket at `path`, creating its private directory. A stale socket file left by a
 /// killed daemon is replaced; a live one is an error.
-pub async fn bind(path: &Path) -> Result<UnixListener, Error> {
+pub async fn bind(path: &Path, access: &Access) -> Result<UnixListener, Error> {
     fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + use<> {
         let path = path.to_owned();
         move |source| Error::Io { what, path, source }
@@ -33,9 +54,17 @@ pub async fn bind(path: &Path) -> Result<UnixListener, Error> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let (dir_mode, socket_mode) = match access.group {
+        Some(_) => (0o750, 0o660),
+        None => (0o700, 0o600),
+    };
     std::fs::create_dir_all(dir).map_err(io("cannot create the socket directory", dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))
         .map_err(io("cannot restrict the socket directory", dir))?;
+    if let Some(gid) = access.group {
+        std::os::unix::fs::chown(dir, None, Some(gid))
+            .map_err(io("cannot give the socket directory to its group", dir))?;
+    }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(Error::AlreadyServing {
@@ -45,22 +74,38 @@ pub async fn bind(path: &Path) -> Result<UnixListener, Error> {
         std::fs::remove_file(path).map_err(io("cannot remove the stale socket", path))?;
     }
     let listener = UnixListener::bind(path).map_err(io("cannot bind the admin socket", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode))
         .map_err(io("cannot restrict the admin socket", path))?;
+    if let Some(gid) = access.group {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(io("cannot give the admin socket to its group", path))?;
+    }
     Ok(listener)
 }
 
 /// Serves until a `shutdown` request arrives or `stop` is notified. Returns the socket path's
 /// removal result.
-pub async fn serve(engine: Engine, listener: UnixListener, path: PathBuf, stop: Arc<Notify>) {
+pub async fn serve(
+    engine: Engine,
+    listener: UnixListener,
+    path: PathBuf,
+    access: Access,
+    stop: Arc<Notify>,
+) {
+    // The daemon's own uid: the owner of the socket it just created.
+    let daemon_uid = std::fs::metadata(&path)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    let access = Arc::new(access);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                                Ok((stream, _)) => {
                     let engine = engine.clone();
                     let stop = stop.clone();
+                    let access = access.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = connection(engine, stream, stop).await {
+                        if let Err(err) = connection(engine, stream, &access, daemon_uid, stop).await {
                             tracing::debug!(error = %err, "admin connection ended with an error");
                         }
                     });
@@ -76,14 +121,58 @@ pub async fn serve(engine: Engine, listener: UnixListener, path: PathBuf, stop: 
     let _ = std::fs::remove_file(&path);
 }
 
-async fn connection(engine: Engine, stream: UnixStream, stop: Arc<Notify>) -> std::io::Result<()> {
+async fn connection(
+    engine: Engine,
+    stream: UnixStream,
+    access: &Access,
+    daemon_uid: u32,
+    stop: Arc<Notify>,
+) -> std::io::Result<()> {
+    let peer = stream.peer_cred()?;
     let (read, mut write) = stream.into_split();
+    if !access.allows(daemon_uid, peer.uid(), peer.gid()) {
+        tracing::warn!(
+            uid = peer.uid(),
+            "refused an admin connection from a user not allowed"
+        );
+        let reply = Reply::error(
+            Value::Null,
+            "forbidden",
+            format!(
+                "uid {} may not use this socket (allowed: the daemon's user, root, and admin_uids / socket_group in the config)",
+                peer.uid()
+            ),
+        );
+        return write_reply(&mut write, &reply).await;
+    }
     let mut reader = BufReader::new(read);
     loop {
-        let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, REQUEST_LEN_MAX))
-            .await
+        // Wait (up to the idle timeout) for a request to start, then give it a bounded time to
+        // arrive whole.
+        match tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()).await {
+            Err(_) => return Ok(()),
+            Ok(Err(err)) => return Err(err),
+            Ok(Ok([])) => return Ok(()),
+            Ok(Ok(_)) => {}
+        }
+        let line = match tokio::time::timeout(
+            REQUEST_READ_TIMEOUT,
+            read_line(&mut reader, REQUEST_LEN_MAX),
+        )
+        .await
         {
-            Err(_) => return Ok(()), // idle
+            Err(_) => {
+                let reply = Reply::error(
+                    Value::Null,
+                    "request_timeout",
+                    format!(
+                        "the request did not arrive whole within {} s; the connection is closed",
+                        REQUEST_READ_TIMEOUT.as_secs()
+                    ),
+                );
+                write_reply(&mut write, &reply).await?;
+                return Ok(());
+            }
             Ok(Err(err)) => return Err(err),
             Ok(Ok(Line::End)) => return Ok(()),
             Ok(Ok(Line::TooLong)) => {

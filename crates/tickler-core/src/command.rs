@@ -34,6 +34,11 @@ pub enum Command {
         occurrence: OccurrenceId,
         enabled: bool,
     },
+    /// An operator cancels one pending occurrence: it ends as unsent "deactivated".
+    Cancel { occurrence: OccurrenceId },
+    /// Retry occurrences that ended in a system error (one, or all of the entity's): each gets
+    /// a new occurrence for its slot, due now.
+    Retry { occurrence: Option<OccurrenceId> },
     /// The timer says this occurrence's wake time has come.
     Wake { occurrence: OccurrenceId },
     /// What a delivery attempt did.
@@ -127,8 +132,15 @@ pub enum Rejection {
         entity: EntityId,
         occurrence: OccurrenceId,
     },
-    #[error("occurrence {occurrence} of {entity} is being delivered and cannot be toggled")]
+    #[error("occurrence {occurrence} of {entity} is being delivered and cannot be changed now")]
     BeingDelivered {
+        entity: EntityId,
+        occurrence: OccurrenceId,
+    },
+    #[error(
+        "{entity} has no occurrence {occurrence} that ended in a system error and waits for a retry"
+    )]
+    NotErrored {
         entity: EntityId,
         occurrence: OccurrenceId,
     },
@@ -153,6 +165,7 @@ impl Rejection {
             Rejection::UnknownOccurrence { .. } => "unknown_occurrence",
             Rejection::AlreadyProcessed { .. } => "already_processed",
             Rejection::BeingDelivered { .. } => "being_delivered",
+            Rejection::NotErrored { .. } => "not_errored",
         }
     }
 }

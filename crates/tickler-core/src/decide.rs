@@ -12,7 +12,7 @@ use crate::event::{Event, PlanCause, UnsentReason};
 use crate::plan::plan;
 use crate::policy::{Condition, MovedIntoPast, Rounding, Rule};
 use crate::retry::DeliveryPolicy;
-use crate::{Command, EntityId, Policy, Timestamp};
+use crate::{Command, EntityId, OccurrenceId, Policy, Timestamp};
 
 /// The longest recipient accepted, in bytes (an e-mail address is at most 254).
 pub const RECIPIENT_LEN_MAX: usize = 320;
@@ -95,19 +95,7 @@ pub fn decide(
             occurrence,
             enabled,
         } => {
-            let Some(reminder) = entity.active.get(occurrence) else {
-                return Err(if occurrence.index < entity.next_index(&occurrence.rule) {
-                    Rejection::AlreadyProcessed {
-                        entity: entity.id.clone(),
-                        occurrence: occurrence.clone(),
-                    }
-                } else {
-                    Rejection::UnknownOccurrence {
-                        entity: entity.id.clone(),
-                        occurrence: occurrence.clone(),
-                    }
-                });
-            };
+            let reminder = active_pending(entity, occurrence)?;
             if reminder.phase != Phase::Pending {
                 return Err(Rejection::BeingDelivered {
                     entity: entity.id.clone(),
@@ -122,6 +110,15 @@ pub fn decide(
                 enabled: *enabled,
             }])
         }
+        Command::Cancel { occurrence } => {
+            let reminder = active_pending(entity, occurrence)?;
+            Ok(vec![Event::OccurrenceUnsent {
+                occurrence: reminder.occurrence.clone(),
+                reason: UnsentReason::Deactivated,
+                detail: "cancelled by an operator".to_owned(),
+            }])
+        }
+        Command::Retry { occurrence } => decide_retry(entity, occurrence.as_ref(), ctx),
         Command::Wake { occurrence } => Ok(match entity.active.get(occurrence) {
             // Already processed, or moved later since the timer was set: nothing fires early.
             None => Vec::new(),
@@ -141,6 +138,82 @@ pub fn decide(
             _ => Vec::new(),
         }),
     }
+}
+
+/// The active reminder an operator command names, unless it is processed, unknown or being
+/// delivered right now.
+fn active_pending<'a>(
+    entity: &'a Entity,
+    occurrence: &OccurrenceId,
+) -> Result<&'a ActiveReminder, Rejection> {
+    let Some(reminder) = entity.active.get(occurrence) else {
+        return Err(if occurrence.index < entity.next_index(&occurrence.rule) {
+            Rejection::AlreadyProcessed {
+                entity: entity.id.clone(),
+                occurrence: occurrence.clone(),
+            }
+        } else {
+            Rejection::UnknownOccurrence {
+                entity: entity.id.clone(),
+                occurrence: occurrence.clone(),
+            }
+        });
+    };
+    if matches!(reminder.phase, Phase::Delivering { .. }) {
+        return Err(Rejection::BeingDelivered {
+            entity: entity.id.clone(),
+            occurrence: occurrence.clone(),
+        });
+    }
+    Ok(reminder)
+}
+
+/// Retries occurrences that ended in a system error: each gets a new occurrence for its slot,
+/// due now. Past events never change; the new occurrence has its own index and key.
+fn decide_retry(
+    entity: &Entity,
+    occurrence: Option<&OccurrenceId>,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    let errored: Vec<(&OccurrenceId, &crate::entity::ErroredOccurrence)> =
+        match occurrence {
+            Some(occurrence) => {
+                let errored = entity.errored.get_key_value(occurrence).ok_or_else(|| {
+                    Rejection::NotErrored {
+                        entity: entity.id.clone(),
+                        occurrence: occurrence.clone(),
+                    }
+                })?;
+                vec![errored]
+            }
+            None => entity.errored.iter().collect(),
+        };
+    let mut next_index: BTreeMap<crate::RuleName, u32> = BTreeMap::new();
+    let mut events = Vec::new();
+    for (occurrence, errored) in errored {
+        if entity
+            .active_for_slot(&occurrence.rule, errored.slot)
+            .is_some()
+        {
+            continue; // the slot was re-armed meanwhile (an anchor moved)
+        }
+        let index = next_index
+            .entry(occurrence.rule.clone())
+            .or_insert_with(|| entity.next_index(&occurrence.rule));
+        events.push(Event::RetryRequested {
+            occurrence: occurrence.clone(),
+        });
+        events.push(Event::OccurrencePlanned {
+            occurrence: crate::OccurrenceId::new(occurrence.rule.clone(), *index),
+            slot: errored.slot,
+            kind: errored.kind.clone(),
+            at: ctx.now,
+            cause: PlanCause::Retried,
+        });
+        *index += 1;
+    }
+    Ok(events)
 }
 
 fn decide_create(

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
-    AttrValue, EntityId, Event, OccurrenceId, Outcome, PastEvent, RuleName, Timestamp, Zone,
+    AttrValue, EntityId, Event, OccurrenceId, Outcome, PastEvent, RuleName, Timestamp,
+    UnsentReason, Zone,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +30,18 @@ pub struct Entity {
     pub active: BTreeMap<OccurrenceId, ActiveReminder>,
     /// Per rule: the next occurrence index and the slots already processed.
     pub ledger: BTreeMap<RuleName, RuleLedger>,
+    /// Occurrences that ended in a system error and have not been retried, with the slot each
+    /// was for (a retry arms a new occurrence for it).
+    pub errored: BTreeMap<OccurrenceId, ErroredOccurrence>,
     /// The sequence number of the last event folded in.
     pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErroredOccurrence {
+    pub slot: u32,
+    pub kind: String,
+    pub planned_at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +135,12 @@ pub enum FoldError {
     },
     #[error("event {seq} of {entity} plans {occurrence}, which already exists")]
     PlannedTwice {
+        entity: EntityId,
+        seq: u64,
+        occurrence: OccurrenceId,
+    },
+    #[error("event {seq} of {entity} retries {occurrence}, which did not end in a system error")]
+    NotErrored {
         entity: EntityId,
         seq: u64,
         occurrence: OccurrenceId,
@@ -258,6 +275,20 @@ pub fn evolve(
                 .active
                 .remove(occurrence)
                 .ok_or_else(|| not_active(occurrence))?;
+            if let Event::OccurrenceUnsent {
+                reason: UnsentReason::SystemError,
+                ..
+            } = event
+            {
+                entity.errored.insert(
+                    occurrence.clone(),
+                    ErroredOccurrence {
+                        slot: reminder.slot,
+                        kind: reminder.kind.clone(),
+                        planned_at: reminder.planned_at,
+                    },
+                );
+            }
             entity
                 .ledger
                 .entry(occurrence.rule.clone())
@@ -271,6 +302,15 @@ pub fn evolve(
             }
             if let Some(zone) = zone {
                 entity.zone = *zone;
+            }
+        }
+        Event::RetryRequested { occurrence } => {
+            if entity.errored.remove(occurrence).is_none() {
+                return Err(FoldError::NotErrored {
+                    entity: id.clone(),
+                    seq,
+                    occurrence: occurrence.clone(),
+                });
             }
         }
         Event::Replanned { policy_version } => {
@@ -324,6 +364,7 @@ fn create(id: &EntityId, event: &Event, at: Timestamp, seq: u64) -> Result<Entit
         completed: None,
         active: BTreeMap::new(),
         ledger: BTreeMap::new(),
+        errored: BTreeMap::new(),
         version: seq,
     })
 }
@@ -377,7 +418,50 @@ pub fn past_event_of(before: &Entity, event: &Event, at: Timestamp, seq: u64) ->
     })
 }
 
+/// Secondary index names (see `proto/record-format.md`, keyspace `I`).
+pub mod index {
+    /// Occurrences waiting for their next delivery attempt: `entity#rule#index`.
+    pub const RETRYING: &str = "retrying";
+    /// Occurrences that ended in a system error and were not retried: `entity#rule#index`.
+    pub const ERRORED: &str = "errored";
+
+    pub fn policy(name: &str) -> String {
+        format!("policy/{name}")
+    }
+    pub fn kind(kind: &str) -> String {
+        format!("kind/{kind}")
+    }
+    pub fn recipient(recipient: &str) -> String {
+        format!("recipient/{recipient}")
+    }
+}
+
 impl Entity {
+    /// The (index, member) pairs this state puts in the store's secondary indexes: derived from
+    /// the state, so the engine keeps them exact by diffing before and after each command.
+    pub fn index_entries(&self) -> std::collections::BTreeSet<(String, String)> {
+        let id = self.id.to_string();
+        let mut entries = std::collections::BTreeSet::new();
+        entries.insert((index::policy(&self.policy), id.clone()));
+        entries.insert((index::kind(self.id.kind()), id.clone()));
+        entries.insert((index::recipient(&self.recipient), id));
+        for reminder in self.active.values() {
+            if matches!(reminder.phase, Phase::RetryWaiting { .. }) {
+                entries.insert((
+                    index::RETRYING.to_owned(),
+                    reminder.occurrence.idempotency_key(&self.id).to_string(),
+                ));
+            }
+        }
+        for occurrence in self.errored.keys() {
+            entries.insert((
+                index::ERRORED.to_owned(),
+                occurrence.idempotency_key(&self.id).to_string(),
+            ));
+        }
+        entries
+    }
+
     pub fn is_completed(&self) -> bool {
         self.completed.is_some()
     }

@@ -95,6 +95,9 @@ pub enum Event {
     },
     /// The pending occurrences were re-planned under this version of the entity's policy.
     Replanned { policy_version: u32 },
+    /// An operator asked to retry an occurrence that ended in a system error; the retry is a
+    /// new occurrence (planned in the same command) for the same slot.
+    RetryRequested { occurrence: OccurrenceId },
 }
 
 impl Event {
@@ -115,11 +118,12 @@ impl Event {
             Event::Completed { .. } => 11,
             Event::RecipientChanged { .. } => 12,
             Event::Replanned { .. } => 13,
+            Event::RetryRequested { .. } => 14,
         }
     }
 
     /// The largest type code this build understands.
-    pub const TYPE_CODE_MAX: u16 = 13;
+    pub const TYPE_CODE_MAX: u16 = 14;
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -136,6 +140,7 @@ impl Event {
             Event::Completed { .. } => "completed",
             Event::RecipientChanged { .. } => "recipient-changed",
             Event::Replanned { .. } => "replanned",
+            Event::RetryRequested { .. } => "retry-requested",
         }
     }
 }
@@ -151,6 +156,8 @@ pub enum PlanCause {
     AnchorMoved,
     /// Planned when an attribute or the recipient's zone changed the plan.
     Replanned,
+    /// Planned by an operator's retry of an occurrence that ended in a system error.
+    Retried,
 }
 
 /// Why an occurrence ended without being sent. Append only (persisted).

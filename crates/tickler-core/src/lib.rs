@@ -22,7 +22,8 @@ pub use attribute::AttrValue;
 pub use command::{Command, CreateEntity, DeliveryResult, Rejection};
 pub use decide::{Context, RECIPIENT_LEN_MAX, decide};
 pub use entity::{
-    ActiveReminder, Completion, Entity, FoldError, Phase, RuleLedger, evolve, past_event_of,
+    ActiveReminder, Completion, Entity, ErroredOccurrence, FoldError, Phase, RuleLedger, evolve,
+    index, past_event_of,
 };
 pub use error::Error;
 pub use event::{EVENT_FORMAT_VERSION, Event, Outcome, PastEvent, PlanCause, UnsentReason};

@@ -9,7 +9,8 @@ use tickler_store::Record;
 pub const SNAPSHOT_TYPE: u16 = 0x0100;
 pub const PAST_EVENT_TYPE: u16 = 0x0200;
 /// Snapshots are a cache: a snapshot of another version is ignored and the log replayed.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Version 2 added the entity's errored occurrences.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
 pub const PAST_EVENT_FORMAT_VERSION: u16 = 1;
 
 pub fn encode_event(event: &Event, recorded_at: Timestamp) -> Record {

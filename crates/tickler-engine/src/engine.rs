@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use serde::Serialize;
 use tickler_core::{Command, CreateEntity, Entity, EntityId, PastEvent, Span, Timestamp};
 use tickler_store::{GroupCommit, Store};
 use tokio::sync::{Semaphore, broadcast};
@@ -18,7 +17,9 @@ use crate::channel::Channel;
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
 use crate::entity_actor::{Applied, EntityMsg};
+use crate::metrics::Metrics;
 use crate::options::EngineOptions;
+use crate::pause::{PAUSES_META, Pauses};
 use crate::registry::Registry;
 use crate::shared::{ChannelSlot, PAST_EVENT_STREAM_CAPACITY, Shared};
 use crate::timer::{TimerActor, TimerMsg, TimerStatus};
@@ -107,6 +108,18 @@ impl EngineBuilder {
                 .ok_or_else(|| Error::Internal("the stored manual clock is unreadable".into()))?;
             manual.set(resumed.max(manual.now()));
         }
+        let pauses: Pauses = match store.meta(PAUSES_META)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+                Error::Internal(format!("the stored pauses are unreadable: {err}"))
+            })?,
+            None => Pauses::default(),
+        };
+        if !pauses.is_empty() {
+            tracing::warn!(
+                ?pauses,
+                "delivery is paused (kept from the last run); `tickler resume` lifts it"
+            );
+        }
         tracing::info!(
             tzdb = chrono_tz::IANA_TZDB_VERSION,
             now = %clock.now(),
@@ -135,6 +148,8 @@ impl EngineBuilder {
             timer: OnceLock::new(),
             quarantined: Mutex::new(BTreeMap::new()),
             started: std::time::Instant::now(),
+            metrics: Metrics::default(),
+            pauses: std::sync::RwLock::new(pauses),
         });
         let (supervisor, _) = Actor::spawn(None, EntitySupervisor, ())
             .await
@@ -216,21 +231,6 @@ pub struct JoinGroup {
 
 /// The reason a group policy's entity is completed with when its contact leaves the group.
 pub const LEFT_GROUP: &str = "left-group";
-
-/// A summary for `status`.
-#[derive(Clone, Debug, Serialize)]
-pub struct EngineStatus {
-    pub version: &'static str,
-    pub uptime_ms: u64,
-    pub clock: &'static str,
-    pub now: Timestamp,
-    pub actors: usize,
-    pub timers_in_memory: usize,
-    pub wakes_in_flight: usize,
-    pub next_due: Option<Timestamp>,
-    pub fired: u64,
-    pub quarantined: BTreeMap<String, String>,
-}
 
 impl Engine {
     /// Runs a command against an entity. Returns once its events are durable.
@@ -496,33 +496,6 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn status(&self) -> Result<EngineStatus, Error> {
-        let timer: TimerStatus = self.timer_status().await?;
-        Ok(EngineStatus {
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_ms: self.shared.started.elapsed().as_millis() as u64,
-            clock: if self.is_manual_clock() {
-                "manual"
-            } else {
-                "system"
-            },
-            now: self.now(),
-            actors: self.shared.registry.len(),
-            timers_in_memory: timer.in_memory,
-            wakes_in_flight: timer.in_flight,
-            next_due: timer.next_due,
-            fired: timer.fired,
-            quarantined: self
-                .shared
-                .quarantined
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(id, reason)| (id.to_string(), reason.clone()))
-                .collect(),
-        })
-    }
-
     /// Store counts (a scan: slow on large stores).
     pub fn store_stats(&self) -> Result<tickler_store::StoreStats, Error> {
         Ok(self.shared.store.stats()?)
@@ -532,7 +505,11 @@ impl Engine {
         self.timer_call(TimerMsg::Status).await
     }
 
-    async fn timer_call<T: Send + 'static>(
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) async fn timer_call<T: Send + 'static>(
         &self,
         build: impl FnOnce(ractor::RpcReplyPort<T>) -> TimerMsg,
     ) -> Result<T, Error> {

@@ -16,7 +16,7 @@ use tickler_core::{
     Command, Context, DeliveryResult, Entity, EntityId, Event, OccurrenceId, PastEvent, Rejection,
     Timestamp, decide, fold,
 };
-use tickler_store::{CommitBatch, Snapshot, TimerEntry};
+use tickler_store::{CommitBatch, IndexEntry, Snapshot, TimerEntry};
 
 use crate::Error;
 use crate::activity::ActivityGuard;
@@ -43,6 +43,10 @@ pub(crate) enum EntityMsg {
     },
     Show {
         reply: RpcReplyPort<Result<Option<Entity>, Error>>,
+    },
+    /// Write a snapshot now; reply with the sequence number it covers.
+    Snapshot {
+        reply: RpcReplyPort<Result<u64, Error>>,
     },
     Wake {
         occurrence: OccurrenceId,
@@ -113,11 +117,18 @@ impl Actor for EntityActor {
                     None => Ok(state.entity.clone()),
                 });
             }
+            EntityMsg::Snapshot { reply } => {
+                let _ = reply.send(state.write_snapshot().await);
+            }
             EntityMsg::Wake { occurrence, ticket } => {
                 if state.quarantined.is_some() || state.in_flight.contains(&occurrence) {
                     // A quarantined entity is reported, not retried in a loop; a delivery under
                     // way reports its own result.
                     ticket.done();
+                    return Ok(());
+                }
+                if state.delivery_paused(&occurrence) {
+                    ticket.defer();
                     return Ok(());
                 }
                 match state.execute(Command::Wake { occurrence }).await {
@@ -135,6 +146,17 @@ impl Actor for EntityActor {
                 work,
             } => {
                 state.in_flight.remove(&occurrence);
+                if let Some(entity) = &state.entity {
+                    let channel = state.shared.channel_of(&entity.policy, &occurrence.rule);
+                    let label = match &result {
+                        DeliveryResult::Delivered { .. } => "delivered",
+                        DeliveryResult::Failed {
+                            permanent: true, ..
+                        } => "failed-permanently",
+                        DeliveryResult::Failed { .. } => "failed",
+                    };
+                    state.shared.metrics.delivery(&channel, label);
+                }
                 let command = Command::RecordDelivery {
                     occurrence: occurrence.clone(),
                     attempt,
@@ -187,7 +209,54 @@ impl EntityState {
         }
     }
 
+    /// Whether the occurrence's delivery (its policy or channel, or all delivery) is paused.
+    fn delivery_paused(&self, occurrence: &OccurrenceId) -> bool {
+        let Some(entity) = &self.entity else {
+            return false;
+        };
+        let channel = self.shared.channel_of(&entity.policy, &occurrence.rule);
+        self.shared.paused(&entity.policy, &channel)
+    }
+
+    /// Writes a snapshot of the current state (no events) and makes it durable.
+    async fn write_snapshot(&mut self) -> Result<u64, Error> {
+        if let Some(reason) = &self.quarantined {
+            return Err(self.quarantine_error(reason));
+        }
+        let Some(entity) = &self.entity else {
+            return Err(Rejection::UnknownEntity {
+                entity: self.id.clone(),
+            }
+            .into());
+        };
+        let batch = CommitBatch {
+            entity: Some(self.id.clone()),
+            expected_seq: entity.version,
+            snapshot: Some(Snapshot {
+                seq: entity.version,
+                record: codec::encode_snapshot(entity, self.shared.clock.now()),
+            }),
+            ..CommitBatch::default()
+        };
+        let version = entity.version;
+        if let Err(err) = self.shared.commits.commit(batch).await {
+            self.reload();
+            return Err(err.into());
+        }
+        self.events_since_snapshot = 0;
+        Ok(version)
+    }
+
     async fn execute(&mut self, command: Command) -> Result<Applied, Error> {
+        let result = self.execute_inner(command).await;
+        self.shared.metrics.command();
+        if let Err(err) = &result {
+            self.shared.metrics.rejected(err.code());
+        }
+        result
+    }
+
+    async fn execute_inner(&mut self, command: Command) -> Result<Applied, Error> {
         if let Some(reason) = &self.quarantined {
             return Err(self.quarantine_error(reason));
         }
@@ -249,6 +318,25 @@ impl EntityState {
         let timers_remove: Vec<_> = before_timers.difference(&after_timers).map(entry).collect();
         let timers_insert: Vec<_> = after_timers.difference(&before_timers).map(entry).collect();
 
+        let before_indexes = self
+            .entity
+            .as_ref()
+            .map(Entity::index_entries)
+            .unwrap_or_default();
+        let after_indexes = after.index_entries();
+        let index_entry = |(index, member): &(String, String)| IndexEntry {
+            index: index.clone(),
+            member: member.clone(),
+        };
+        let index_remove = before_indexes
+            .difference(&after_indexes)
+            .map(index_entry)
+            .collect();
+        let index_insert = after_indexes
+            .difference(&before_indexes)
+            .map(index_entry)
+            .collect();
+
         let since_snapshot = self.events_since_snapshot + events.len() as u64;
         let snapshot = (since_snapshot >= self.shared.options.snapshot_every).then(|| Snapshot {
             seq: after.version,
@@ -265,6 +353,8 @@ impl EntityState {
             timers_remove: timers_remove.clone(),
             timers_insert: timers_insert.clone(),
             snapshot,
+            index_remove,
+            index_insert,
         };
         if let Err(err) = self.shared.commits.commit(batch).await {
             // Whether the batch was applied depends on where it failed (before applying, or in
@@ -287,6 +377,16 @@ impl EntityState {
             });
         }
         for past in &past_events {
+            let system_error = matches!(
+                past.outcome,
+                tickler_core::Outcome::Unsent {
+                    reason: tickler_core::UnsentReason::SystemError,
+                    ..
+                }
+            );
+            self.shared
+                .metrics
+                .past_event(&past.outcome.label(), system_error);
             // No subscriber is fine: past events are also in the store.
             let _ = self.shared.past_events.send(past.clone());
         }

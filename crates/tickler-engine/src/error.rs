@@ -7,6 +7,9 @@ pub enum Error {
     /// The command was refused by the domain; nothing was written.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// A value that does not parse (an id, an instant).
+    #[error(transparent)]
+    Invalid(#[from] tickler_core::Error),
     #[error("unknown policy {value:?} (known: {known})")]
     UnknownPolicy { value: String, known: String },
     #[error("unknown group {value:?} (groups with a policy: {known})")]
@@ -33,6 +36,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Rejected(rejection) => rejection.code(),
+            Error::Invalid(_) => "invalid_arguments",
             Error::UnknownPolicy { .. } => "unknown_policy",
             Error::UnknownChannel { .. } => "unknown_channel",
             Error::UnknownGroup { .. } => "unknown_group",

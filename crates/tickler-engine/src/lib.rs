@@ -5,6 +5,7 @@
 //! [`Channel`]s. [`Engine`] is the facade an embedder holds and the daemon drives.
 
 mod activity;
+pub mod audit;
 mod catalog;
 pub mod channel;
 mod clock;
@@ -13,7 +14,11 @@ mod delivery;
 mod engine;
 mod entity_actor;
 mod error;
+mod explain;
+mod metrics;
+mod operations;
 mod options;
+mod pause;
 mod registry;
 pub mod replay;
 mod shared;
@@ -26,8 +31,12 @@ pub use channel::{
     WebhookChannel, WebhookConfig,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineBuilder, EngineStatus, JoinGroup, LEFT_GROUP};
+pub use engine::{Engine, EngineBuilder, JoinGroup, LEFT_GROUP};
 pub use entity_actor::Applied;
 pub use error::Error;
+pub use explain::{ExplainLine, Explanation, OccurrenceStory};
+pub use metrics::FiringLag;
+pub use operations::{DUE_LEN_MAX, DueEntry, EngineStatus, ExportedEvent, ListFilter};
 pub use options::EngineOptions;
+pub use pause::{PauseScope, Pauses};
 pub use templates::{Rendered, Templates};

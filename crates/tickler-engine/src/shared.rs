@@ -12,7 +12,9 @@ use crate::activity::Activity;
 use crate::catalog::Catalog;
 use crate::channel::Channel;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::options::EngineOptions;
+use crate::pause::Pauses;
 use crate::registry::Registry;
 use crate::timer::TimerMsg;
 
@@ -34,6 +36,9 @@ pub(crate) struct Shared {
     /// Entities whose log failed a check, with the reason: reported by `status`.
     pub quarantined: Mutex<BTreeMap<EntityId, String>>,
     pub started: std::time::Instant,
+    pub metrics: Metrics,
+    /// What delivery is paused for (kept in the store's meta too).
+    pub pauses: std::sync::RwLock<Pauses>,
 }
 
 pub(crate) struct ChannelSlot {
@@ -44,6 +49,23 @@ pub(crate) struct ChannelSlot {
 }
 
 impl Shared {
+    /// Whether delivery of occurrences of `policy` through `channel` is paused.
+    pub fn paused(&self, policy: &str, channel: &str) -> bool {
+        self.pauses
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .holds(policy, channel)
+    }
+
+    /// The channel a rule of a policy delivers through.
+    pub fn channel_of(&self, policy: &str, rule: &tickler_core::RuleName) -> String {
+        self.catalog
+            .policy(policy)
+            .ok()
+            .and_then(|policy| policy.rule(rule).and_then(|rule| rule.channel.clone()))
+            .unwrap_or_else(|| self.options.default_channel.clone())
+    }
+
     pub fn timer(&self) -> &ActorRef<TimerMsg> {
         self.timer
             .get()

@@ -13,7 +13,7 @@
 //! A wake carries a [`WakeTicket`]. The entity marks it done once it has handled the wake; a
 //! ticket dropped without that (the actor died) puts the timer back, so a wake is never lost.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,15 @@ pub(crate) enum TimerMsg {
     TickNow(RpcReplyPort<bool>),
     /// The earliest due instant of every pending timer, in memory or still in the index.
     NextDue(RpcReplyPort<Option<Timestamp>>),
-    /// A wake was handled (`handled`) or must be retried.
+    /// A wake was handled, failed (to be retried), or deferred (its delivery is paused).
     WakeEnded {
         key: Key,
         due: Timestamp,
-        handled: bool,
+        outcome: WakeOutcome,
     },
+    /// Delivery was resumed: parked wakes go back to the wheel (and are parked again if their
+    /// scope is still paused).
+    Unpark,
     Status(RpcReplyPort<TimerStatus>),
 }
 
@@ -69,9 +72,18 @@ pub struct TimerStatus {
     pub in_flight: usize,
     /// Every index entry due before this instant is in memory.
     pub loaded_until: Option<Timestamp>,
+    /// Wakes held because their delivery is paused.
+    pub parked: usize,
     pub next_due: Option<Timestamp>,
     /// Wakes dispatched since start.
     pub fired: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeOutcome {
+    Handled,
+    Failed,
+    Deferred,
 }
 
 /// Proof that a wake was handed over; see the module docs.
@@ -84,11 +96,20 @@ pub(crate) struct WakeTicket {
 
 impl WakeTicket {
     pub fn done(mut self) {
+        self.end(WakeOutcome::Handled);
+    }
+
+    /// The occurrence's delivery is paused: the timer parks it until a resume.
+    pub fn defer(mut self) {
+        self.end(WakeOutcome::Deferred);
+    }
+
+    fn end(&mut self, outcome: WakeOutcome) {
         if let Some(key) = self.key.take() {
             let _ = self.timer.cast(TimerMsg::WakeEnded {
                 key,
                 due: self.due,
-                handled: true,
+                outcome,
             });
         }
     }
@@ -96,13 +117,7 @@ impl WakeTicket {
 
 impl Drop for WakeTicket {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let _ = self.timer.cast(TimerMsg::WakeEnded {
-                key,
-                due: self.due,
-                handled: false,
-            });
-        }
+        self.end(WakeOutcome::Failed);
     }
 }
 
@@ -115,6 +130,8 @@ pub(crate) struct TimerState {
     cursor: Option<TimerEntry>,
     loaded_until: Timestamp,
     in_flight: HashSet<Key>,
+    /// Wakes whose delivery is paused, with their due instants, until a resume.
+    parked: BTreeMap<Key, Timestamp>,
     bucket: TokenBucket,
     driver: Option<(Timestamp, JoinHandle<()>)>,
     fired: u64,
@@ -138,6 +155,7 @@ impl Actor for TimerActor {
             cursor: None,
             loaded_until: Timestamp::EPOCH,
             in_flight: HashSet::new(),
+            parked: BTreeMap::new(),
             bucket: TokenBucket::new(rate),
             driver: None,
             fired: 0,
@@ -164,7 +182,9 @@ impl Actor for TimerActor {
         match message {
             TimerMsg::Update { remove, insert } => {
                 for entry in remove {
-                    state.wheel.remove(&(entry.entity, entry.occurrence));
+                    let key = (entry.entity, entry.occurrence);
+                    state.wheel.remove(&key);
+                    state.parked.remove(&key);
                 }
                 for entry in insert {
                     if entry.due < state.loaded_until {
@@ -185,24 +205,37 @@ impl Actor for TimerActor {
             TimerMsg::NextDue(reply) => {
                 let _ = reply.send(state.next_due());
             }
-            TimerMsg::WakeEnded { key, due, handled } => {
+            TimerMsg::WakeEnded { key, due, outcome } => {
                 state.in_flight.remove(&key);
-                if !handled {
-                    let retry_at = state
-                        .shared
-                        .clock
-                        .now()
-                        .saturating_add(WAKE_RETRY_DELAY)
-                        .max(due);
-                    state.wheel.insert(key, millis(retry_at));
+                match outcome {
+                    WakeOutcome::Handled => {}
+                    WakeOutcome::Failed => {
+                        let retry_at = state
+                            .shared
+                            .clock
+                            .now()
+                            .saturating_add(WAKE_RETRY_DELAY)
+                            .max(due);
+                        state.wheel.insert(key, millis(retry_at));
+                    }
+                    WakeOutcome::Deferred => {
+                        state.parked.insert(key, due);
+                    }
                 }
                 state.arm_driver(&myself);
+            }
+            TimerMsg::Unpark => {
+                for (key, due) in std::mem::take(&mut state.parked) {
+                    state.wheel.insert(key, millis(due));
+                }
+                let _ = myself.cast(TimerMsg::Tick);
             }
             TimerMsg::Status(reply) => {
                 let _ = reply.send(TimerStatus {
                     in_memory: state.wheel.len(),
                     in_flight: state.in_flight.len(),
                     loaded_until: Some(state.loaded_until),
+                    parked: state.parked.len(),
                     next_due: state.next_due(),
                     fired: state.fired,
                 });
@@ -271,6 +304,9 @@ impl TimerState {
     fn dispatch(&mut self, myself: &ActorRef<TimerMsg>, key: Key, due: Timestamp) {
         self.in_flight.insert(key.clone());
         self.fired += 1;
+        self.shared
+            .metrics
+            .wake(self.shared.clock.now().since(due).as_millis());
         let (entity, occurrence) = key.clone();
         let ticket = WakeTicket {
             key: Some(key),
@@ -299,7 +335,7 @@ impl TimerState {
                     break 'pages;
                 }
                 let key = (entry.entity.clone(), entry.occurrence.clone());
-                if !self.in_flight.contains(&key) {
+                if !self.in_flight.contains(&key) && !self.parked.contains_key(&key) {
                     self.wheel.insert(key, millis(entry.due));
                 }
                 self.cursor = Some(entry);

@@ -109,6 +109,9 @@ fn sample_events() -> Vec<Event> {
             zone: Some(Zone::parse("America/Santiago").unwrap()),
         },
         Event::Replanned { policy_version: 2 },
+        Event::RetryRequested {
+            occurrence: occ("first-late#0"),
+        },
     ]
 }
 
@@ -176,6 +179,11 @@ fn unhex(text: &str) -> Vec<u8> {
 #[test]
 fn every_golden_vector_decodes_to_its_value_and_this_build_writes_the_same_bytes() {
     let samples = samples();
+    let existing: Value = std::fs::read_to_string(golden_path())
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    let retired: Vec<Value> = existing["retired"].as_array().cloned().unwrap_or_default();
     if std::env::var_os("TICKLER_WRITE_GOLDEN").is_some() {
         let vectors: Vec<Value> = samples
             .iter()
@@ -192,6 +200,7 @@ fn every_golden_vector_decodes_to_its_value_and_this_build_writes_the_same_bytes
         let text = serde_json::to_string_pretty(&json!({
             "format": "tickler event payloads v1 (see proto/event-payloads.md)",
             "vectors": vectors,
+            "retired": retired,
         }))
         .unwrap();
         std::fs::write(golden_path(), text + "\n").unwrap();
@@ -230,6 +239,28 @@ fn every_golden_vector_decodes_to_its_value_and_this_build_writes_the_same_bytes
             hex(&sample.encode()),
             vector["hex"].as_str().unwrap(),
             "{name}: this build writes different bytes"
+        );
+    }
+}
+
+/// Snapshots of an older format are caches this build no longer reads: they must be ignored
+/// (the log is replayed instead), never misread.
+#[test]
+fn retired_snapshot_vectors_are_ignored_not_misread() {
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden_path()).unwrap()).unwrap();
+    let retired = golden["retired"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !retired.is_empty(),
+        "the v1 snapshot is kept as a retired vector"
+    );
+    for vector in retired {
+        let bytes = unhex(vector["hex"].as_str().unwrap());
+        let record = Record::decode(&bytes).unwrap();
+        assert!(
+            codec::decode_snapshot(&record).is_none(),
+            "{}",
+            vector["name"]
         );
     }
 }

@@ -137,6 +137,15 @@ fn timer_writes(batch: &CommitBatch) -> Vec<Write> {
     for entry in &batch.timers_insert {
         writes.push((keys::timer_key(entry), Some(Vec::new())));
     }
+    for entry in &batch.index_remove {
+        writes.push((keys::index_key(&entry.index, &entry.member), None));
+    }
+    for entry in &batch.index_insert {
+        writes.push((
+            keys::index_key(&entry.index, &entry.member),
+            Some(Vec::new()),
+        ));
+    }
     writes
 }
 
@@ -154,7 +163,13 @@ fn validate(batch: &CommitBatch) -> Result<u64, Error> {
     let entries = batch.events.len()
         + batch.past_events.len()
         + batch.timers_remove.len()
-        + batch.timers_insert.len();
+        + batch.timers_insert.len()
+        + batch.index_remove.len()
+        + batch.index_insert.len();
+    for entry in batch.index_remove.iter().chain(&batch.index_insert) {
+        keys::check_index_text("index name", &entry.index, keys::INDEX_NAME_LEN_MAX)?;
+        keys::check_index_text("index member", &entry.member, keys::INDEX_MEMBER_LEN_MAX)?;
+    }
     if entries > BATCH_ENTRIES_MAX {
         return invalid(format!(
             "{entries} entries exceed the limit of {BATCH_ENTRIES_MAX}"

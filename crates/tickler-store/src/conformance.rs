@@ -64,6 +64,9 @@ macro_rules! conformance_tests {
             a_corrupt_record_is_reported_with_entity_and_seq,
             stats_count_every_kind_of_entry,
             concurrent_commits_to_one_entity_never_lose_events,
+            index_members_change_with_commits_and_list_in_key_order,
+            index_members_page_with_a_cursor_and_a_limit,
+            invalid_index_entries_are_refused,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -151,8 +154,13 @@ struct View {
     past_events: Vec<(OccurrenceId, Record)>,
     timers: Vec<TimerEntry>,
     entities: Vec<EntityId>,
+    /// The members of the index the conformance cases use.
+    index: Vec<String>,
     stats: StoreStats,
 }
+
+/// The index the conformance cases write to.
+const TEST_INDEX: &str = "errored";
 
 fn view(store: &dyn Store, entity_id: &str) -> View {
     let e = entity(entity_id);
@@ -166,6 +174,9 @@ fn view(store: &dyn Store, entity_id: &str) -> View {
         past_events: store.past_events(&e).expect("past events"),
         timers: all_timers(store),
         entities: store.entities_after(None, usize::MAX).expect("entities"),
+        index: store
+            .index_members(TEST_INDEX, None, usize::MAX)
+            .expect("index"),
         stats,
     }
 }

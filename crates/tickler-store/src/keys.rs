@@ -25,12 +25,16 @@ pub(crate) const PAST_EVENT: u8 = b'P';
 pub(crate) const TIMER: u8 = b'T';
 pub(crate) const SNAPSHOT: u8 = b'S';
 pub(crate) const META: u8 = b'M';
+pub(crate) const INDEX: u8 = b'I';
 
 /// The meta entry that says which format a store holds, written when the store is created.
 pub(crate) const FORMAT_META_NAME: &str = "format";
 pub(crate) const FORMAT_MARKER: &[u8] = b"tickler-store-v1";
 pub(crate) const META_NAME_LEN_MAX: usize = 128;
 pub(crate) const META_VALUE_LEN_MAX: usize = 64 * 1024;
+/// The longest index name and index member accepted, in bytes.
+pub const INDEX_NAME_LEN_MAX: usize = 128;
+pub const INDEX_MEMBER_LEN_MAX: usize = 512;
 
 /// Bounds enforced by `tickler_core`'s id parsing (which does not export them); restated so a
 /// stored length prefix can be rejected before slicing.
@@ -38,6 +42,8 @@ const ENTITY_ID_LEN_MAX: usize = 200;
 const RULE_NAME_LEN_MAX: usize = 64;
 const _: () = assert!(ENTITY_ID_LEN_MAX <= u16::MAX as usize);
 const _: () = assert!(RULE_NAME_LEN_MAX <= u16::MAX as usize);
+const _: () = assert!(INDEX_NAME_LEN_MAX <= u16::MAX as usize);
+const _: () = assert!(INDEX_MEMBER_LEN_MAX <= u16::MAX as usize);
 
 const SEQ_LEN: usize = 8;
 
@@ -164,6 +170,52 @@ pub(crate) fn decode_snapshot_key(key: &[u8]) -> Result<EntityId, Error> {
 }
 
 /// Meta names are checked by the store before they get here ([`check_meta_name`]).
+/// `I | index`: every member key of the index starts with this.
+pub(crate) fn index_prefix(index: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 2 + index.len());
+    key.push(INDEX);
+    put_text(&mut key, index);
+    key
+}
+
+/// `I | index | member`.
+pub(crate) fn index_key(index: &str, member: &str) -> Vec<u8> {
+    let mut key = index_prefix(index);
+    put_text(&mut key, member);
+    key
+}
+
+pub(crate) fn decode_index_member(prefix: &[u8], key: &[u8]) -> Result<String, Error> {
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| corrupt_key(key, "an index key outside its index"))?;
+    let (len, member) = rest
+        .split_first_chunk::<2>()
+        .ok_or_else(|| corrupt_key(key, "an index member without its length"))?;
+    if usize::from(u16::from_be_bytes(*len)) != member.len() {
+        return Err(corrupt_key(key, "an index member of the wrong length"));
+    }
+    String::from_utf8(member.to_vec())
+        .map_err(|_| corrupt_key(key, "an index member that is not UTF-8"))
+}
+
+/// Checks an index name or member: non-empty, bounded, no control characters.
+pub(crate) fn check_index_text(what: &str, text: &str, len_max: usize) -> Result<(), Error> {
+    if text.is_empty() || text.len() > len_max || text.chars().any(char::is_control) {
+        return Err(Error::InvalidBatch {
+            reason: format!("{what} {text:?} must be 1-{len_max} bytes without control characters"),
+        });
+    }
+    Ok(())
+}
+
+fn put_text(key: &mut Vec<u8>, text: &str) {
+    let len =
+        u16::try_from(text.len()).expect("index names and members are bounded below u16::MAX");
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(text.as_bytes());
+}
+
 pub(crate) fn meta_key(name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + name.len());
     key.push(META);

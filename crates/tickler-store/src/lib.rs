@@ -31,6 +31,7 @@ use tickler_core::{EntityId, OccurrenceId, Timestamp};
 pub use commit::BATCH_ENTRIES_MAX;
 pub use error::Error;
 pub use group_commit::{GroupCommit, GroupCommitStats};
+pub use keys::{INDEX_MEMBER_LEN_MAX, INDEX_NAME_LEN_MAX};
 pub use memory::MemoryStore;
 pub use record::{RECORD_CRC_LEN, RECORD_PAYLOAD_LEN_MAX, Record};
 pub use sled_store::SledStore;
@@ -107,6 +108,20 @@ pub struct CommitBatch {
     pub timers_insert: Vec<TimerEntry>,
     /// Replaces the entity's snapshot; its `seq` must be at most the new last sequence number.
     pub snapshot: Option<Snapshot>,
+    /// Secondary index members removed and added with this commit (removals first). Unlike
+    /// timers, they may name any member, not only the batch's entity.
+    pub index_remove: Vec<IndexEntry>,
+    pub index_insert: Vec<IndexEntry>,
+}
+
+/// A member of a named secondary index (e.g. the entities of a policy, the occurrences that
+/// ended in a system error), kept in the same atomic commit as the events that change it, so
+/// an index is always exactly what the logs say. Members are listed in key order: shorter
+/// first, then bytewise.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndexEntry {
+    pub index: String,
+    pub member: String,
 }
 
 /// What a successful commit did.
@@ -173,6 +188,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&EntityId>,
         limit: usize,
     ) -> Result<Vec<EntityId>, Error>;
+
+    /// Up to `limit` members of a secondary index strictly after `after`, in key order.
+    fn index_members(
+        &self,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error>;
 
     /// A small named value outside any entity (e.g. the manual clock's position). Durable after
     /// the next flush, like a commit. The name `format` is the store's own marker: readable,

@@ -167,6 +167,15 @@ impl Store for MemoryStore {
         reads::timers_after(&self.map, after, limit)
     }
 
+    fn index_members(
+        &self,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        reads::index_members(&self.map, index, after, limit)
+    }
+
     fn entities_after(
         &self,
         after: Option<&EntityId>,

@@ -168,6 +168,29 @@ pub(crate) fn entities_after(
     Ok(entities)
 }
 
+pub(crate) fn index_members(
+    kv: &dyn Kv,
+    index: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, Error> {
+    let prefix = keys::index_prefix(index);
+    let cursor = after.map(|member| keys::index_key(index, member));
+    let start = match &cursor {
+        Some(key) => Bound::Excluded(key.as_slice()),
+        None => Bound::Included(&prefix[..]),
+    };
+    let mut members = Vec::with_capacity(limit.min(LISTING_PREALLOCATE_MAX));
+    if limit == 0 {
+        return Ok(members);
+    }
+    kv.scan(&prefix, start, &mut |key, _| {
+        members.push(keys::decode_index_member(&prefix, key)?);
+        Ok(stop_at(members.len(), limit))
+    })?;
+    Ok(members)
+}
+
 fn stop_at(count: usize, limit: usize) -> ControlFlow<()> {
     if count >= limit {
         ControlFlow::Break(())

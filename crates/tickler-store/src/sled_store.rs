@@ -135,6 +135,64 @@ impl SledStore {
         Ok(())
     }
 
+    /// Deletes one event, bypassing every check: audit tests only (it makes a sequence gap).
+    #[doc(hidden)]
+    pub fn delete_event_for_tests(&self, entity: &EntityId, seq: u64) -> Result<(), Error> {
+        self.writable()?;
+        self.db.remove(keys::event_key(entity, seq))?;
+        Ok(())
+    }
+
+    /// Overwrites a past event's record, bypassing write-once: audit tests only.
+    #[doc(hidden)]
+    pub fn overwrite_past_event_for_tests(
+        &self,
+        entity: &EntityId,
+        occurrence: &OccurrenceId,
+        record: &Record,
+    ) -> Result<(), Error> {
+        self.writable()?;
+        self.db
+            .insert(keys::past_event_key(entity, occurrence), record.encode())?;
+        Ok(())
+    }
+
+    /// Copies every entry into a new store in `target` (which must not exist yet) and flushes
+    /// it: the copy holds the same data without the space sled accumulates over time. Returns
+    /// the number of entries copied.
+    pub fn copy_into(&self, target: &Path) -> Result<u64, Error> {
+        /// Entries per sled batch while copying.
+        const COPY_BATCH_LEN: usize = 10_000;
+        if target.exists() {
+            return Err(Error::Io(format!(
+                "the compaction target {} already exists",
+                target.display()
+            )));
+        }
+        let copy = sled::Config::new()
+            .path(target)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .open()
+            .map_err(|e| open_error(target, e))?;
+        let mut copied = 0u64;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for entry in self.db.iter() {
+            let (key, value) = entry?;
+            batch.insert(key, value);
+            pending += 1;
+            if pending == COPY_BATCH_LEN {
+                copy.apply_batch(std::mem::take(&mut batch))?;
+                copied += pending as u64;
+                pending = 0;
+            }
+        }
+        copy.apply_batch(batch)?;
+        copied += pending as u64;
+        copy.flush()?;
+        Ok(copied)
+    }
+
     fn writable(&self) -> Result<(), Error> {
         if self.read_only {
             Err(Error::ReadOnly)
@@ -234,6 +292,15 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Vec<TimerEntry>, Error> {
         reads::timers_after(&*self.db, after, limit)
+    }
+
+    fn index_members(
+        &self,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        reads::index_members(&*self.db, index, after, limit)
     }
 
     fn entities_after(

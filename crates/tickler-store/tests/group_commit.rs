@@ -85,6 +85,14 @@ impl Store for Probe {
     ) -> Result<Vec<EntityId>, Error> {
         self.inner.entities_after(after, limit)
     }
+    fn index_members(
+        &self,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        self.inner.index_members(index, after, limit)
+    }
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         self.inner.meta(name)
     }

@@ -23,6 +23,15 @@ pub struct Config {
     /// Default: `<data_dir>/admin/tickler.sock`.
     #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// User ids allowed on the admin socket besides the daemon's own and root.
+    #[serde(default)]
+    pub admin_uids: Vec<u32>,
+    /// A group whose members may use the admin socket (it becomes mode 0660).
+    #[serde(default)]
+    pub socket_group: Option<String>,
+    /// Serve `GET /metrics` (Prometheus text) on this loopback address, e.g. `127.0.0.1:9464`.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[serde(default = "default_policies")]
     pub policies: PathBuf,
     #[serde(default = "default_templates")]
@@ -126,6 +135,27 @@ fn default_timeout() -> Span {
     Span::seconds(20)
 }
 
+/// The id of a group named in `/etc/group`.
+fn group_id(name: &str) -> Result<u32, Error> {
+    let groups = std::fs::read_to_string("/etc/group").map_err(|err| Error::Config {
+        what: "socket_group".into(),
+        reason: format!("cannot read /etc/group: {err}"),
+    })?;
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let group = fields.next()?;
+            let gid = fields.nth(1)?.parse::<u32>().ok()?;
+            (group == name).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| Error::Config {
+            what: "socket_group".into(),
+            reason: format!("no group named {name:?} in /etc/group"),
+        })
+}
+
 fn duration(span: Span) -> std::time::Duration {
     std::time::Duration::from_millis(span.as_millis().max(1) as u64)
 }
@@ -186,6 +216,18 @@ impl Config {
         self.socket
             .clone()
             .unwrap_or_else(|| self.data_dir.join("admin").join("tickler.sock"))
+    }
+
+    /// The admin socket's access rules, resolving `socket_group` in `/etc/group`.
+    pub fn socket_access(&self) -> Result<tickler_admin::server::Access, Error> {
+        let group = match &self.socket_group {
+            None => None,
+            Some(name) => Some(group_id(name)?),
+        };
+        Ok(tickler_admin::server::Access {
+            uids: self.admin_uids.clone(),
+            group,
+        })
     }
 
     pub fn catalog(&self) -> Result<Catalog, Error> {

@@ -21,7 +21,12 @@ pub use tickler_core::{
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
     EngineOptions, EngineStatus, Error, FileChannel, JoinGroup, LEFT_GROUP, LogChannel,
-    ManualClock, Message, Payload, SystemClock, Templates, WebhookChannel, WebhookConfig, replay,
+    ManualClock, Message, Payload, SystemClock, Templates, WebhookChannel, WebhookConfig, audit,
+    codec, replay,
+};
+pub use tickler_engine::{
+    DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag, ListFilter, OccurrenceStory,
+    PauseScope, Pauses,
 };
 pub use tickler_store::{MemoryStore, SledStore, Store};
 

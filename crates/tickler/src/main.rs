@@ -43,9 +43,9 @@ pub enum Cmd {
     },
     /// Version, uptime, clock, counts, next due timer, quarantined entities.
     Status,
-    /// Due dates (the due-date chasing policy).
-    #[command(subcommand)]
-    Due(DueCmd),
+    /// Due dates of tasks (the due-date chasing policy).
+    #[command(subcommand, name = "due-date")]
+    DueDate(DueCmd),
     /// Any entity, under any policy.
     #[command(subcommand)]
     Entity(EntityCmd),
@@ -65,7 +65,111 @@ pub enum Cmd {
     /// An entity with its active reminders.
     Show { entity: String },
     /// An entity's past events: what was sent, and what was not and why.
-    History { entity: String },
+    History {
+        entity: String,
+        /// sent, unsent, or an unsent reason (missed, system-error, completed…).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only past events closed at or after this instant.
+        #[arg(long)]
+        since: Option<Timestamp>,
+        /// Only past events closed before this instant.
+        #[arg(long)]
+        until: Option<Timestamp>,
+    },
+    /// Entities, optionally filtered by kind, policy or recipient.
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        policy: Option<String>,
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Continue after this entity (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Dry run: what falls due between two instants (nothing is sent).
+    Due {
+        #[arg(long)]
+        from: Timestamp,
+        #[arg(long)]
+        to: Timestamp,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Why each occurrence of an entity was sent, not sent, moved, or is still pending.
+    Explain {
+        entity: String,
+        occurrence: Option<OccurrenceId>,
+    },
+    /// Cancel one pending occurrence (unsent: deactivated), or the whole entity.
+    Cancel {
+        entity: String,
+        occurrence: Option<OccurrenceId>,
+    },
+    /// Retry occurrences that ended in a system error: of one entity, or --all.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        entity: Option<String>,
+        occurrence: Option<OccurrenceId>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Pause delivery (all, or one channel or policy): due occurrences wait; nothing is dropped.
+    Pause {
+        #[arg(long, conflicts_with = "policy")]
+        channel: Option<String>,
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// Resume what `pause` paused; waiting occurrences are processed in due order.
+    Resume {
+        #[arg(long, conflicts_with = "policy")]
+        channel: Option<String>,
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// Send the requests of a JSON-lines file (one admin request per line) to the daemon.
+    Import { file: PathBuf },
+    /// Write every entity's log as JSON lines (to stdout, or a file).
+    Export {
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Write a snapshot of one entity, or of all.
+    Snapshot { entity: Option<String> },
+    /// Counters and gauges in the Prometheus text format.
+    Metrics,
+    /// Offline: verify a whole data directory (checksums, sequences, replay, past events, timers).
+    Audit {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Offline: rewrite the store compactly (reclaims the space sled leaves behind).
+    Compact {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a scenario on a throwaway engine with a manual clock and print what would be sent.
+    Simulate {
+        /// JSON lines of admin requests, each optionally with "at": an instant to move to first.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// How long to run after the start.
+        #[arg(long)]
+        until: Span,
+        /// Where the clock starts [default: the first "at" of the scenario, else now].
+        #[arg(long)]
+        start: Option<Timestamp>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: SimulateFormat,
+        /// Print the full timeline of this many entities too.
+        #[arg(long, default_value_t = 3)]
+        sample: usize,
+    },
     /// The daemon's clock; a manual clock can be moved.
     #[command(subcommand)]
     Clock(ClockCmd),
@@ -85,6 +189,13 @@ pub enum Cmd {
         #[arg(long)]
         events: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimulateFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Subcommand)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::Daemon;
 use tickler::{Span, Timestamp, Zone};
-use tickler_admin::protocol::{ClockAdvance, DueCreate, DueMove, EntityArg, Toggle};
+use tickler_admin::protocol::{ClockAdvance, DueCreate, DueMove, EntityArg, History, Toggle};
 use tickler_admin::{Client, Request};
 
 fn at(text: &str) -> Timestamp {
@@ -140,8 +140,11 @@ async fn a_daemon_killed_at_any_moment_loses_no_occurrence_and_never_delivers_a_
         );
         let history = ok(
             &mut client,
-            Request::History(EntityArg {
+            Request::History(History {
                 entity: entity.parse().unwrap(),
+                outcome: None,
+                since: None,
+                until: None,
             }),
         )
         .await;
@@ -198,7 +201,7 @@ async fn the_cli_prints_tables_exits_1_on_errors_and_2_on_usage_and_the_daemon_k
     let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
 
     let created = daemon.cli(&[
-        "due",
+        "due-date",
         "create",
         "review-42",
         "--recipient",
@@ -225,7 +228,7 @@ async fn the_cli_prints_tables_exits_1_on_errors_and_2_on_usage_and_the_daemon_k
     for (args, named) in [
         (
             vec![
-                "due",
+                "due-date",
                 "create",
                 "review-43",
                 "--recipient",
@@ -241,12 +244,18 @@ async fn the_cli_prints_tables_exits_1_on_errors_and_2_on_usage_and_the_daemon_k
             "pre-due#9",
         ),
         (
-            vec!["due", "create", "review-42", "--recipient", "r@example.org"],
+            vec![
+                "due-date",
+                "create",
+                "review-42",
+                "--recipient",
+                "r@example.org",
+            ],
             "already exists",
         ),
         (
             vec![
-                "due",
+                "due-date",
                 "create",
                 "review-44",
                 "--recipient",
@@ -264,7 +273,7 @@ async fn the_cli_prints_tables_exits_1_on_errors_and_2_on_usage_and_the_daemon_k
     }
     for args in [
         vec!["clock", "advance", "3days"],
-        vec!["due", "move", "review-42"],
+        vec!["due-date", "move", "review-42"],
         vec!["frobnicate"],
     ] {
         let output = daemon.cli(&args);
@@ -319,12 +328,24 @@ async fn oversized_and_malformed_requests_get_error_replies_and_the_daemon_keeps
 async fn replay_shows_an_entity_as_of_an_instant_from_the_data_directory_alone() {
     let work = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
-    let created = daemon.cli(&["due", "create", "review-42", "--recipient", "r@example.org"]);
+    let created = daemon.cli(&[
+        "due-date",
+        "create",
+        "review-42",
+        "--recipient",
+        "r@example.org",
+    ]);
     assert!(created.status.success());
     assert!(daemon.cli(&["clock", "advance", "9d"]).status.success());
     assert!(
         daemon
-            .cli(&["due", "move", "review-42", "--to", "2026-03-25T10:00:00Z"])
+            .cli(&[
+                "due-date",
+                "move",
+                "review-42",
+                "--to",
+                "2026-03-25T10:00:00Z"
+            ])
             .status
             .success()
     );

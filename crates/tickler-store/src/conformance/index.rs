@@ -4,7 +4,7 @@
 use tickler_core::EntityId;
 
 use super::{Fixture, all_timers, append, entity, occurrence, record, records, timer};
-use crate::{CommitBatch, Error, Snapshot, StoreStats, TimerEntry};
+use crate::{CommitBatch, Error, IndexEntry, Snapshot, StoreStats, TimerEntry};
 
 pub fn timers_sort_by_due_then_entity_then_occurrence(fixture: &dyn Fixture) {
     let store = fixture.store();
@@ -247,5 +247,113 @@ pub fn stats_count_every_kind_of_entry(fixture: &dyn Fixture) {
             snapshots: 1,
             size_on_disk: 0,
         }
+    );
+}
+
+fn member(index: &str, member: &str) -> IndexEntry {
+    IndexEntry {
+        index: index.to_owned(),
+        member: member.to_owned(),
+    }
+}
+
+pub fn index_members_change_with_commits_and_list_in_key_order(fixture: &dyn Fixture) {
+    let store = fixture.store();
+    let e = entity("due/indexed");
+    store
+        .commit(CommitBatch {
+            entity: Some(e.clone()),
+            events: records(&["1"]),
+            index_insert: vec![
+                member("policy/due-date", "due/indexed"),
+                member("policy/due-date", "due/b"),
+                member("recipient/r@example.org", "due/indexed"),
+            ],
+            ..CommitBatch::default()
+        })
+        .unwrap();
+    // Another index with a name that extends this one's is separate.
+    store
+        .commit(CommitBatch {
+            index_insert: vec![member("policy/due-date-2", "due/other")],
+            ..CommitBatch::default()
+        })
+        .unwrap();
+    let listed = |index: &str| store.index_members(index, None, usize::MAX).unwrap();
+    assert_eq!(listed("policy/due-date"), ["due/b", "due/indexed"]);
+    assert_eq!(listed("recipient/r@example.org"), ["due/indexed"]);
+    assert_eq!(listed("policy/due-date-2"), ["due/other"]);
+    assert!(listed("policy/nothing").is_empty());
+    // Removal and insertion of the same member in one commit leaves it present.
+    store
+        .commit(CommitBatch {
+            entity: Some(e.clone()),
+            expected_seq: 1,
+            events: records(&["2"]),
+            index_remove: vec![
+                member("policy/due-date", "due/b"),
+                member("policy/due-date", "due/indexed"),
+            ],
+            index_insert: vec![member("policy/due-date", "due/indexed")],
+            ..CommitBatch::default()
+        })
+        .unwrap();
+    assert_eq!(listed("policy/due-date"), ["due/indexed"]);
+}
+
+pub fn index_members_page_with_a_cursor_and_a_limit(fixture: &dyn Fixture) {
+    let store = fixture.store();
+    let members: Vec<IndexEntry> = (0..25)
+        .map(|i| member("errored", &format!("due/{i:02}#late#0")))
+        .collect();
+    store
+        .commit(CommitBatch {
+            index_insert: members.clone(),
+            ..CommitBatch::default()
+        })
+        .unwrap();
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .index_members("errored", cursor.as_deref(), 7)
+            .unwrap();
+        assert!(page.len() <= 7);
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().cloned();
+        paged.extend(page);
+    }
+    let expected: Vec<String> = members.into_iter().map(|m| m.member).collect();
+    assert_eq!(paged, expected);
+    assert!(store.index_members("errored", None, 0).unwrap().is_empty());
+}
+
+pub fn invalid_index_entries_are_refused(fixture: &dyn Fixture) {
+    let store = fixture.store();
+    for (entry, needle) in [
+        (member("", "x"), "index name"),
+        (member("errored", ""), "index member"),
+        (member("errored", "a\nb"), "index member"),
+        (member(&"n".repeat(129), "x"), "index name"),
+        (member("errored", &"m".repeat(513)), "index member"),
+    ] {
+        let err = store
+            .commit(CommitBatch {
+                index_insert: vec![entry],
+                ..CommitBatch::default()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidBatch { reason } if reason.contains(needle)),
+            "{err}"
+        );
+    }
+    assert!(
+        store
+            .index_members("errored", None, usize::MAX)
+            .unwrap()
+            .is_empty()
     );
 }

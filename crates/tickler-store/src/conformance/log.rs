@@ -301,6 +301,11 @@ pub fn a_failing_batch_changes_nothing(fixture: &dyn Fixture) {
             seq: snapshot_seq,
             record: record(3, "state at 4"),
         }),
+        index_remove: Vec::new(),
+        index_insert: vec![crate::IndexEntry {
+            index: super::TEST_INDEX.to_owned(),
+            member: "due/atomic#late#0".to_owned(),
+        }],
     };
     let failing = [
         ("version conflict", everything(1, "late#0", 3, "due/atomic")),
@@ -324,6 +329,7 @@ pub fn a_failing_batch_changes_nothing(fixture: &dyn Fixture) {
     assert_eq!(after.past_events.len(), 2);
     assert_eq!(after.timers, vec![timer(20, "due/atomic", "late#1")]);
     assert_eq!(after.snapshot.map(|s| s.seq), Some(4));
+    assert_eq!(after.index, ["due/atomic#late#0"]);
 }
 
 pub fn invalid_batches_are_refused(fixture: &dyn Fixture) {

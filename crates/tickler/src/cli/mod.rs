@@ -9,9 +9,13 @@ macro_rules! out {
     };
 }
 
+mod audit;
+mod compact;
 mod output;
 mod replay;
 mod serve;
+mod simulate;
+mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,8 +24,9 @@ use anyhow::{Context, bail};
 use tickler::config::Config;
 use tickler::{AttrValue, EntityId, Timestamp};
 use tickler_admin::protocol::{
-    ChangeRecipient, ClockAdvance, ClockSet, Complete, DueCreate, DueMove, EntityArg, EntityCreate,
-    GroupArg, GroupJoin, GroupLeave, MoveAnchor, SetAttribute, Toggle,
+    Cancel, ChangeRecipient, ClockAdvance, ClockSet, Complete, Due, DueCreate, DueMove, EntityArg,
+    EntityCreate, Explain, GroupArg, GroupJoin, GroupLeave, History, List, MoveAnchor, PauseArgs,
+    Retry, SetAttribute, SnapshotArgs, Toggle,
 };
 use tickler_admin::{Client, Request};
 
@@ -51,8 +56,74 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.json,
             );
         }
+        Cmd::Audit { data_dir } => {
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            return audit::run(&data_dir, cli.json);
+        }
+        Cmd::Compact { data_dir } => {
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            return compact::run(&data_dir);
+        }
+        Cmd::Simulate {
+            scenario,
+            until,
+            start,
+            format,
+            sample,
+        } => {
+            return simulate::run(&config, &scenario, until, start, format, sample).await;
+        }
+        Cmd::Import { file } => {
+            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
+            return transfer::import(&socket, &file).await;
+        }
+        Cmd::Export { output } => {
+            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
+            return transfer::export(&socket, output.as_deref()).await;
+        }
         Cmd::Status => Request::Status,
-        Cmd::Due(due) => due_request(due)?,
+        Cmd::DueDate(due) => due_request(due)?,
+        Cmd::List {
+            kind,
+            policy,
+            recipient,
+            after,
+            limit,
+        } => Request::List(List {
+            kind,
+            policy,
+            recipient,
+            after,
+            limit: Some(limit),
+        }),
+        Cmd::Due { from, to, limit } => Request::Due(Due {
+            from,
+            to,
+            limit: Some(limit),
+        }),
+        Cmd::Explain { entity, occurrence } => Request::Explain(Explain {
+            entity: parse_entity(&entity, None)?,
+            occurrence,
+        }),
+        Cmd::Cancel { entity, occurrence } => Request::Cancel(Cancel {
+            entity: parse_entity(&entity, None)?,
+            occurrence,
+        }),
+        Cmd::Retry {
+            entity,
+            occurrence,
+            all,
+        } => Request::Retry(Retry {
+            entity: entity.map(|e| parse_entity(&e, None)).transpose()?,
+            occurrence,
+            all,
+        }),
+        Cmd::Pause { channel, policy } => Request::Pause(PauseArgs { channel, policy }),
+        Cmd::Resume { channel, policy } => Request::Resume(PauseArgs { channel, policy }),
+        Cmd::Snapshot { entity } => Request::Snapshot(SnapshotArgs {
+            entity: entity.map(|e| parse_entity(&e, None)).transpose()?,
+        }),
+        Cmd::Metrics => Request::Metrics,
         Cmd::Entity(entity) => entity_request(entity)?,
         Cmd::Group(group) => group_request(group)?,
         Cmd::Toggle {
@@ -74,8 +145,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Show { entity } => Request::Show(EntityArg {
             entity: parse_entity(&entity, None)?,
         }),
-        Cmd::History { entity } => Request::History(EntityArg {
+        Cmd::History {
+            entity,
+            outcome,
+            since,
+            until,
+        } => Request::History(History {
             entity: parse_entity(&entity, None)?,
+            outcome,
+            since,
+            until,
         }),
         Cmd::Clock(ClockCmd::Now) => Request::ClockNow,
         Cmd::Clock(ClockCmd::Advance { by }) => Request::ClockAdvance(ClockAdvance { by }),
@@ -101,8 +180,10 @@ pub fn write_stdout(line: std::fmt::Arguments) {
     }
 }
 
+/// `--config` may name the file or the directory holding `tickler.toml`.
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match path {
+        Some(dir) if dir.is_dir() => Config::load(&dir.join("tickler.toml"))?,
         Some(path) => Config::load(path)?,
         None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
         None => Config::defaults(),

@@ -33,6 +33,39 @@ pub fn print(request: &Request, result: &Value) {
                 print_applied(applied);
             }
         }
+        Request::List(_) => print_list(result),
+        Request::Due(_) => print_due(result),
+        Request::Explain(_) => print_explanation(result),
+        Request::Pause(_) | Request::Resume(_) => {
+            let paused = &result["paused"];
+            let mut scopes = Vec::new();
+            if paused["all"] == true {
+                scopes.push("all delivery".to_owned());
+            }
+            for channel in paused["channels"].as_array().into_iter().flatten() {
+                scopes.push(format!("channel {}", text(channel)));
+            }
+            for policy in paused["policies"].as_array().into_iter().flatten() {
+                scopes.push(format!("policy {}", text(policy)));
+            }
+            if scopes.is_empty() {
+                out!("nothing is paused");
+            } else {
+                out!("paused: {}", scopes.join(", "));
+            }
+        }
+        Request::Retry(_) if result.get("retried_entities").is_some() => {
+            let retried = result["retried_entities"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            out!(
+                "retried the errored occurrences of {} entities",
+                retried.len()
+            );
+        }
+        Request::Snapshot(_) => out!("{} snapshot(s) written", text(&result["snapshots"])),
+        Request::Metrics => out!("{}", result["text"].as_str().unwrap_or_default().trim_end()),
         _ => print_applied(result),
     }
 }
@@ -195,4 +228,89 @@ fn print_past_events(past: &Value) {
 pub fn print_replay(entity: &Value, past_events: &Value) {
     print_entity(entity);
     print_past_events(past_events);
+}
+
+fn print_list(result: &Value) {
+    let entities = result["entities"].as_array().cloned().unwrap_or_default();
+    if entities.is_empty() {
+        out!("no entities");
+        return;
+    }
+    let mut table = table(&[
+        "ENTITY",
+        "POLICY",
+        "RECIPIENT",
+        "ACTIVE",
+        "NEXT WAKE (UTC)",
+        "COMPLETED",
+    ]);
+    for entity in &entities {
+        table.add_row(vec![
+            text(&entity["entity"]),
+            text(&entity["policy"]),
+            text(&entity["recipient"]),
+            text(&entity["active"]),
+            text(&entity["next_wake"]),
+            text(&entity["completed"]),
+        ]);
+    }
+    out!("{table}");
+    if !result["next"].is_null() {
+        out!("more: --after {}", text(&result["next"]));
+    }
+}
+
+fn print_due(result: &Value) {
+    let entries = result["entries"].as_array().cloned().unwrap_or_default();
+    out!(
+        "{} due from {} to {}",
+        entries.len(),
+        text(&result["from"]),
+        text(&result["to"])
+    );
+    if entries.is_empty() {
+        return;
+    }
+    let mut table = table(&[
+        "DUE (UTC)",
+        "ENTITY",
+        "OCCURRENCE",
+        "KIND",
+        "STATE",
+        "CHANNEL",
+        "PAUSED",
+    ]);
+    for entry in &entries {
+        table.add_row(vec![
+            text(&entry["due"]),
+            text(&entry["entity"]),
+            text(&entry["occurrence"]),
+            text(&entry["kind"]),
+            text(&entry["state"]),
+            text(&entry["channel"]),
+            if entry["paused"] == true {
+                "yes".to_owned()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    out!("{table}");
+}
+
+fn print_explanation(result: &Value) {
+    out!("{}", text(&result["entity"]));
+    for line in result["entity_lines"].as_array().into_iter().flatten() {
+        out!("  {}", text(&line["text"]));
+    }
+    for story in result["occurrences"].as_array().into_iter().flatten() {
+        out!(
+            "{} ({})",
+            text(&story["occurrence"]),
+            text(&story["status"])
+        );
+        for line in story["lines"].as_array().into_iter().flatten() {
+            out!("  - {}", text(&line["text"]));
+        }
+    }
 }

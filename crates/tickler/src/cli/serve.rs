@@ -46,7 +46,18 @@ pub async fn run(
     };
     let engine = config.open_engine(store, clock).await?;
     let socket = config.socket_path();
-    let listener = tickler_admin::server::bind(&socket).await?;
+    let access = config.socket_access()?;
+    let listener = tickler_admin::server::bind(&socket, &access).await?;
+    let metrics_stop = Arc::new(Notify::new());
+    if let Some(addr) = config.metrics_listen {
+        let metrics = tickler_admin::metrics_http::bind(addr).await?;
+        tracing::info!(%addr, "serving GET /metrics");
+        tokio::spawn(tickler_admin::metrics_http::serve(
+            engine.clone(),
+            metrics,
+            metrics_stop.clone(),
+        ));
+    }
     tracing::info!(
         socket = %socket.display(),
         data_dir = %config.data_dir.display(),
@@ -64,7 +75,8 @@ pub async fn run(
             stop.notify_one();
         });
     }
-    tickler_admin::server::serve(engine.clone(), listener, socket, stop).await;
+    tickler_admin::server::serve(engine.clone(), listener, socket, access, stop).await;
+    metrics_stop.notify_one();
     engine.shutdown().await?;
     tracing::info!("tickler stopped");
     Ok(())

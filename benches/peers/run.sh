@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# run.sh [N] [W] [C] — measure the peers once each and print one JSON line per
+# system on stdout (progress goes to stderr). SYSTEMS="bullmq pgboss" picks which.
+#
+# Each system gets a fresh private server, started just before its measurer and
+# stopped right after it, so the two never share the 2 cores and no state
+# carries over: Redis on 127.0.0.1:6390, PostgreSQL on 127.0.0.1:5440 (unix
+# socket in the temp dir), data under one temp dir that is removed on exit.
+set -euo pipefail
+N=${1:-10000}
+W=${2:-2000}
+C=${3:-64}
+SYSTEMS=${SYSTEMS:-bullmq pgboss}
+REDIS_PORT=6390
+PG_PORT=5440
+here=$(cd "$(dirname "$0")" && pwd)
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+[ -x "$PGBIN/initdb" ] && command -v redis-server >/dev/null && [ -d "$here/node_modules" ] ||
+  { echo "run.sh: run install.sh first" >&2; exit 1; }
+
+# The temp dir must be on a real disk: on tmpfs every fsync is free and the
+# durability settings would mean nothing.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tickler-peers.XXXXXX")
+if [ "$(stat -f -c %T "$tmp")" = tmpfs ]; then
+  echo "run.sh: $tmp is on tmpfs; set TMPDIR to a disk-backed directory" >&2
+  rm -rf "$tmp"; exit 1
+fi
+chmod 755 "$tmp" # the postgres user must reach its subdirectory
+
+redis_pid=
+pg_dir="$tmp/pg"
+
+# PostgreSQL refuses to run as root: when root, run its tools as `postgres`.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+stop_redis() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true # SIGTERM: Redis flushes the AOF and exits
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+  fi
+}
+stop_pg() {
+  if [ -f "$pg_dir/data/postmaster.pid" ]; then
+    as_pg "$PGBIN/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null || true
+  fi
+}
+cleanup() {
+  stop_redis
+  stop_pg
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_redis() {
+  port_free $REDIS_PORT || { echo "run.sh: port $REDIS_PORT is taken" >&2; return 1; }
+  mkdir -p "$tmp/redis"
+  # appendonly + appendfsync everysec: Redis's usual durable setting (an
+  # acknowledged write can be lost only in the last ~1 s before a crash).
+  # RDB snapshots are off so a background save cannot fork mid-measurement.
+  cat >"$tmp/redis/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+dir $tmp/redis
+logfile $tmp/redis/redis.log
+appendonly yes
+appendfsync everysec
+save ""
+maxmemory-policy noeviction
+EOF
+  redis-server "$tmp/redis/redis.conf" &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "run.sh: redis did not start:" >&2; cat "$tmp/redis/redis.log" >&2; return 1
+}
+
+start_pg() {
+  port_free $PG_PORT || { echo "run.sh: port $PG_PORT is taken" >&2; return 1; }
+  mkdir -p "$pg_dir/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$pg_dir"
+  # trust auth is fine: the server listens on loopback and its socket dir only.
+  # --no-sync only skips fsyncing initdb's own files; the server keeps
+  # fsync=on and synchronous_commit=on (the defaults), which we do not touch.
+  as_pg "$PGBIN/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 30 \
+    -o "-p $PG_PORT -k $pg_dir/sock -c listen_addresses=127.0.0.1" start >/dev/null ||
+    { cat "$pg_dir/postgres.log" >&2; return 1; }
+}
+
+rc=0
+cd "$here"
+for s in $SYSTEMS; do
+  case $s in
+    bullmq)
+      start_redis
+      REDIS_HOST=127.0.0.1 REDIS_PORT=$REDIS_PORT node bullmq.mjs "$N" "$W" "$C" || rc=$?
+      stop_redis ;;
+    pgboss)
+      start_pg
+      PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" node pgboss.mjs "$N" "$W" "$C" || rc=$?
+      stop_pg ;;
+    *) echo "run.sh: unknown system $s" >&2; rc=2 ;;
+  esac
+done
+exit $rc

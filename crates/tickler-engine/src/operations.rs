@@ -1,0 +1,474 @@
+//! What operators do with a running engine beyond commands: status and metrics, listing, the
+//! dry-run of what falls due, pausing delivery, snapshots, export and explanations.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tickler_core::{Command, EntityId, Event, OccurrenceId, Rejection, Timestamp, index};
+use tickler_store::TimerEntry;
+
+use crate::engine::Engine;
+use crate::entity_actor::EntityMsg;
+use crate::explain::{Explanation, explain};
+use crate::metrics::FiringLag;
+use crate::pause::{PAUSES_META, PauseScope, Pauses};
+use crate::replay::LoggedEvent;
+use crate::timer::{TimerMsg, TimerStatus};
+use crate::{Error, codec};
+
+/// Index members read per page when counting or listing.
+const INDEX_PAGE_LEN: usize = 1_024;
+/// The most entries one `due` dry run returns.
+pub const DUE_LEN_MAX: usize = 10_000;
+
+/// A summary for `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineStatus {
+    pub version: &'static str,
+    pub uptime_ms: u64,
+    pub clock: &'static str,
+    pub now: Timestamp,
+    pub actors: usize,
+    pub timers_in_memory: usize,
+    pub wakes_in_flight: usize,
+    pub next_due: Option<Timestamp>,
+    pub fired: u64,
+    pub firing_lag: FiringLag,
+    /// Occurrences waiting for their next delivery attempt.
+    pub retries_in_flight: u64,
+    /// Occurrences that ended in a system error and were not retried.
+    pub errored: u64,
+    pub errors_last_hour: usize,
+    pub paused: Pauses,
+    /// Wakes held by a pause.
+    pub parked: usize,
+    pub quarantined: BTreeMap<String, String>,
+}
+
+/// Filters for `list`; each given filter must match.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub kind: Option<String>,
+    pub policy: Option<String>,
+    pub recipient: Option<String>,
+}
+
+/// One timer of the `due` dry run.
+#[derive(Clone, Debug, Serialize)]
+pub struct DueEntry {
+    pub due: Timestamp,
+    pub entity: EntityId,
+    pub occurrence: OccurrenceId,
+    pub kind: Option<String>,
+    /// pending-on, pending-off, processing or retry-waiting.
+    pub state: Option<String>,
+    pub channel: Option<String>,
+    /// Whether a pause holds it now.
+    pub paused: bool,
+}
+
+/// One event of the log, as `export` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportedEvent {
+    pub entity: EntityId,
+    pub seq: u64,
+    pub recorded_at: Timestamp,
+    pub event: Event,
+}
+
+impl Engine {
+    pub async fn status(&self) -> Result<EngineStatus, Error> {
+        let shared = self.shared();
+        let timer: TimerStatus = self.timer_call(TimerMsg::Status).await?;
+        Ok(EngineStatus {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_ms: shared.started.elapsed().as_millis() as u64,
+            clock: if self.is_manual_clock() {
+                "manual"
+            } else {
+                "system"
+            },
+            now: self.now(),
+            actors: shared.registry.len(),
+            timers_in_memory: timer.in_memory,
+            wakes_in_flight: timer.in_flight,
+            next_due: timer.next_due,
+            fired: timer.fired,
+            firing_lag: shared.metrics.firing_lag(),
+            retries_in_flight: self.index_len(index::RETRYING)?,
+            errored: self.index_len(index::ERRORED)?,
+            errors_last_hour: shared.metrics.errors_last_hour(),
+            paused: self.pauses(),
+            parked: timer.parked,
+            quarantined: shared
+                .quarantined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(id, reason)| (id.to_string(), reason.clone()))
+                .collect(),
+        })
+    }
+
+    /// Counters and gauges in the Prometheus text format.
+    pub async fn metrics_text(&self) -> Result<String, Error> {
+        let status = self.status().await?;
+        let gauges = [
+            (
+                "tickler_actors",
+                "Entity actors running.",
+                status.actors as f64,
+            ),
+            (
+                "tickler_timers_in_memory",
+                "Timers held in the in-memory wheel.",
+                status.timers_in_memory as f64,
+            ),
+            (
+                "tickler_wakes_in_flight",
+                "Wakes handed to entities and not yet handled.",
+                status.wakes_in_flight as f64,
+            ),
+            (
+                "tickler_retries_in_flight",
+                "Occurrences waiting for their next delivery attempt.",
+                status.retries_in_flight as f64,
+            ),
+            (
+                "tickler_errored",
+                "Occurrences that ended in a system error and were not retried.",
+                status.errored as f64,
+            ),
+            (
+                "tickler_parked",
+                "Wakes held by a pause.",
+                status.parked as f64,
+            ),
+            (
+                "tickler_quarantined",
+                "Entities whose log failed a check.",
+                status.quarantined.len() as f64,
+            ),
+            (
+                "tickler_uptime_seconds",
+                "Seconds since the engine started.",
+                status.uptime_ms as f64 / 1000.0,
+            ),
+        ];
+        Ok(self.shared().metrics.render(&gauges))
+    }
+
+    /// The number of members of a secondary index (a scan of that index only).
+    pub fn index_len(&self, name: &str) -> Result<u64, Error> {
+        let mut count = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .shared()
+                .store
+                .index_members(name, after.as_deref(), INDEX_PAGE_LEN)?;
+            count += page.len() as u64;
+            if page.len() < INDEX_PAGE_LEN {
+                return Ok(count);
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    /// Entities matching `filter`, in the store's key order, after `after`.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EntityId>, Error> {
+        let store = &self.shared().store;
+        // The most selective index given drives the scan; the other filters are checked.
+        let primary = match (&filter.recipient, &filter.policy, &filter.kind) {
+            (Some(recipient), _, _) => Some(index::recipient(recipient)),
+            (None, Some(policy), _) => Some(index::policy(policy)),
+            (None, None, Some(kind)) => Some(index::kind(kind)),
+            (None, None, None) => None,
+        };
+        let mut found = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        while found.len() < limit {
+            let page: Vec<String> = match &primary {
+                Some(name) => store.index_members(name, cursor.as_deref(), INDEX_PAGE_LEN)?,
+                None => {
+                    let after = cursor.as_deref().map(EntityId::parse).transpose()?;
+                    store
+                        .entities_after(after.as_ref(), INDEX_PAGE_LEN)?
+                        .into_iter()
+                        .map(|id| id.to_string())
+                        .collect()
+                }
+            };
+            let last_page = page.len() < INDEX_PAGE_LEN;
+            for member in page {
+                cursor = Some(member.clone());
+                let id = EntityId::parse(&member)?;
+                if self.matches(&id, filter).await? {
+                    found.push(id);
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn matches(&self, id: &EntityId, filter: &ListFilter) -> Result<bool, Error> {
+        if filter.kind.as_deref().is_some_and(|kind| id.kind() != kind) {
+            return Ok(false);
+        }
+        if filter.policy.is_none() && filter.recipient.is_none() {
+            return Ok(true);
+        }
+        let entity = match self.show(id).await {
+            Ok(entity) => entity,
+            Err(Error::Quarantined { .. }) => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        Ok(filter.policy.as_ref().is_none_or(|p| &entity.policy == p)
+            && filter
+                .recipient
+                .as_ref()
+                .is_none_or(|r| &entity.recipient == r))
+    }
+
+    /// What would fire in [from, to): the timers due then, with what each is for. Nothing runs.
+    pub async fn due_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, Error> {
+        let store = &self.shared().store;
+        let limit = limit.min(DUE_LEN_MAX);
+        // A cursor just before `from`: any key at `from - 1 ms` sorts after it or is skipped below.
+        let mut cursor = Some(TimerEntry {
+            due: Timestamp::from_millis(from.as_millis() - 1).unwrap_or(Timestamp::EPOCH),
+            entity: EntityId::parse("a/!").expect("a valid id"),
+            occurrence: OccurrenceId::parse("a#0").expect("a valid occurrence"),
+        });
+        let mut entries = Vec::new();
+        'scan: loop {
+            let page = store.timers_after(cursor.as_ref(), INDEX_PAGE_LEN)?;
+            let last_page = page.len() < INDEX_PAGE_LEN;
+            for timer in page {
+                cursor = Some(timer.clone());
+                if timer.due < from {
+                    continue;
+                }
+                if timer.due >= to || entries.len() == limit {
+                    break 'scan;
+                }
+                let reminder = match self.show(&timer.entity).await {
+                    Ok(entity) => entity
+                        .active
+                        .get(&timer.occurrence)
+                        .cloned()
+                        .map(|r| (entity.policy.clone(), r)),
+                    Err(_) => None,
+                };
+                let (kind, state, channel, paused) = match &reminder {
+                    Some((policy, reminder)) => {
+                        let channel = self.shared().channel_of(policy, &reminder.occurrence.rule);
+                        let paused = self.shared().paused(policy, &channel);
+                        (
+                            Some(reminder.kind.clone()),
+                            Some(reminder.state_label().to_owned()),
+                            Some(channel),
+                            paused,
+                        )
+                    }
+                    None => (None, None, None, false),
+                };
+                entries.push(DueEntry {
+                    due: timer.due,
+                    entity: timer.entity,
+                    occurrence: timer.occurrence,
+                    kind,
+                    state,
+                    channel,
+                    paused,
+                });
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    pub fn pauses(&self) -> Pauses {
+        self.shared()
+            .pauses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Pauses (`paused`) or resumes delivery for a scope; kept across restarts. Returns the
+    /// pauses now in force.
+    pub async fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<Pauses, Error> {
+        let shared = self.shared();
+        if let PauseScope::Channel(name) = scope
+            && !shared.channels.contains_key(name)
+        {
+            return Err(Error::UnknownChannel {
+                value: name.clone(),
+                known: shared
+                    .channels
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if let PauseScope::Policy(name) = scope {
+            shared.catalog.policy(name)?;
+        }
+        let now = {
+            let mut pauses = shared.pauses.write().unwrap_or_else(|p| p.into_inner());
+            pauses.set(scope, paused);
+            pauses.clone()
+        };
+        let bytes = serde_json::to_vec(&now).expect("pauses always encode");
+        shared.store.set_meta(PAUSES_META, &bytes)?;
+        shared.commits.durable().await?;
+        tracing::info!(%scope, paused, "delivery pause changed");
+        if !paused {
+            let _ = shared.timer().cast(TimerMsg::Unpark);
+        }
+        Ok(now)
+    }
+
+    /// Writes a snapshot of the entity now; returns the sequence number it covers.
+    pub async fn snapshot(&self, entity: &EntityId) -> Result<u64, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shared().registry.send(
+            self.shared(),
+            entity,
+            EntityMsg::Snapshot {
+                reply: reply.into(),
+            },
+        )?;
+        answer.await.map_err(|_| {
+            Error::Internal(format!("the actor of {entity} stopped before replying"))
+        })?
+    }
+
+    /// Up to `entities_max` entities' logs after `after`, decoded; the cursor to continue from
+    /// (`None` at the end).
+    pub fn export_page(
+        &self,
+        after: Option<&EntityId>,
+        entities_max: usize,
+    ) -> Result<(Vec<ExportedEvent>, Option<EntityId>), Error> {
+        let store = &self.shared().store;
+        let entities = store.entities_after(after, entities_max)?;
+        let mut events = Vec::new();
+        for entity in &entities {
+            for stored in store.read_events(entity, 0)? {
+                let event =
+                    codec::decode_event(&stored.record).map_err(|reason| Error::Quarantined {
+                        entity: entity.clone(),
+                        reason: format!("event {}: {reason}", stored.seq),
+                    })?;
+                events.push(ExportedEvent {
+                    entity: entity.clone(),
+                    seq: stored.seq,
+                    recorded_at: stored.record.recorded_at,
+                    event,
+                });
+            }
+        }
+        let next = (entities.len() == entities_max)
+            .then(|| entities.last().cloned())
+            .flatten();
+        Ok((events, next))
+    }
+
+    /// The story of each occurrence of the entity (or of one), in sentences.
+    pub fn explain(
+        &self,
+        entity: &EntityId,
+        occurrence: Option<&OccurrenceId>,
+    ) -> Result<Explanation, Error> {
+        let view = crate::replay::replay(self.shared().store.as_ref(), entity, None)?;
+        let policy = self
+            .shared()
+            .catalog
+            .policy(&view.entity.policy)
+            .ok()
+            .cloned();
+        let events: Vec<LoggedEvent> = view.events;
+        let mut explanation = explain(entity, &events, policy.as_deref());
+        if let Some(occurrence) = occurrence {
+            explanation
+                .occurrences
+                .retain(|story| &story.occurrence == occurrence);
+            if explanation.occurrences.is_empty() {
+                return Err(Rejection::UnknownOccurrence {
+                    entity: entity.clone(),
+                    occurrence: occurrence.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(explanation)
+    }
+
+    /// Cancels one pending occurrence (unsent: deactivated) or, without one, the whole entity
+    /// (completed with reason `cancelled`).
+    pub async fn cancel(
+        &self,
+        entity: &EntityId,
+        occurrence: Option<OccurrenceId>,
+    ) -> Result<crate::Applied, Error> {
+        let command = match occurrence {
+            Some(occurrence) => Command::Cancel { occurrence },
+            None => Command::Complete {
+                reason: "cancelled".to_owned(),
+            },
+        };
+        self.execute(entity, command).await
+    }
+
+    /// Retries every occurrence that ended in a system error, across all entities; returns the
+    /// entities retried.
+    pub async fn retry_all_errored(&self) -> Result<Vec<EntityId>, Error> {
+        let mut entities: Vec<EntityId> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.shared().store.index_members(
+                index::ERRORED,
+                after.as_deref(),
+                INDEX_PAGE_LEN,
+            )?;
+            for member in &page {
+                // `entity#rule#index`; an entity key may itself hold '#', the rule and index not.
+                let entity = member.rsplitn(3, '#').nth(2).unwrap_or_default();
+                let entity = EntityId::parse(entity)?;
+                if entities.last() != Some(&entity) && !entities.contains(&entity) {
+                    entities.push(entity);
+                }
+            }
+            if page.len() < INDEX_PAGE_LEN {
+                break;
+            }
+            after = page.last().cloned();
+        }
+        for entity in &entities {
+            self.execute(entity, Command::Retry { occurrence: None })
+                .await?;
+        }
+        Ok(entities)
+    }
+}

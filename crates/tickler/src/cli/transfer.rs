@@ -1,0 +1,109 @@
+//! `tickler import` and `tickler export`: JSON lines in and out through the admin socket, with a
+//! progress bar for long work.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use tickler::EntityId;
+use tickler_admin::protocol::{Export, PROTOCOL_VERSION};
+use tickler_admin::{Client, Request};
+
+/// Entities per export page.
+const EXPORT_PAGE_ENTITIES: usize = 200;
+
+/// Sends each line of `file` (an admin request without `v`, e.g.
+/// `{"cmd":"due.create","args":{...}}`) and reports the lines that failed.
+pub async fn import(socket: &Path, file: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let lines: Vec<String> = BufReader::new(text).lines().collect::<Result<_, _>>()?;
+    let mut client = Client::connect(socket).await?;
+    let bar = ProgressBar::new(lines.len() as u64).with_style(
+        ProgressStyle::with_template("importing {bar:40} {pos}/{len} lines ({per_sec}, {eta})")
+            .expect("a valid template"),
+    );
+    let mut failed = 0usize;
+    for (number, line) in lines.iter().enumerate() {
+        bar.inc(1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request = match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(mut object)) => {
+                object.insert("v".into(), Value::from(PROTOCOL_VERSION));
+                object.insert("id".into(), Value::from(number + 1));
+                Value::Object(object)
+            }
+            _ => {
+                failed += 1;
+                bar.suspend(|| eprintln!("line {}: not a JSON object", number + 1));
+                continue;
+            }
+        };
+        let mut bytes = serde_json::to_vec(&request)?;
+        bytes.push(b'\n');
+        let reply = client.send_raw(&bytes).await?;
+        if let Some(error) = reply.error {
+            failed += 1;
+            bar.suspend(|| eprintln!("line {}: {} [{}]", number + 1, error.message, error.code));
+        }
+    }
+    bar.finish_and_clear();
+    out!("imported {} line(s), {failed} failed", lines.len() - failed);
+    if failed > 0 {
+        bail!("{failed} line(s) of {} failed", file.display());
+    }
+    Ok(())
+}
+
+/// Writes every entity's log, one event per line.
+pub async fn export(socket: &Path, output: Option<&Path>) -> anyhow::Result<()> {
+    let mut client = Client::connect(socket).await?;
+    let status = client.call(Request::Status).await?;
+    let total = status
+        .result
+        .as_ref()
+        .and_then(|r| r["events"].as_u64())
+        .unwrap_or(0);
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("exporting {bar:40} {pos}/{len} events ({eta})")
+            .expect("a valid template"),
+    );
+    let mut sink: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut after: Option<EntityId> = None;
+    let mut written = 0u64;
+    loop {
+        let request = Request::Export(Export {
+            after: after.clone(),
+            entities: Some(EXPORT_PAGE_ENTITIES),
+        });
+        let reply = client.call(request).await?;
+        if let Some(error) = reply.error {
+            bail!("{} [{}]", error.message, error.code);
+        }
+        let result = reply.result.unwrap_or_default();
+        for event in result["events"].as_array().into_iter().flatten() {
+            serde_json::to_writer(&mut sink, event)?;
+            sink.write_all(b"\n")?;
+            written += 1;
+            bar.inc(1);
+        }
+        match result["next"].as_str() {
+            Some(next) => after = Some(EntityId::parse(next)?),
+            None => break,
+        }
+    }
+    sink.flush()?;
+    bar.finish_and_clear();
+    eprintln!("exported {written} events");
+    Ok(())
+}

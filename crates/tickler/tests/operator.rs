@@ -1,0 +1,611 @@
+//! The operator surface through the real daemon and CLI: list, history filters, the due dry run,
+//! pause and resume, cancel, retry, explain, snapshot, metrics (socket and HTTP), import and
+//! export; and the offline tools: audit, compact, simulate.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::Output;
+
+use serde_json::Value;
+use support::Daemon;
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+    reply["result"].clone()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn create(daemon: &Daemon, task: &str, due: &str) {
+    ok(&daemon.cli(&[
+        "due-date",
+        "create",
+        task,
+        "--recipient",
+        &format!("{task}@example.org"),
+        "--zone",
+        "Europe/Paris",
+        "--due",
+        due,
+    ]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_filtering_the_due_dry_run_and_explain() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    create(&daemon, "review-2", "2026-03-12T10:00:00Z");
+    ok(&daemon.cli(&[
+        "group",
+        "join",
+        "karma",
+        "c-1",
+        "--recipient",
+        "tel:+254700000001",
+    ]));
+
+    let all = json(&daemon.cli(&["--json", "list"]));
+    assert_eq!(all["entities"].as_array().unwrap().len(), 3);
+    let due = json(&daemon.cli(&["--json", "list", "--policy", "due-date"]));
+    let ids: Vec<&str> = due["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["due/review-1", "due/review-2"]);
+    let contacts = json(&daemon.cli(&["--json", "list", "--kind", "contact"]));
+    assert_eq!(contacts["entities"][0]["entity"], "contact/karma/c-1");
+    assert_eq!(contacts["entities"][0]["active"], 16);
+    let mine = json(&daemon.cli(&["--json", "list", "--recipient", "review-2@example.org"]));
+    assert_eq!(mine["entities"].as_array().unwrap().len(), 1);
+    let page = json(&daemon.cli(&["--json", "list", "--limit", "1"]));
+    assert_eq!(page["entities"].as_array().unwrap().len(), 1);
+    assert!(!page["next"].is_null());
+
+    // What falls due on 03-09 and 03-10: the two pre-due reminders; nothing is sent by asking.
+    let dry = json(&daemon.cli(&[
+        "--json",
+        "due",
+        "--from",
+        "2026-03-09T00:00:00Z",
+        "--to",
+        "2026-03-11T00:00:00Z",
+    ]));
+    let entries: Vec<(String, String)> = dry["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["entity"].as_str().unwrap().to_owned(),
+                e["occurrence"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Two pre-due reminders, and the contact's conversation B on day 9 (03-10).
+    assert_eq!(
+        entries,
+        [
+            ("due/review-1".to_owned(), "pre-due#0".to_owned()),
+            ("due/review-2".to_owned(), "pre-due#0".to_owned()),
+            (
+                "contact/karma/c-1".to_owned(),
+                "conversation-b#0".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(dry["entries"][0]["kind"], "due-soon");
+    assert_eq!(dry["entries"][0]["state"], "pending-on");
+    assert!(daemon.outbox_keys().is_empty());
+
+    // A rescheduled-then-sent occurrence, explained line by line.
+    ok(&daemon.cli(&["clock", "set", "2026-03-05T08:00:00Z"]));
+    ok(&daemon.cli(&[
+        "due-date",
+        "move",
+        "review-1",
+        "--to",
+        "2026-03-20T10:00:00Z",
+    ]));
+    ok(&daemon.cli(&["clock", "advance", "18d"]));
+    let explained = json(&daemon.cli(&["--json", "explain", "due/review-1", "first-late#0"]));
+    let story = &explained["occurrences"][0];
+    let history = json(&daemon.cli(&["--json", "history", "due/review-1"]));
+    let receipt = history["past_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["occurrence"] == "first-late#0")
+        .map(|p| p["receipt"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(story["status"], "sent");
+    let lines: Vec<&str> = story["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "planned for 2026-03-13 11:00 Europe/Paris by rule first-late (2d after due_at 2026-03-11 11:00 Europe/Paris) when the entity was created",
+            "moved from 2026-03-13 11:00 Europe/Paris to 2026-03-22 11:00 Europe/Paris because due_at moved from 2026-03-11 11:00 Europe/Paris to 2026-03-20 11:00 Europe/Paris",
+            "attempt 1 started at 2026-03-22 11:00 Europe/Paris",
+            format!("sent at 2026-03-22 11:00 Europe/Paris through file, attempt 1 ({receipt})")
+                .as_str(),
+        ]
+    );
+    let human = ok(&daemon.cli(&["explain", "due/review-1"]));
+    assert!(
+        human.contains("pre-due#0 (sent)") && human.contains("second-late#0 (pending-on)"),
+        "{human}"
+    );
+
+    // History filters.
+    let sent = json(&daemon.cli(&["--json", "history", "due/review-1", "--outcome", "sent"]));
+    assert_eq!(
+        sent["past_events"].as_array().unwrap().len(),
+        2,
+        "pre-due#0 and first-late#0"
+    );
+    let before = json(&daemon.cli(&[
+        "--json",
+        "history",
+        "due/review-1",
+        "--until",
+        "2026-03-20T00:00:00Z",
+    ]));
+    let occurrences: Vec<&str> = before["past_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["occurrence"].as_str().unwrap())
+        .collect();
+    assert_eq!(occurrences, ["pre-due#0"]);
+    let missed = json(&daemon.cli(&["--json", "history", "due/review-1", "--outcome", "missed"]));
+    assert_eq!(missed["past_events"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_due_occurrences_and_resume_releases_them_in_order() {
+    let work = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    create(&daemon, "review-2", "2026-03-11T11:00:00Z");
+    let paused = ok(&daemon.cli(&["pause", "--channel", "file"]));
+    assert!(paused.contains("channel file"), "{paused}");
+    ok(&daemon.cli(&["clock", "advance", "8d2h"])); // both pre-due reminders fell due
+    assert!(
+        daemon.outbox_keys().is_empty(),
+        "nothing is delivered while paused"
+    );
+    let status = json(&daemon.cli(&["--json", "status"]));
+    assert_eq!(status["parked"], 2);
+    assert_eq!(status["paused"]["channels"], serde_json::json!(["file"]));
+    // A pause outlives a restart.
+    daemon.kill();
+    daemon.restart().await;
+    ok(&daemon.cli(&["clock", "advance", "1h"]));
+    assert!(daemon.outbox_keys().is_empty());
+    let unknown = daemon.cli(&["pause", "--channel", "pigeon"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("\"pigeon\""));
+
+    ok(&daemon.cli(&["resume", "--channel", "file"]));
+    ok(&daemon.cli(&["clock", "advance", "1m"]));
+    let mut delivered = daemon.outbox_keys();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        ["due/review-1#pre-due#0", "due/review-2#pre-due#0"]
+    );
+    let status = json(&daemon.cli(&["--json", "status"]));
+    assert_eq!(status["parked"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_retry_snapshot_metrics_export_and_import() {
+    let work = tempfile::tempdir().unwrap();
+    // The contact cadence delivers through a webhook to a port where nothing listens yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = support::write_config(work.path(), "2026-03-02T04:00:00Z");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[channels.rapidpro]\nkind = \"file\"\npath = \"rapidpro-outbox.jsonl\"",
+        &format!(
+            "[channels.rapidpro]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/flows\"\nallow_hosts = [\"127.0.0.1\"]\nallow_private = true\nsecret_env = \"PATH\"\npayload = \"body\"\nconnect_timeout = \"1s\"\ntimeout = \"2s\""
+        ),
+    );
+    assert!(text.contains("kind = \"webhook\""));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    create(&daemon, "review-2", "2026-03-11T10:00:00Z");
+    ok(&daemon.cli(&[
+        "group",
+        "join",
+        "karma",
+        "c-1",
+        "--recipient",
+        "tel:+254700000001",
+        "--zone",
+        "Africa/Nairobi",
+    ]));
+
+    // Cancel one occurrence, then a whole entity.
+    let cancelled = json(&daemon.cli(&["--json", "cancel", "due/review-1", "first-late#0"]));
+    assert_eq!(cancelled["past_events"][0]["reason"], "deactivated");
+    assert_eq!(
+        cancelled["past_events"][0]["detail"],
+        "cancelled by an operator"
+    );
+    let cancelled = json(&daemon.cli(&["--json", "cancel", "due/review-2"]));
+    assert_eq!(cancelled["state"]["completed"]["reason"], "cancelled");
+
+    // The first interaction fails five times and ends as a system error.
+    ok(&daemon.cli(&["clock", "advance", "1d"]));
+    let status = json(&daemon.cli(&["--json", "status"]));
+    assert_eq!(status["errored"], 1, "{status}");
+    assert_eq!(status["errors_last_hour"], 1);
+    let errored = json(&daemon.cli(&[
+        "--json",
+        "history",
+        "contact/karma/c-1",
+        "--outcome",
+        "system-error",
+    ]));
+    assert_eq!(errored["past_events"][0]["attempts"], 5);
+
+    // The platform comes back; a bulk retry arms a new occurrence for the slot, which goes out.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = vec![0u8; 64 * 1024];
+        let _ = stream.read(&mut request);
+        stream
+            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+    });
+    let retried = ok(&daemon.cli(&["retry", "--all"]));
+    assert!(
+        retried.contains("retried the errored occurrences of 1 entities"),
+        "{retried}"
+    );
+    ok(&daemon.cli(&["clock", "advance", "1m"]));
+    server.join().unwrap();
+    let sent = json(&daemon.cli(&[
+        "--json",
+        "history",
+        "contact/karma/c-1",
+        "--outcome",
+        "sent",
+    ]));
+    // A new occurrence (the next index of the rule: 0..11 were planned at join) for the slot.
+    assert_eq!(sent["past_events"][0]["occurrence"], "conversation-a#12");
+    assert_eq!(json(&daemon.cli(&["--json", "status"]))["errored"], 0);
+    let nothing = daemon.cli(&["retry", "contact/karma/c-1", "conversation-a#0"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("not_errored"));
+
+    // Snapshots and metrics.
+    assert!(ok(&daemon.cli(&["snapshot"])).contains("3 snapshot(s) written"));
+    let metrics = ok(&daemon.cli(&["metrics"]));
+    assert!(
+        metrics.contains("# TYPE tickler_commands_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tickler_deliveries_total{channel=\"rapidpro\",result=\"failed\"} 5"),
+        "{metrics}"
+    );
+
+    // Export every event, import it as requests elsewhere: here, a file of creates.
+    let exported = work.path().join("export.jsonl");
+    ok(&daemon.cli(&["export", "--output", exported.to_str().unwrap()]));
+    let lines = std::fs::read_to_string(&exported).unwrap();
+    let status = json(&daemon.cli(&["--json", "status"]));
+    assert_eq!(
+        lines.lines().count() as u64,
+        status["events"].as_u64().unwrap()
+    );
+    assert!(lines.lines().next().unwrap().contains("\"Created\""));
+
+    let requests = work.path().join("import.jsonl");
+    std::fs::write(
+        &requests,
+        "{\"cmd\":\"due.create\",\"args\":{\"entity\":\"due/imported-1\",\"recipient\":\"a@example.org\",\"workflow\":\"reviewer-report\"}}\n\
+         {\"cmd\":\"due.create\",\"args\":{\"entity\":\"due/imported-2\",\"recipient\":\"b@example.org\",\"workflow\":\"revision\"}}\n\
+         {\"cmd\":\"due.create\",\"args\":{\"entity\":\"due/imported-3\",\"recipient\":\"\"}}\n",
+    )
+    .unwrap();
+    let imported = daemon.cli(&["import", requests.to_str().unwrap()]);
+    assert_eq!(imported.status.code(), Some(1), "one line fails");
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("invalid recipient"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("imported 2 line(s), 1 failed"));
+    let due = json(&daemon.cli(&["--json", "list", "--policy", "due-date"]));
+    assert_eq!(due["entities"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_over_http_on_loopback() {
+    let work = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = support::write_config(work.path(), "2026-03-01T09:30:00Z");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"data\"\nmetrics_listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("tickler_commands_total 1"), "{response}");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /secrets HTTP/1.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_finds_a_corrupt_record_a_gap_and_a_tampered_past_event() {
+    let work = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    create(&daemon, "review-2", "2026-03-11T10:00:00Z");
+    ok(&daemon.cli(&["clock", "advance", "9d"]));
+    ok(&daemon.cli(&["shutdown"]));
+    let child = daemon.child.take().unwrap();
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await;
+
+    let audit = |data_dir: &std::path::Path| {
+        daemon.cli(&["audit", "--data-dir", data_dir.to_str().unwrap()])
+    };
+    let clean = audit(&daemon.data_dir);
+    assert!(
+        String::from_utf8_lossy(&clean.stdout).contains("0 finding(s)"),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    assert!(clean.status.success());
+
+    let copy = |name: &str| {
+        let target = work.path().join(name);
+        copy_dir(&daemon.data_dir, &target);
+        target
+    };
+    let review = tickler::EntityId::parse("due/review-1").unwrap();
+    // 1. A flipped bit in a record.
+    let corrupt = copy("corrupt");
+    {
+        let store = tickler::SledStore::open(&corrupt.join("store")).unwrap();
+        let mut bytes = tickler::Store::read_events(&store, &review, 1).unwrap()[0]
+            .record
+            .encode();
+        bytes[3] ^= 0x01;
+        store.overwrite_event_for_tests(&review, 2, &bytes).unwrap();
+        tickler::Store::flush(&store).unwrap();
+    }
+    // 2. A gap in the sequence numbers.
+    let gap = copy("gap");
+    {
+        let store = tickler::SledStore::open(&gap.join("store")).unwrap();
+        store.delete_event_for_tests(&review, 3).unwrap();
+        tickler::Store::flush(&store).unwrap();
+    }
+    // 3. A past event rewritten to say something its log never said.
+    let tampered = copy("tampered");
+    {
+        let store = tickler::SledStore::open(&tampered.join("store")).unwrap();
+        let occurrence = tickler::OccurrenceId::parse("pre-due#0").unwrap();
+        let record = tickler::Store::past_event(&store, &review, &occurrence)
+            .unwrap()
+            .unwrap();
+        let mut past = tickler::codec::decode_past_event(&record).unwrap();
+        past.outcome = tickler::Outcome::Unsent {
+            reason: tickler::UnsentReason::OptedOut,
+            detail: "never happened".into(),
+            attempts: 0,
+        };
+        store
+            .overwrite_past_event_for_tests(
+                &review,
+                &occurrence,
+                &tickler::codec::encode_past_event(&past),
+            )
+            .unwrap();
+        tickler::Store::flush(&store).unwrap();
+    }
+    for (dir, expected) in [
+        (&corrupt, "corrupt"),
+        (
+            &gap,
+            "event 3 of entity due/review-1 is corrupt: missing from the log",
+        ),
+        (
+            &tampered,
+            "past event pre-due#0 differs from the one its log event",
+        ),
+    ] {
+        let output = audit(dir);
+        assert_eq!(output.status.code(), Some(1), "{}", dir.display());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("due/review-1") && stdout.contains(expected),
+            "{expected}: {stdout}"
+        );
+        assert!(
+            !stdout.contains("due/review-2:"),
+            "the other entity is clean: {stdout}"
+        );
+    }
+
+    // Compaction keeps every entry: the compacted store audits clean and replays the same.
+    let compacted = copy("compacted");
+    let output = daemon.cli(&["compact", "--data-dir", compacted.to_str().unwrap()]);
+    assert!(ok(&output).contains("compacted"));
+    assert!(audit(&compacted).status.success());
+    let replay = |dir: &std::path::Path| {
+        ok(&daemon.cli(&[
+            "--json",
+            "replay",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "due/review-1",
+        ]))
+    };
+    assert_eq!(replay(&compacted), replay(&daemon.data_dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_prints_what_a_scenario_would_send_without_a_daemon() {
+    let work = tempfile::tempdir().unwrap();
+    let config = support::write_config(work.path(), "2026-03-01T09:30:00Z");
+    let scenario = work.path().join("scenario.jsonl");
+    std::fs::write(
+        &scenario,
+        "{\"at\":\"2026-03-01T09:30:00Z\",\"cmd\":\"due.create\",\"args\":{\"entity\":\"due/sim-1\",\"recipient\":\"a@example.org\",\"workflow\":\"reviewer-report\"}}\n\
+         {\"at\":\"2026-03-02T04:00:00Z\",\"cmd\":\"group.join\",\"args\":{\"group\":\"karma\",\"contact\":\"c-1\",\"recipient\":\"tel:+1\",\"zone\":\"Africa/Nairobi\"}}\n\
+         {\"at\":\"2026-03-12T00:00:00Z\",\"cmd\":\"due.complete\",\"args\":{\"entity\":\"due/sim-1\",\"reason\":\"review-submitted\"}}\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(support::BIN)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "simulate",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--until",
+            "50d",
+            "--format",
+            "json",
+        ])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let result: Value = serde_json::from_slice(&ok(&output).into_bytes()).unwrap();
+    let count = |kind: &str, outcome: &str| -> u64 {
+        result["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind && c["outcome"] == outcome)
+            .map(|c| c["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count("due-soon", "sent"), 1);
+    assert_eq!(count("overdue", "unsent: completed"), 2);
+    assert_eq!(count("conversation-a", "sent"), 12);
+    assert_eq!(count("conversation-b", "sent"), 4);
+    // Nothing was written anywhere: the simulation had no data directory.
+    assert!(!work.path().join("data").exists());
+    let csv = std::process::Command::new(support::BIN)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "simulate",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--until",
+            "50d",
+            "--format",
+            "csv",
+        ])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(ok(&csv).starts_with("day,kind,outcome,count\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_is_refused_by_the_peer_credential_check() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    if uid_line.split_whitespace().nth(2) != Some("0") {
+        // Running a client as another user needs root; the check itself is also unit-tested
+        // in tickler-admin (server::tests).
+        eprintln!("not root: the cross-user test needs root to run a client as another user");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    // Open the file permissions wide, so that only the peer-credential check stands in the way.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [
+        work.path().to_path_buf(),
+        daemon.data_dir.clone(),
+        daemon.data_dir.join("admin"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let output = std::process::Command::new(support::BIN)
+        .args(["--socket", daemon.socket.to_str().unwrap(), "status"])
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("uid 65534 may not use this socket") && stderr.contains("forbidden"),
+        "{stderr}"
+    );
+    // The daemon's own user is still served.
+    assert!(daemon.cli(&["status"]).status.success());
+}
+
+use std::os::unix::process::CommandExt;
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
