@@ -4,10 +4,15 @@
 // bullmq.mjs and pgboss.mjs differ only in how they talk to their system, and
 // tickler's own load generator can copy these rules exactly (see README.md).
 import { readFileSync } from 'node:fs'
+import os from 'node:os'
 import { performance } from 'node:perf_hooks'
 
 // N W C come from argv (`node bullmq.mjs 10000 2000 64`) or env; env also
 // holds the knobs that are not part of a run's identity.
+// The 1-minute load average when the run began: on a shared 2-core box a
+// busy neighbour (a compiler, say) skews every number, so each line says so.
+const loadAtStart = os.loadavg()[0]
+
 export function params () {
   const [a, b, c] = process.argv.slice(2)
   const num = (v, env, dflt) => Number(v ?? process.env[env] ?? dflt)
@@ -152,6 +157,7 @@ export function report ({ system, p, tr, scheduleMs, leadMs, durability, version
     schedule_done_before_first_due: scheduleMs < leadMs,
     dup: tr.dup,
     completed: tr.doneCount,
+    host: { cpus: os.cpus().length, load1_start: round1(loadAtStart), load1_end: round1(os.loadavg()[0]) },
     ...extra
   }
   process.stdout.write(JSON.stringify(out) + '\n')

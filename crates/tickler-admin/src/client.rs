@@ -47,6 +47,24 @@ impl Client {
         self.send_raw(&line).await
     }
 
+    /// Reads the next reply line (the replies after the first one of a `watch`).
+    pub async fn next_reply(&mut self) -> Result<Reply, Error> {
+        let mut reply = String::new();
+        let read = self
+            .reader
+            .read_line(&mut reply)
+            .await
+            .map_err(|source| Error::Io {
+                what: "cannot read from the daemon at",
+                path: self.path.clone(),
+                source,
+            })?;
+        if read == 0 {
+            return Err(Error::NoReply);
+        }
+        serde_json::from_str(&reply).map_err(|err| Error::BadReply(err.to_string()))
+    }
+
     /// Sends raw bytes (tests use it for malformed requests) and reads one reply line.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<Reply, Error> {
         let io = |source| Error::Io {

@@ -292,6 +292,12 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             Ok(clock(engine))
         }
         Request::Shutdown => Ok(json!({ "shutting_down": true })),
+        // The server streams a watch itself; reaching here means a caller bypassed it.
+        Request::Watch => Err(Error::Config {
+            what: "watch".into(),
+            reason: "watch streams past events on a socket connection; it has no single reply"
+                .into(),
+        }),
     }
 }
 

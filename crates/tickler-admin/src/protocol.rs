@@ -45,6 +45,7 @@ pub const COMMANDS: &[&str] = &[
     "export",
     "snapshot",
     "metrics",
+    "watch",
     "clock.now",
     "clock.advance",
     "clock.set",
@@ -106,6 +107,9 @@ pub enum Request {
     Snapshot(SnapshotArgs),
     #[serde(rename = "metrics")]
     Metrics,
+    /// Turns the connection into a stream of past events (the socket's `Engine::subscribe`).
+    #[serde(rename = "watch")]
+    Watch,
     #[serde(rename = "clock.now")]
     ClockNow,
     #[serde(rename = "clock.advance")]

@@ -17,7 +17,8 @@ use tokio::sync::Notify;
 
 use crate::Error;
 use crate::dispatch::{After, dispatch};
-use crate::protocol::{REQUEST_LEN_MAX, Reply, parse_request};
+use crate::protocol::{REQUEST_LEN_MAX, Reply, Request, parse_request};
+use crate::views::PastEventView;
 
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -196,6 +197,10 @@ async fn connection(
                 Reply::error(err.id, err.code, err.message),
                 After::KeepServing,
             ),
+            Ok((id, Request::Watch)) => {
+                // The connection now carries past events until the client goes away.
+                return watch(&engine, id, &mut write).await;
+            }
             Ok((id, request)) => {
                 let (result, after) = dispatch(&engine, request).await;
                 let reply = match result {
@@ -210,6 +215,39 @@ async fn connection(
             stop.notify_one();
             return Ok(());
         }
+    }
+}
+
+/// Streams every past event as it is recorded, one reply line each (all with the request's id),
+/// after a first line saying the watch started. A client too slow to keep up is told how many it
+/// missed (it can read them back with `history`).
+async fn watch(
+    engine: &Engine,
+    id: Value,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    let mut stream = engine.subscribe();
+    write_reply(
+        write,
+        &Reply::ok(id.clone(), serde_json::json!({ "watching": "past events" })),
+    )
+    .await?;
+    loop {
+        let reply = match stream.recv().await {
+            Ok(past) => Reply::ok(
+                id.clone(),
+                serde_json::json!({ "entity": past.entity, "past_event": PastEventView::new(&past) }),
+            ),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => Reply::error(
+                id.clone(),
+                "watch_lagged",
+                format!(
+                    "{missed} past events were missed by this slow watcher; read them with history"
+                ),
+            ),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        write_reply(write, &reply).await?;
     }
 }
 

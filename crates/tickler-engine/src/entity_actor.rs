@@ -363,6 +363,7 @@ impl EntityState {
             self.reload();
             return Err(err.into());
         }
+        tracing::debug!(entity = %self.id, version = base + events.len() as u64, events = events.len(), "committed");
         self.entity = Some(after);
         self.events_since_snapshot = if since_snapshot >= self.shared.options.snapshot_every {
             0
@@ -387,6 +388,14 @@ impl EntityState {
             self.shared
                 .metrics
                 .past_event(&past.outcome.label(), system_error);
+            // Ids only: recipients' addresses stay out of logs.
+            tracing::info!(
+                entity = %past.entity,
+                occurrence = %past.occurrence,
+                outcome = %past.outcome.label(),
+                planned_at = %past.planned_at,
+                "occurrence ended"
+            );
             // No subscriber is fine: past events are also in the store.
             let _ = self.shared.past_events.send(past.clone());
         }

@@ -143,6 +143,8 @@ pub enum Cmd {
     Snapshot { entity: Option<String> },
     /// Counters and gauges in the Prometheus text format.
     Metrics,
+    /// Print past events as they are recorded, until interrupted.
+    Watch,
     /// Offline: verify a whole data directory (checksums, sequences, replay, past events, timers).
     Audit {
         #[arg(long)]

@@ -609,3 +609,55 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_past_events_as_they_are_recorded() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    let mut watcher = daemon.client().await;
+    let first = watcher.call(tickler_admin::Request::Watch).await.unwrap();
+    assert_eq!(first.result.unwrap()["watching"], "past events");
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    ok(&daemon.cli(&["clock", "advance", "9d"]));
+    let event = watcher.next_reply().await.unwrap();
+    let result = event.result.unwrap();
+    assert_eq!(result["entity"], "due/review-1");
+    assert_eq!(result["past_event"]["occurrence"], "pre-due#0");
+    assert_eq!(result["past_event"]["outcome"], "sent");
+    assert_eq!(event.id, first.id, "every line answers the watch request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_name_entities_and_occurrences_but_never_recipients() {
+    let work = tempfile::tempdir().unwrap();
+    let config = support::write_config(work.path(), "2026-03-01T09:30:00Z");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("format = \"human\"", "format = \"json\"");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    ok(&daemon.cli(&[
+        "due-date",
+        "create",
+        "review-1",
+        "--recipient",
+        "secret.person@example.org",
+        "--due",
+        "2026-03-11T10:00:00Z",
+    ]));
+    ok(&daemon.cli(&["clock", "advance", "9d"]));
+    ok(&daemon.cli(&["shutdown"]));
+    let log = std::fs::read_to_string(work.path().join("daemon.log")).unwrap();
+    let ended: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "occurrence ended")
+        .collect();
+    assert_eq!(ended.len(), 1, "{log}");
+    assert_eq!(ended[0]["fields"]["entity"], "due/review-1");
+    assert_eq!(ended[0]["fields"]["occurrence"], "pre-due#0");
+    assert!(
+        !log.contains("secret.person"),
+        "a recipient's address reached the log:\n{log}"
+    );
+}

@@ -77,6 +77,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let socket = cli.socket.unwrap_or_else(|| config.socket_path());
             return transfer::import(&socket, &file).await;
         }
+        Cmd::Watch => {
+            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
+            return transfer::watch(&socket, cli.json).await;
+        }
         Cmd::Export { output } => {
             let socket = cli.socket.unwrap_or_else(|| config.socket_path());
             return transfer::export(&socket, output.as_deref()).await;

@@ -107,3 +107,39 @@ pub async fn export(socket: &Path, output: Option<&Path>) -> anyhow::Result<()> 
     eprintln!("exported {written} events");
     Ok(())
 }
+
+/// Prints each past event the daemon records, as it is recorded.
+pub async fn watch(socket: &Path, json: bool) -> anyhow::Result<()> {
+    let mut client = Client::connect(socket).await?;
+    let first = client.call(Request::Watch).await?;
+    if let Some(error) = first.error {
+        bail!("{} [{}]", error.message, error.code);
+    }
+    loop {
+        let reply = client.next_reply().await?;
+        if json {
+            out!("{}", serde_json::to_string(&reply)?);
+            continue;
+        }
+        match (reply.result, reply.error) {
+            (Some(result), _) => {
+                let past = &result["past_event"];
+                let outcome = match past["reason"].as_str() {
+                    Some(reason) => format!(
+                        "unsent: {reason} ({})",
+                        past["detail"].as_str().unwrap_or_default()
+                    ),
+                    None => format!("sent via {}", past["channel"].as_str().unwrap_or_default()),
+                };
+                out!(
+                    "{}  {}  {}  {outcome}",
+                    past["closed_at"].as_str().unwrap_or_default(),
+                    result["entity"].as_str().unwrap_or_default(),
+                    past["occurrence"].as_str().unwrap_or_default()
+                );
+            }
+            (None, Some(error)) => eprintln!("{} [{}]", error.message, error.code),
+            (None, None) => {}
+        }
+    }
+}
