@@ -9,9 +9,23 @@ import { performance } from 'node:perf_hooks'
 
 // N W C come from argv (`node bullmq.mjs 10000 2000 64`) or env; env also
 // holds the knobs that are not part of a run's identity.
-// The 1-minute load average when the run began: on a shared 2-core box a
-// busy neighbour (a compiler, say) skews every number, so each line says so.
+// How busy the machine was, from other processes, in the second before the
+// run (this process is idle then), and the 1-minute load average at start and
+// end: on a shared 2-core box a neighbour (a compiler, say) skews every
+// number, so each JSON line says how quiet the box was.
+function cpuTicks () {
+  let busy = 0; let total = 0
+  for (const { times } of os.cpus()) {
+    const t = times.user + times.nice + times.sys + times.irq + times.idle
+    total += t; busy += t - times.idle
+  }
+  return { busy, total }
+}
 const loadAtStart = os.loadavg()[0]
+const t1 = cpuTicks()
+await new Promise(resolve => setTimeout(resolve, 1000))
+const t2 = cpuTicks()
+const busyBeforePct = (100 * (t2.busy - t1.busy)) / Math.max(1, t2.total - t1.total)
 
 export function params () {
   const [a, b, c] = process.argv.slice(2)
@@ -157,7 +171,7 @@ export function report ({ system, p, tr, scheduleMs, leadMs, durability, version
     schedule_done_before_first_due: scheduleMs < leadMs,
     dup: tr.dup,
     completed: tr.doneCount,
-    host: { cpus: os.cpus().length, load1_start: round1(loadAtStart), load1_end: round1(os.loadavg()[0]) },
+    host: { cpus: os.cpus().length, busy_pct_before: round1(busyBeforePct), load1_start: round1(loadAtStart), load1_end: round1(os.loadavg()[0]) },
     ...extra
   }
   process.stdout.write(JSON.stringify(out) + '\n')

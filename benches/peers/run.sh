@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh [N] [W] [C] — measure the peers once each and print one JSON line per
-# system on stdout (progress goes to stderr). SYSTEMS="bullmq pgboss" picks which.
+# system on stdout (progress goes to stderr). SYSTEMS="bullmq pgboss" picks which;
+# WAIT_QUIET=1 waits (up to ~5 min) for the machine to be idle before each one.
 #
 # Each system gets a fresh private server, started just before its measurer and
 # stopped right after it, so the two never share the 2 cores and no state
@@ -53,6 +54,30 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# % of all CPUs busy over 2 s, from /proc/stat (idle = idle + iowait).
+busy_pct() {
+  local a b c d e f g h t1 i1
+  read -r _ a b c d e f g h _ </proc/stat; t1=$((a+b+c+d+e+f+g+h)); i1=$((d+e))
+  sleep 2
+  read -r _ a b c d e f g h _ </proc/stat
+  echo $(( 100 * ((a+b+c+d+e+f+g+h - t1) - (d+e - i1)) / (a+b+c+d+e+f+g+h - t1) ))
+}
+# On a shared box another job (a compile) can take both cores mid-run and
+# skew every number; optionally wait for 3 quiet samples in a row first.
+wait_quiet() {
+  [ "${WAIT_QUIET:-0}" = 1 ] || return 0
+  local quiet=0 p k
+  for k in $(seq 150); do
+    p=$(busy_pct)
+    if [ "$p" -lt 10 ]; then quiet=$((quiet+1)); [ $quiet -ge 3 ] && return 0
+    else
+      quiet=0
+      [ $((k % 15)) = 1 ] && echo "run.sh: machine ${p}% busy, waiting for quiet" >&2
+    fi
+  done
+  echo "run.sh: machine still busy, measuring anyway" >&2
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_redis() {
@@ -100,10 +125,12 @@ cd "$here"
 for s in $SYSTEMS; do
   case $s in
     bullmq)
+      wait_quiet
       start_redis
       REDIS_HOST=127.0.0.1 REDIS_PORT=$REDIS_PORT node bullmq.mjs "$N" "$W" "$C" || rc=$?
       stop_redis ;;
     pgboss)
+      wait_quiet
       start_pg
       PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" node pgboss.mjs "$N" "$W" "$C" || rc=$?
       stop_pg ;;

@@ -14,49 +14,88 @@ use tickler_admin::{Client, Request};
 /// Entities per export page.
 const EXPORT_PAGE_ENTITIES: usize = 200;
 
+/// Concurrent connections an import uses: commands on different connections share the
+/// daemon's flushes (group commit), which one connection sending in turn cannot.
+const IMPORT_CONNECTIONS: usize = 16;
+
 /// Sends each line of `file` (an admin request without `v`, e.g.
-/// `{"cmd":"due.create","args":{...}}`) and reports the lines that failed.
+/// `{"cmd":"due.create","args":{...}}`) and reports the lines that failed. Lines about one
+/// entity (`args.entity`) go through one connection, in file order; different entities go in
+/// parallel.
 pub async fn import(socket: &Path, file: &Path) -> anyhow::Result<()> {
     let text =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let lines: Vec<String> = BufReader::new(text).lines().collect::<Result<_, _>>()?;
-    let mut client = Client::connect(socket).await?;
     let bar = ProgressBar::new(lines.len() as u64).with_style(
         ProgressStyle::with_template("importing {bar:40} {pos}/{len} lines ({per_sec}, {eta})")
             .expect("a valid template"),
     );
-    let mut failed = 0usize;
+    let mut lanes: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); IMPORT_CONNECTIONS];
+    let mut failures: Vec<(usize, String)> = Vec::new();
     for (number, line) in lines.iter().enumerate() {
-        bar.inc(1);
+        let number = number + 1;
         if line.trim().is_empty() {
+            bar.inc(1);
             continue;
         }
-        let request = match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(mut object)) => {
-                object.insert("v".into(), Value::from(PROTOCOL_VERSION));
-                object.insert("id".into(), Value::from(number + 1));
-                Value::Object(object)
-            }
-            _ => {
-                failed += 1;
-                bar.suspend(|| eprintln!("line {}: not a JSON object", number + 1));
-                continue;
-            }
+        let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(line) else {
+            failures.push((number, "not a JSON object".to_owned()));
+            bar.inc(1);
+            continue;
         };
-        let mut bytes = serde_json::to_vec(&request)?;
+        let lane = object
+            .get("args")
+            .and_then(|args| args.get("entity"))
+            .and_then(Value::as_str)
+            .map_or(0, |entity| lane_of(entity));
+        object.insert("v".into(), Value::from(PROTOCOL_VERSION));
+        object.insert("id".into(), Value::from(number));
+        let mut bytes = serde_json::to_vec(&object)?;
         bytes.push(b'\n');
-        let reply = client.send_raw(&bytes).await?;
-        if let Some(error) = reply.error {
-            failed += 1;
-            bar.suspend(|| eprintln!("line {}: {} [{}]", number + 1, error.message, error.code));
-        }
+        lanes[lane].push((number, bytes));
+    }
+    let mut workers = Vec::new();
+    for lane in lanes.into_iter().filter(|lane| !lane.is_empty()) {
+        let socket = socket.to_owned();
+        let bar = bar.clone();
+        workers.push(tokio::spawn(async move {
+            let mut client = Client::connect(&socket).await?;
+            let mut failed = Vec::new();
+            for (number, bytes) in lane {
+                let reply = client.send_raw(&bytes).await?;
+                if let Some(error) = reply.error {
+                    failed.push((number, format!("{} [{}]", error.message, error.code)));
+                }
+                bar.inc(1);
+            }
+            Ok::<_, tickler_admin::Error>(failed)
+        }));
+    }
+    for worker in workers {
+        failures.extend(worker.await??);
     }
     bar.finish_and_clear();
-    out!("imported {} line(s), {failed} failed", lines.len() - failed);
-    if failed > 0 {
-        bail!("{failed} line(s) of {} failed", file.display());
+    failures.sort();
+    for (number, message) in &failures {
+        eprintln!("line {number}: {message}");
+    }
+    let sent = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    out!(
+        "imported {} line(s), {} failed",
+        sent - failures.len(),
+        failures.len()
+    );
+    if !failures.is_empty() {
+        bail!("{} line(s) of {} failed", failures.len(), file.display());
     }
     Ok(())
+}
+
+/// The connection an entity's lines go through (stable for the whole import).
+fn lane_of(entity: &str) -> usize {
+    entity.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    }) % IMPORT_CONNECTIONS
 }
 
 /// Writes every entity's log, one event per line.
