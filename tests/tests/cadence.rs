@@ -25,14 +25,12 @@ async fn open(
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(policies.join(path.file_name().unwrap()), policy_edit(text)).unwrap();
     }
-    let mut builder = Engine::builder()
+    let builder = Engine::builder()
         .options(config.engine.clone())
         .store(store)
         .clock(Arc::new(clock))
         .catalog(tickler::Catalog::load(&policies, &config.templates_dir()).unwrap());
-    for (name, channel) in config.channels().unwrap() {
-        builder = builder.channel(&name, channel);
-    }
+    let builder = config.add_channels(builder).unwrap();
     builder.open().await.unwrap()
 }
 

@@ -576,16 +576,18 @@ impl tickler::Channel for Flaky {
 async fn engine_with_channel(dir: &std::path::Path, channel: Arc<Flaky>) -> tickler::Engine {
     let mut config = tickler_tests::shipped_config(dir);
     config.engine.delivery.jitter = 0.0;
-    tickler::Engine::builder()
+    let builder = tickler::Engine::builder()
         .options(config.engine.clone())
         .store(Arc::new(MemoryStore::new()))
         .clock(Arc::new(tickler::ManualClock::new(at(
             "2026-03-01T09:30:00Z",
         ))))
-        .catalog(config.catalog().unwrap())
+        .catalog(config.catalog().unwrap());
+    // The shipped channels (the other policies need theirs), with "file" replaced.
+    config
+        .add_channels(builder)
+        .unwrap()
         .channel("file", channel)
-        // The shipped contact-cadence policy needs its channel; nothing here uses it.
-        .channel("rapidpro", Arc::new(tickler::LogChannel))
         .open()
         .await
         .unwrap()

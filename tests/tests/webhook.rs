@@ -42,14 +42,12 @@ async fn setup(url: &str) -> Setup {
         payload: Payload::Body,
     })
     .unwrap();
-    let mut builder = Engine::builder()
+    let builder = Engine::builder()
         .options(config.engine.clone())
         .store(store.clone())
         .clock(Arc::new(ManualClock::new(at("2026-03-02T04:00:00Z"))))
         .catalog(config.catalog().unwrap());
-    for (name, channel) in config.channels().unwrap() {
-        builder = builder.channel(&name, channel);
-    }
+    let builder = config.add_channels(builder).unwrap();
     let engine = builder
         .channel("rapidpro", Arc::new(webhook))
         .open()

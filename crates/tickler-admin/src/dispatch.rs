@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Outcome, Timestamp};
-use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope};
+use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope, Response};
 
 use crate::protocol::{PAGE_LEN_MAX, PauseArgs, Request};
 use crate::views::{AppliedView, EntityView, PastEventView};
@@ -105,6 +105,42 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
         Request::EntityMoveAnchor(args) => {
             apply(engine, &args.entity, move_anchor(&args.anchor, args.to)).await
         }
+        Request::EntityMoveAnchors(args) => {
+            apply(engine, &args.entity, Command::MoveAnchors { to: args.to }).await
+        }
+        Request::EvalCreate(evaluation) => {
+            let applied = engine.create_evaluation(&evaluation).await?;
+            applied_reply(engine, &evaluation.entity, &applied).await
+        }
+        Request::EvalRespond(args) => {
+            let response = if args.saved {
+                Response::Saved
+            } else {
+                Response::Submitted
+            };
+            let applied = engine
+                .record_response(&args.entity, &args.student, response)
+                .await?;
+            let state = engine.show(&args.entity).await?;
+            let mut views: Vec<AppliedView> = applied
+                .iter()
+                .map(|applied| AppliedView::new(&args.entity, applied, None))
+                .collect();
+            if let Some(last) = views.last_mut() {
+                last.state = Some(entity_view(engine, &state));
+            }
+            to_value(&json!({ "entity": args.entity, "student": args.student, "applied": views }))
+        }
+        Request::EvalMoveDates(args) => {
+            let applied = engine
+                .move_evaluation_dates(&args.entity, &args.dates)
+                .await?;
+            applied_reply(engine, &args.entity, &applied).await
+        }
+        Request::EvalDelete(args) => {
+            let applied = engine.delete_evaluation(&args.entity).await?;
+            applied_reply(engine, &args.entity, &applied).await
+        }
         Request::EntitySetAttribute(args) => {
             let command = Command::SetAttribute {
                 name: args.name,
@@ -150,7 +186,7 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             };
             apply(engine, &args.entity, command).await
         }
-        Request::Show(args) => to_value(&EntityView::new(&engine.show(&args.entity).await?)),
+        Request::Show(args) => to_value(&entity_view(engine, &engine.show(&args.entity).await?)),
         Request::History(args) => {
             let past = engine.history(&args.entity).await?;
             let shown: Vec<PastEventView> = past
@@ -336,8 +372,23 @@ fn clock(engine: &Engine) -> Value {
 
 async fn apply(engine: &Engine, entity: &EntityId, command: Command) -> Result<Value, Error> {
     let applied = engine.execute(entity, command).await?;
+    applied_reply(engine, entity, &applied).await
+}
+
+/// What a command did and the entity after it (with its phase).
+async fn applied_reply(
+    engine: &Engine,
+    entity: &EntityId,
+    applied: &tickler_engine::Applied,
+) -> Result<Value, Error> {
     let state = engine.show(entity).await.ok();
-    to_value(&AppliedView::new(entity, &applied, state.as_ref()))
+    let mut view = AppliedView::new(entity, applied, None);
+    view.state = state.as_ref().map(|state| entity_view(engine, state));
+    to_value(&view)
+}
+
+fn entity_view(engine: &Engine, entity: &tickler_core::Entity) -> EntityView {
+    EntityView::new(entity).with_phase(engine.phase(entity))
 }
 
 async fn group_reply(

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tickler_core::{AttrValue, EntityId, OccurrenceId, Span, Timestamp, Zone};
+pub use tickler_engine::{EvaluationDates, NewEvaluation};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -25,10 +26,15 @@ pub const COMMANDS: &[&str] = &[
     "due.complete",
     "entity.create",
     "entity.move-anchor",
+    "entity.move-anchors",
     "entity.set-attribute",
     "entity.complete",
     "entity.change-recipient",
     "entity.replan",
+    "eval.create",
+    "eval.respond",
+    "eval.move-dates",
+    "eval.delete",
     "group.join",
     "group.leave",
     "group.replan",
@@ -67,6 +73,8 @@ pub enum Request {
     EntityCreate(EntityCreate),
     #[serde(rename = "entity.move-anchor")]
     EntityMoveAnchor(MoveAnchor),
+    #[serde(rename = "entity.move-anchors")]
+    EntityMoveAnchors(MoveAnchors),
     #[serde(rename = "entity.set-attribute")]
     EntitySetAttribute(SetAttribute),
     #[serde(rename = "entity.complete")]
@@ -75,6 +83,14 @@ pub enum Request {
     EntityChangeRecipient(ChangeRecipient),
     #[serde(rename = "entity.replan")]
     EntityReplan(EntityArg),
+    #[serde(rename = "eval.create")]
+    EvalCreate(NewEvaluation),
+    #[serde(rename = "eval.respond")]
+    EvalRespond(EvalRespond),
+    #[serde(rename = "eval.move-dates")]
+    EvalMoveDates(EvalMoveDates),
+    #[serde(rename = "eval.delete")]
+    EvalDelete(EntityArg),
     #[serde(rename = "group.join")]
     GroupJoin(GroupJoin),
     #[serde(rename = "group.leave")]
@@ -175,6 +191,32 @@ pub struct MoveAnchor {
     pub entity: EntityId,
     pub anchor: String,
     pub to: Timestamp,
+}
+
+/// Several anchors moved in one decision (their order checked on the result).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveAnchors {
+    pub entity: EntityId,
+    pub to: BTreeMap<String, Timestamp>,
+}
+
+/// A student answered an evaluation (or saved an answer without submitting it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalRespond {
+    pub entity: EntityId,
+    pub student: String,
+    /// Saved, not submitted: still reminded when the evaluation allows saving.
+    #[serde(default)]
+    pub saved: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalMoveDates {
+    pub entity: EntityId,
+    pub dates: EvaluationDates,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,9 @@ pub struct EntityView {
     pub anchors: BTreeMap<String, Timestamp>,
     pub attributes: BTreeMap<String, AttrValue>,
     pub completed: Option<CompletedView>,
+    /// Where the entity is by its dates, when its policy declares phases (an evaluation's
+    /// in-queue, active, grace, closed, viewable).
+    pub phase: Option<String>,
     /// The active reminders, by planned instant.
     pub active: Vec<ReminderView>,
 }
@@ -101,6 +104,7 @@ impl EntityView {
                 reason: c.reason.clone(),
                 at: c.at,
             }),
+            phase: None,
             active: active
                 .into_iter()
                 .map(|r| ReminderView {
@@ -116,6 +120,13 @@ impl EntityView {
                 })
                 .collect(),
         }
+    }
+}
+
+impl EntityView {
+    pub fn with_phase(mut self, phase: Option<String>) -> EntityView {
+        self.phase = phase;
+        self
     }
 }
 

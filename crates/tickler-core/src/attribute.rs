@@ -1,5 +1,6 @@
 //! Entity attributes: small typed values that conditions and templates read.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -15,11 +16,31 @@ pub enum AttrValue {
     Int(i64),
     Text(String),
     List(Vec<String>),
+    /// Records with text fields (a digest's collected items). In JSON: a list of objects.
+    Table(Vec<BTreeMap<String, String>>),
 }
 
 impl AttrValue {
     pub fn is_true(&self) -> bool {
         matches!(self, AttrValue::Bool(true))
+    }
+
+    /// Empty text, list or table.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            AttrValue::Text(text) => text.is_empty(),
+            AttrValue::List(items) => items.is_empty(),
+            AttrValue::Table(rows) => rows.is_empty(),
+            AttrValue::Bool(_) | AttrValue::Int(_) => false,
+        }
+    }
+
+    /// The strings of a list (an empty slice for other values).
+    pub fn as_list(&self) -> &[String] {
+        match self {
+            AttrValue::List(items) => items,
+            _ => &[],
+        }
     }
 }
 
@@ -30,6 +51,7 @@ impl fmt::Debug for AttrValue {
             AttrValue::Int(v) => write!(f, "{v}"),
             AttrValue::Text(v) => write!(f, "{v:?}"),
             AttrValue::List(v) => write!(f, "{v:?}"),
+            AttrValue::Table(v) => write!(f, "{v:?}"),
         }
     }
 }
@@ -39,6 +61,7 @@ impl fmt::Display for AttrValue {
         match self {
             AttrValue::Text(v) => f.write_str(v),
             AttrValue::List(v) => f.write_str(&v.join(", ")),
+            AttrValue::Table(v) => write!(f, "{} record(s)", v.len()),
             other => fmt::Debug::fmt(other, f),
         }
     }
@@ -51,6 +74,7 @@ enum Tagged {
     Int(i64),
     Text(String),
     List(Vec<String>),
+    Table(Vec<BTreeMap<String, String>>),
 }
 
 impl Serialize for AttrValue {
@@ -61,6 +85,7 @@ impl Serialize for AttrValue {
                 AttrValue::Int(v) => serializer.serialize_i64(*v),
                 AttrValue::Text(v) => serializer.serialize_str(v),
                 AttrValue::List(v) => v.serialize(serializer),
+                AttrValue::Table(v) => v.serialize(serializer),
             }
         } else {
             let tagged = match self.clone() {
@@ -68,6 +93,7 @@ impl Serialize for AttrValue {
                 AttrValue::Int(v) => Tagged::Int(v),
                 AttrValue::Text(v) => Tagged::Text(v),
                 AttrValue::List(v) => Tagged::List(v),
+                AttrValue::Table(v) => Tagged::Table(v),
             };
             tagged.serialize(serializer)
         }
@@ -84,6 +110,7 @@ impl<'de> Deserialize<'de> for AttrValue {
                 Tagged::Int(v) => AttrValue::Int(v),
                 Tagged::Text(v) => AttrValue::Text(v),
                 Tagged::List(v) => AttrValue::List(v),
+                Tagged::Table(v) => AttrValue::Table(v),
             })
         }
     }
@@ -95,7 +122,7 @@ impl<'de> Visitor<'de> for NaturalVisitor {
     type Value = AttrValue;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a boolean, an integer, a string or a list of strings")
+        f.write_str("a boolean, an integer, a string, a list of strings or a list of objects")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<AttrValue, E> {
         Ok(AttrValue::Bool(v))
@@ -112,11 +139,26 @@ impl<'de> Visitor<'de> for NaturalVisitor {
         Ok(AttrValue::Text(v.to_owned()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AttrValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<String>()? {
-            items.push(item);
+        // A list of strings, or a list of objects with string values (a table).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Item {
+            Text(String),
+            Record(BTreeMap<String, String>),
         }
-        Ok(AttrValue::List(items))
+        let mut texts = Vec::new();
+        let mut records = Vec::new();
+        while let Some(item) = seq.next_element::<Item>()? {
+            match item {
+                Item::Text(text) => texts.push(text),
+                Item::Record(record) => records.push(record),
+            }
+        }
+        match (texts.is_empty(), records.is_empty()) {
+            (_, true) => Ok(AttrValue::List(texts)),
+            (true, false) => Ok(AttrValue::Table(records)),
+            (false, false) => Err(de::Error::custom("a list mixes strings and objects")),
+        }
     }
 }
 

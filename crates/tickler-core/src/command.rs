@@ -47,6 +47,30 @@ pub enum Command {
         attempt: u32,
         result: DeliveryResult,
     },
+    /// What an attempt of a fan-out (an occurrence sent to an audience) did, recipient by
+    /// recipient, through `channel`.
+    RecordFanOut {
+        occurrence: OccurrenceId,
+        attempt: u32,
+        channel: String,
+        results: Vec<RecipientResult>,
+    },
+    /// Adds (or replaces, by its `key` field) an item in a digest's list attribute; starts a
+    /// digest cycle when none is under way.
+    Collect {
+        list: String,
+        item: BTreeMap<String, String>,
+    },
+    /// Removes an item (by key) from a digest's list, e.g. the evaluation was answered.
+    Discard { list: String, key: String },
+    /// Adds a value to a list attribute (a student who responded), unless it is there: decided
+    /// inside the entity, so concurrent additions are never lost.
+    AddToList { name: String, value: String },
+    /// Removes a value from a list attribute, if it is there.
+    RemoveFromList { name: String, value: String },
+    /// Moves several anchors in one decision: their order is checked on the result and the plan
+    /// repaired once (a due date extended past the view dates, moved with them).
+    MoveAnchors { to: BTreeMap<String, Timestamp> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +81,12 @@ pub struct CreateEntity {
     pub zone: Zone,
     pub anchors: BTreeMap<String, Timestamp>,
     pub attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientResult {
+    pub recipient: String,
+    pub result: DeliveryResult,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +144,21 @@ pub enum Rejection {
     InvalidRecipient { value: String, reason: String },
     #[error("invalid attribute name {value:?}: expected 1-64 of a-z, 0-9, '-', '_'")]
     InvalidAttribute { value: String },
+    #[error("invalid value {value} for attribute {name:?}: {reason}")]
+    InvalidAttributeValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{later} {later_at} is before {earlier} {earlier_at}")]
+    AnchorOrder {
+        earlier: String,
+        earlier_at: Timestamp,
+        later: String,
+        later_at: Timestamp,
+    },
+    #[error("a digest item needs a non-empty \"key\" field; got {item:?}")]
+    InvalidItem { item: String },
     #[error("{entity} was already completed ({reason}) at {at}")]
     Completed {
         entity: EntityId,
@@ -160,6 +205,9 @@ impl Rejection {
             Rejection::AnchorBeforeCreation { .. } => "anchor_before_creation",
             Rejection::InvalidRecipient { .. } => "invalid_recipient",
             Rejection::InvalidAttribute { .. } => "invalid_attribute",
+            Rejection::InvalidAttributeValue { .. } => "invalid_attribute_value",
+            Rejection::AnchorOrder { .. } => "anchor_order",
+            Rejection::InvalidItem { .. } => "invalid_item",
             Rejection::Completed { .. } => "entity_completed",
             Rejection::UnknownCompletionReason { .. } => "unknown_completion_reason",
             Rejection::UnknownOccurrence { .. } => "unknown_occurrence",

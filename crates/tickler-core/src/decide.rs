@@ -6,13 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use crate::command::{CreateEntity, DeliveryResult, Rejection};
+use crate::command::{CreateEntity, Rejection};
 use crate::entity::{ActiveReminder, Entity, Phase, evolve};
 use crate::event::{Event, PlanCause, UnsentReason};
-use crate::plan::plan;
-use crate::policy::{Condition, MovedIntoPast, Rounding, Rule};
+use crate::fire::{
+    decide_delivery_result, decide_fan_out_result, decide_wake, rows_by_key, sending_attribute,
+};
+use crate::policy::{AttributeKind, Rounding};
+use crate::reconcile::{Rearm, reconcile};
 use crate::retry::DeliveryPolicy;
-use crate::{Command, EntityId, OccurrenceId, Policy, Timestamp};
+use crate::{AttrValue, Command, EntityId, OccurrenceId, Policy, Timestamp};
 
 /// The longest recipient accepted, in bytes (an e-mail address is at most 254).
 pub const RECIPIENT_LEN_MAX: usize = 320;
@@ -31,6 +34,22 @@ pub fn decide(
     command: &Command,
     ctx: &Context,
 ) -> Result<Vec<Event>, Rejection> {
+    let mut events = decide_command(state, id, command, ctx)?;
+    if let Some(entity) = state
+        && !events.is_empty()
+    {
+        let cycle = digest_cycles(entity, &events, ctx);
+        events.extend(cycle);
+    }
+    Ok(events)
+}
+
+fn decide_command(
+    state: Option<&Entity>,
+    id: &EntityId,
+    command: &Command,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
     let entity = match (state, command) {
         (None, Command::Create(create)) => return decide_create(id, create, ctx),
         (Some(_), Command::Create(_)) => {
@@ -41,10 +60,16 @@ pub fn decide(
     };
     match command {
         Command::Create(_) => unreachable!("handled above"),
-        Command::MoveAnchor { anchor, to } => decide_move_anchor(entity, anchor, *to, ctx),
+        Command::MoveAnchor { anchor, to } => {
+            decide_move_anchors(entity, &BTreeMap::from([(anchor.clone(), *to)]), ctx)
+        }
+        Command::MoveAnchors { to } => decide_move_anchors(entity, to, ctx),
         Command::SetAttribute { name, value } => {
             refuse_if_completed(entity)?;
             check_attribute_name(name)?;
+            if let Some(value) = value {
+                check_attribute_value(ctx.policy, name, value)?;
+            }
             if entity.attributes.get(name) == value.as_ref() {
                 return Ok(Vec::new());
             }
@@ -77,14 +102,7 @@ pub fn decide(
             let replanned = Event::Replanned {
                 policy_version: ctx.policy.version,
             };
-            let after = evolve(
-                Some(entity.clone()),
-                &entity.id,
-                &replanned,
-                ctx.now,
-                entity.version + 1,
-            )
-            .expect("a re-plan applies to any live entity");
+            let after = apply(entity, std::slice::from_ref(&replanned), ctx);
             let changes = reconcile(&after, ctx, PlanCause::Replanned, Rearm::Never);
             if changes.is_empty() && entity.policy_version == ctx.policy.version {
                 return Ok(Vec::new());
@@ -125,6 +143,59 @@ pub fn decide(
             Some(reminder) if reminder.wake_at() > ctx.now => Vec::new(),
             Some(reminder) => decide_wake(entity, reminder, ctx),
         }),
+        Command::RecordFanOut {
+            occurrence,
+            attempt,
+            channel,
+            results,
+        } => Ok(match entity.active.get(occurrence) {
+            Some(reminder) if matches!(reminder.phase, Phase::Delivering { attempt: current, .. } if current == *attempt) => {
+                decide_fan_out_result(entity, reminder, *attempt, channel, results, ctx)
+            }
+            _ => Vec::new(),
+        }),
+        Command::Collect { list, item } => decide_collect(entity, list, item, ctx),
+        Command::AddToList { name, value } | Command::RemoveFromList { name, value } => {
+            refuse_if_completed(entity)?;
+            check_attribute_name(name)?;
+            let mut items = entity
+                .attributes
+                .get(name)
+                .map(|v| v.as_list().to_vec())
+                .unwrap_or_default();
+            let present = items.contains(value);
+            match command {
+                Command::AddToList { .. } if !present => items.push(value.clone()),
+                Command::RemoveFromList { .. } if present => items.retain(|item| item != value),
+                _ => return Ok(Vec::new()),
+            }
+            let value = AttrValue::List(items);
+            check_attribute_value(ctx.policy, name, &value)?;
+            then_replan(
+                entity,
+                Event::AttributeSet {
+                    name: name.clone(),
+                    value: Some(value),
+                },
+                ctx,
+            )
+        }
+        Command::Discard { list, key } => {
+            refuse_if_completed(entity)?;
+            let mut rows = rows_by_key(entity.attributes.get(list));
+            if rows.remove(key).is_none() {
+                return Ok(Vec::new());
+            }
+            let value = (!rows.is_empty()).then(|| AttrValue::Table(rows.into_values().collect()));
+            then_replan(
+                entity,
+                Event::AttributeSet {
+                    name: list.clone(),
+                    value,
+                },
+                ctx,
+            )
+        }
         Command::RecordDelivery {
             occurrence,
             attempt,
@@ -231,8 +302,17 @@ fn decide_create(
         });
     }
     check_recipient(&create.recipient)?;
-    for name in create.attributes.keys() {
+    let mut attributes = create.attributes.clone();
+    for (name, value) in &attributes {
         check_attribute_name(name)?;
+        check_attribute_value(policy, name, value)?;
+    }
+    for (name, spec) in &policy.attributes {
+        if let Some(default) = &spec.default {
+            attributes
+                .entry(name.clone())
+                .or_insert_with(|| default.clone());
+        }
     }
     let mut anchors = BTreeMap::new();
     for (name, at) in &create.anchors {
@@ -283,6 +363,7 @@ fn decide_create(
             anchors.insert(original.clone(), at);
         }
     }
+    check_anchor_order(policy, &anchors)?;
     let created = Event::Created {
         policy: policy.name.clone(),
         policy_version: policy.version,
@@ -290,7 +371,7 @@ fn decide_create(
         recipient: create.recipient.clone(),
         zone: create.zone,
         anchors,
-        attributes: create.attributes.clone(),
+        attributes,
     };
     let entity = evolve(None, id, &created, ctx.now, 1).expect("a Created event starts a log");
     let mut events = vec![created];
@@ -298,51 +379,55 @@ fn decide_create(
     Ok(events)
 }
 
-fn decide_move_anchor(
+/// Moves one or more anchors at once: the order of the anchors is checked on the result, so
+/// dates that move together (a due date and the view dates after it) never pass through an
+/// invalid state, and the plan is repaired once.
+fn decide_move_anchors(
     entity: &Entity,
-    anchor: &str,
-    to: Timestamp,
+    moves: &BTreeMap<String, Timestamp>,
     ctx: &Context,
 ) -> Result<Vec<Event>, Rejection> {
     refuse_if_completed(entity)?;
     let policy = ctx.policy;
-    if policy
-        .anchors
-        .values()
-        .any(|spec| spec.keep_original.as_deref() == Some(anchor))
-    {
-        return Err(Rejection::ReadOnlyAnchor {
+    let mut anchors = entity.anchors.clone();
+    let mut moved = Vec::new();
+    for (anchor, to) in moves {
+        if policy
+            .anchors
+            .values()
+            .any(|spec| spec.keep_original.as_deref() == Some(anchor.as_str()))
+        {
+            return Err(Rejection::ReadOnlyAnchor {
+                anchor: anchor.to_owned(),
+            });
+        }
+        check_anchor_known(policy, anchor)?;
+        let spec = &policy.anchors[anchor];
+        let to = normalise(spec.round, *to);
+        if spec.not_before_creation && to < entity.created_at {
+            return Err(Rejection::AnchorBeforeCreation {
+                anchor: anchor.to_owned(),
+                value: to,
+                created: entity.created_at,
+            });
+        }
+        let from = entity.anchors.get(anchor).copied();
+        if from == Some(to) {
+            continue;
+        }
+        anchors.insert(anchor.to_owned(), to);
+        moved.push(Event::AnchorMoved {
             anchor: anchor.to_owned(),
+            from,
+            to,
         });
     }
-    check_anchor_known(policy, anchor)?;
-    let spec = &policy.anchors[anchor];
-    let to = normalise(spec.round, to);
-    if spec.not_before_creation && to < entity.created_at {
-        return Err(Rejection::AnchorBeforeCreation {
-            anchor: anchor.to_owned(),
-            value: to,
-            created: entity.created_at,
-        });
-    }
-    let from = entity.anchors.get(anchor).copied();
-    if from == Some(to) {
+    if moved.is_empty() {
         return Ok(Vec::new());
     }
-    let moved = Event::AnchorMoved {
-        anchor: anchor.to_owned(),
-        from,
-        to,
-    };
-    let after = evolve(
-        Some(entity.clone()),
-        &entity.id,
-        &moved,
-        ctx.now,
-        entity.version + 1,
-    )
-    .expect("an anchor move applies to any live entity");
-    let mut events = vec![moved];
+    check_anchor_order(policy, &anchors)?;
+    let after = apply(entity, &moved, ctx);
+    let mut events = moved;
     events.extend(reconcile(
         &after,
         ctx,
@@ -382,329 +467,21 @@ fn decide_complete(entity: &Entity, reason: &str, ctx: &Context) -> Result<Vec<E
 
 /// Applies `event` (which changes what the plan depends on, but no anchor) and re-plans.
 fn then_replan(entity: &Entity, event: Event, ctx: &Context) -> Result<Vec<Event>, Rejection> {
-    let after = evolve(
-        Some(entity.clone()),
-        &entity.id,
-        &event,
-        ctx.now,
-        entity.version + 1,
-    )
-    .expect("a profile or attribute change applies to any live entity");
+    let after = apply(entity, std::slice::from_ref(&event), ctx);
     let mut events = vec![event];
     events.extend(reconcile(&after, ctx, PlanCause::Replanned, Rearm::Never));
     Ok(events)
 }
 
-/// Whether a slot already processed may get a new occurrence when the plan moves it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Rearm {
-    /// After an anchor moved: the business date changed, so a reminder already sent for the old
-    /// date is sent again for the new one (Aperta's chasing).
-    AtANewInstant,
-    /// After a time-of-day or zone change: a slot that was processed stays processed, or a
-    /// contact who just set a preferred hour would get today's message twice.
-    Never,
-}
-
-/// Compares the plan with the active reminders: moves pending ones whose instant changed,
-/// retires those moved into the past or out of the plan, and arms what the plan wants that is
-/// neither active nor (depending on `rearm`) already processed.
-fn reconcile(entity: &Entity, ctx: &Context, cause: PlanCause, rearm: Rearm) -> Vec<Event> {
-    let now = ctx.now;
-    let desired = if entity.is_completed() {
-        Vec::new()
-    } else {
-        plan(ctx.policy, entity)
-    };
-    let mut events = Vec::new();
-    for reminder in entity.active.values() {
-        if reminder.phase != Phase::Pending {
-            continue; // being delivered or retried: its slot is taken, whatever the plan says
-        }
-        let wanted = desired
-            .iter()
-            .find(|p| p.rule == reminder.occurrence.rule && p.slot == reminder.slot);
-        let occurrence = reminder.occurrence.clone();
-        match wanted {
-            Some(p) if p.at == reminder.planned_at => {}
-            Some(p) if p.at >= now => events.push(Event::OccurrenceRescheduled {
-                occurrence,
-                from: reminder.planned_at,
-                to: p.at,
-            }),
-            Some(p) => match ctx
-                .policy
-                .rule(&occurrence.rule)
-                .map(|r| r.if_moved_into_past)
-            {
-                Some(MovedIntoPast::FireNow) => events.push(Event::OccurrenceRescheduled {
-                    occurrence,
-                    from: reminder.planned_at,
-                    to: now,
-                }),
-                _ => events.push(Event::OccurrenceUnsent {
-                    occurrence,
-                    reason: UnsentReason::NotApplicable,
-                    detail: format!("moved to {}, which is in the past", p.at),
-                }),
-            },
-            None => events.push(Event::OccurrenceUnsent {
-                occurrence,
-                reason: UnsentReason::NotApplicable,
-                detail: "no longer in the plan of its rule".to_owned(),
-            }),
-        }
+/// The entity after `events` (decided for it at `ctx.now`).
+pub(crate) fn apply(entity: &Entity, events: &[Event], ctx: &Context) -> Entity {
+    let mut state = entity.clone();
+    for event in events {
+        let seq = state.version + 1;
+        state = evolve(Some(state), &entity.id, event, ctx.now, seq)
+            .expect("decided events apply to the state they were decided for");
     }
-    let mut next_index: BTreeMap<_, u32> = BTreeMap::new();
-    for p in desired {
-        let processed_at = entity.processed_at(&p.rule, p.slot);
-        let already_processed = match rearm {
-            Rearm::AtANewInstant => processed_at == Some(p.at),
-            Rearm::Never => processed_at.is_some(),
-        };
-        if p.at < now || entity.active_for_slot(&p.rule, p.slot).is_some() || already_processed {
-            continue;
-        }
-        let index = next_index
-            .entry(p.rule.clone())
-            .or_insert_with(|| entity.next_index(&p.rule));
-        events.push(Event::OccurrencePlanned {
-            occurrence: crate::OccurrenceId::new(p.rule, *index),
-            slot: p.slot,
-            kind: p.kind,
-            at: p.at,
-            cause,
-        });
-        *index += 1;
-    }
-    events
-}
-
-/// The wake time of an active reminder has come.
-fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Context) -> Vec<Event> {
-    let unsent = |reason, detail: String| {
-        vec![Event::OccurrenceUnsent {
-            occurrence: reminder.occurrence.clone(),
-            reason,
-            detail,
-        }]
-    };
-    if let Some(completion) = &entity.completed {
-        return unsent(
-            UnsentReason::Completed,
-            format!("the entity was completed first ({})", completion.reason),
-        );
-    }
-    let Some(rule) = ctx.policy.rule(&reminder.occurrence.rule) else {
-        return unsent(
-            UnsentReason::NotApplicable,
-            format!(
-                "rule {} is no longer in policy {} v{}",
-                reminder.occurrence.rule, ctx.policy.name, ctx.policy.version
-            ),
-        );
-    };
-    match &reminder.phase {
-        Phase::Pending => {
-            if !reminder.enabled {
-                return unsent(
-                    UnsentReason::Deactivated,
-                    "switched off by a user".to_owned(),
-                );
-            }
-            if let Some((cutoff, text)) = staleness_cutoff(rule, entity)
-                && ctx.now >= cutoff
-            {
-                return unsent(
-                    UnsentReason::Missed,
-                    format!(
-                        "processed at {}, past its staleness cutoff {cutoff} ({text})",
-                        ctx.now
-                    ),
-                );
-            }
-            let late = ctx.now.since(reminder.planned_at);
-            if let Some(grace) = rule.grace
-                && late > grace
-            {
-                return unsent(
-                    UnsentReason::Missed,
-                    format!("processed {late} late, beyond its grace of {grace}"),
-                );
-            }
-            if let Some(failed) = failed_condition(rule, entity, ctx.now) {
-                return unsent(UnsentReason::ConditionFalse, failed);
-            }
-            start_attempt(reminder, 1, ctx)
-        }
-        Phase::Delivering { attempt, .. } => after_failure(
-            entity,
-            reminder,
-            rule,
-            *attempt,
-            "outcome unknown: no result before the attempt's lease ended (process restart?)",
-            None,
-            ctx,
-        ),
-        Phase::RetryWaiting { attempt, .. } => {
-            if let Some(failed) = failed_condition(rule, entity, ctx.now) {
-                return unsent(UnsentReason::ConditionFalse, failed);
-            }
-            start_attempt(reminder, attempt + 1, ctx)
-        }
-    }
-}
-
-fn start_attempt(reminder: &ActiveReminder, attempt: u32, ctx: &Context) -> Vec<Event> {
-    vec![Event::DeliveryStarted {
-        occurrence: reminder.occurrence.clone(),
-        attempt,
-        lease_until: ctx.now.saturating_add(ctx.delivery.lease),
-    }]
-}
-
-fn decide_delivery_result(
-    entity: &Entity,
-    reminder: &ActiveReminder,
-    attempt: u32,
-    result: &DeliveryResult,
-    ctx: &Context,
-) -> Vec<Event> {
-    let occurrence = reminder.occurrence.clone();
-    match result {
-        DeliveryResult::Delivered { channel, receipt } => vec![Event::OccurrenceSent {
-            occurrence,
-            attempt,
-            channel: channel.clone(),
-            receipt: receipt.clone(),
-        }],
-        DeliveryResult::Failed {
-            error,
-            permanent: true,
-            ..
-        } => vec![Event::OccurrenceUnsent {
-            occurrence,
-            reason: UnsentReason::SystemError,
-            detail: format!("attempt {attempt} failed permanently: {error}"),
-        }],
-        DeliveryResult::Failed {
-            error,
-            permanent: false,
-            retry_after,
-        } => match ctx.policy.rule(&occurrence.rule) {
-            Some(rule) => after_failure(entity, reminder, rule, attempt, error, *retry_after, ctx),
-            None => vec![Event::OccurrenceUnsent {
-                occurrence,
-                reason: UnsentReason::SystemError,
-                detail: format!("attempt {attempt} failed ({error}) and its rule is gone"),
-            }],
-        },
-    }
-}
-
-/// After a transient failure: retry with backoff, unless attempts, the business deadline or the
-/// entity's completion say stop.
-fn after_failure(
-    entity: &Entity,
-    reminder: &ActiveReminder,
-    rule: &Rule,
-    attempt: u32,
-    error: &str,
-    retry_after: Option<crate::Span>,
-    ctx: &Context,
-) -> Vec<Event> {
-    let occurrence = reminder.occurrence.clone();
-    let give_up = |reason, detail| {
-        vec![Event::OccurrenceUnsent {
-            occurrence: occurrence.clone(),
-            reason,
-            detail,
-        }]
-    };
-    if let Some(completion) = &entity.completed {
-        return give_up(
-            UnsentReason::Completed,
-            format!(
-                "attempt {attempt} failed ({error}); the entity was completed meanwhile ({})",
-                completion.reason
-            ),
-        );
-    }
-    if attempt >= ctx.delivery.max_attempts {
-        return give_up(
-            UnsentReason::SystemError,
-            format!("gave up after {attempt} attempts: {error}"),
-        );
-    }
-    let key = occurrence.idempotency_key(&entity.id);
-    // The receiver's Retry-After, when longer, wins over the backoff schedule.
-    let delay = ctx
-        .delivery
-        .backoff(&key, attempt)
-        .max(retry_after.unwrap_or(crate::Span::ZERO));
-    let retry_at = ctx.now.saturating_add(delay);
-    if let Some((cutoff, text)) = staleness_cutoff(rule, entity)
-        && retry_at >= cutoff
-    {
-        return give_up(
-            UnsentReason::SystemError,
-            format!(
-                "gave up after {attempt} attempts: the next would be at {retry_at}, past the cutoff {cutoff} ({text}): {error}"
-            ),
-        );
-    }
-    vec![Event::DeliveryFailed {
-        occurrence,
-        attempt,
-        error: error.to_owned(),
-        retry_at,
-    }]
-}
-
-fn staleness_cutoff(rule: &Rule, entity: &Entity) -> Option<(Timestamp, String)> {
-    let stale = rule.stale_after.as_ref()?;
-    let anchor = entity.anchors.get(&stale.anchor)?;
-    let cutoff = anchor.checked_add(stale.offset)?;
-    let text = if stale.offset == crate::Span::ZERO {
-        format!("{} {anchor}", stale.anchor)
-    } else {
-        format!("{} {anchor} {}", stale.anchor, DisplaySigned(stale.offset))
-    };
-    Some((cutoff, text))
-}
-
-struct DisplaySigned(crate::Span);
-impl std::fmt::Display for DisplaySigned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_negative() {
-            write!(f, "{}", self.0)
-        } else {
-            write!(f, "+{}", self.0)
-        }
-    }
-}
-
-/// The first condition of the rule that is false now, described.
-fn failed_condition(rule: &Rule, entity: &Entity, now: Timestamp) -> Option<String> {
-    rule.conditions
-        .iter()
-        .find_map(|condition| match condition {
-            Condition::AttributeNotTrue { name } => entity
-                .attributes
-                .get(name)
-                .is_some_and(|value| value.is_true())
-                .then(|| format!("attribute {name} is true")),
-            Condition::AttributeTrue { name } => (!entity
-                .attributes
-                .get(name)
-                .is_some_and(|value| value.is_true()))
-            .then(|| format!("attribute {name} is not true")),
-            Condition::AnchorInFuture { anchor } => match entity.anchors.get(anchor) {
-                Some(at) if *at > now => None,
-                Some(at) => Some(format!("{anchor} {at} is not in the future")),
-                None => Some(format!("{anchor} is not set")),
-            },
-        })
+    state
 }
 
 fn normalise(round: Rounding, at: Timestamp) -> Timestamp {
@@ -770,4 +547,190 @@ fn join<'a>(items: impl Iterator<Item = &'a String>) -> String {
     } else {
         joined
     }
+}
+
+/// Adds an item to a digest list; starts a cycle (moves the collecting rule's anchor to now and
+/// plans its next send) unless one is already under way.
+fn decide_collect(
+    entity: &Entity,
+    list: &str,
+    item: &BTreeMap<String, String>,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    check_attribute_name(list)?;
+    let key = item
+        .get("key")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Rejection::InvalidItem {
+            item: format!("{item:?}"),
+        })?;
+    let mut rows = rows_by_key(entity.attributes.get(list));
+    if rows.get(key) == Some(item) {
+        return Ok(Vec::new());
+    }
+    rows.insert(key.clone(), item.clone());
+    let set = Event::AttributeSet {
+        name: list.to_owned(),
+        value: Some(AttrValue::Table(rows.into_values().collect())),
+    };
+    let mut events = vec![set];
+    let after = apply(entity, &events, ctx);
+    events.extend(start_cycles(&after, list, ctx));
+    Ok(events)
+}
+
+/// For each rule collecting `list` with nothing active: a new cycle from now.
+fn start_cycles(entity: &Entity, list: &str, ctx: &Context) -> Vec<Event> {
+    let mut events = Vec::new();
+    for rule in ctx
+        .policy
+        .rules
+        .iter()
+        .filter(|r| r.collects.as_deref() == Some(list))
+    {
+        let busy = entity
+            .active
+            .values()
+            .any(|r| r.occurrence.rule == rule.name);
+        if busy
+            || entity
+                .attributes
+                .get(list)
+                .is_none_or(|items| items.is_empty())
+        {
+            continue;
+        }
+        let moved = Event::AnchorMoved {
+            anchor: rule.anchor.clone(),
+            from: entity.anchors.get(&rule.anchor).copied(),
+            to: ctx.now,
+        };
+        let after = apply(entity, std::slice::from_ref(&moved), ctx);
+        events.push(moved);
+        events.extend(reconcile(
+            &after,
+            ctx,
+            PlanCause::AnchorMoved,
+            Rearm::AtANewInstant,
+        ));
+    }
+    events
+}
+
+/// After `events`, for each digest occurrence they closed: clear what was sent (or return it to
+/// the list when it was not sent), and start the next cycle if items are waiting.
+fn digest_cycles(entity: &Entity, events: &[Event], ctx: &Context) -> Vec<Event> {
+    let closed: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::OccurrenceSent { occurrence, .. } => Some((occurrence, true)),
+            Event::OccurrenceUnsent { occurrence, .. } => Some((occurrence, false)),
+            _ => None,
+        })
+        .filter_map(|(occurrence, sent)| {
+            let rule = ctx.policy.rule(&occurrence.rule)?;
+            rule.collects.clone().map(|list| (list, sent))
+        })
+        .collect();
+    if closed.is_empty() {
+        return Vec::new();
+    }
+    let mut after = apply(entity, events, ctx);
+    let mut extra = Vec::new();
+    for (list, sent) in closed {
+        let sending = sending_attribute(&list);
+        let mut step = Vec::new();
+        if let Some(items) = after.attributes.get(&sending).cloned() {
+            if !sent {
+                let mut rows = rows_by_key(Some(&items));
+                rows.extend(rows_by_key(after.attributes.get(&list)));
+                step.push(Event::AttributeSet {
+                    name: list.clone(),
+                    value: Some(AttrValue::Table(rows.into_values().collect())),
+                });
+            }
+            step.push(Event::AttributeSet {
+                name: sending,
+                value: None,
+            });
+        }
+        after = apply(&after, &step, ctx);
+        extra.extend(step);
+        if !after.is_completed() {
+            let cycle = start_cycles(&after, &list, ctx);
+            after = apply(&after, &cycle, ctx);
+            extra.extend(cycle);
+        }
+    }
+    extra
+}
+
+/// Checks a value against the policy's attribute spec (when the policy declares attributes).
+fn check_attribute_value(policy: &Policy, name: &str, value: &AttrValue) -> Result<(), Rejection> {
+    if policy.attributes.is_empty() {
+        return Ok(());
+    }
+    let invalid = |reason: String| Rejection::InvalidAttributeValue {
+        name: name.to_owned(),
+        value: format!("{value:?}"),
+        reason,
+    };
+    let Some(spec) = policy.attributes.get(name) else {
+        return Err(invalid(format!(
+            "policy {} has no attribute {name:?} (known: {})",
+            policy.name,
+            join(policy.attributes.keys())
+        )));
+    };
+    let address_ok = |text: &str| {
+        !text.is_empty()
+            && text.len() <= RECIPIENT_LEN_MAX
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    match (spec.kind, value) {
+        (AttributeKind::Any, _)
+        | (AttributeKind::Bool, AttrValue::Bool(_))
+        | (AttributeKind::Text, AttrValue::Text(_))
+        | (AttributeKind::List, AttrValue::List(_)) => {}
+        (AttributeKind::Address, AttrValue::Text(text)) if address_ok(text) => {}
+        (AttributeKind::Address, AttrValue::Text(_)) => {
+            return Err(invalid(
+                "not an address: empty, too long, or with spaces".into(),
+            ));
+        }
+        (AttributeKind::Addresses, AttrValue::List(items)) => {
+            if let Some(bad) = items.iter().find(|item| !address_ok(item)) {
+                return Err(invalid(format!(
+                    "{bad:?} is not an address: empty, too long, or with spaces"
+                )));
+            }
+        }
+        (kind, _) => return Err(invalid(format!("expected {kind:?}").to_lowercase())),
+    }
+    if !spec.one_of.is_empty() && !spec.one_of.contains(value) {
+        let allowed: Vec<String> = spec.one_of.iter().map(|v| format!("{v:?}")).collect();
+        return Err(invalid(format!("expected one of {}", allowed.join(", "))));
+    }
+    Ok(())
+}
+
+/// Refuses anchors out of the policy's order (due before start, view before due).
+fn check_anchor_order(
+    policy: &Policy,
+    anchors: &BTreeMap<String, Timestamp>,
+) -> Result<(), Rejection> {
+    for [earlier, later] in &policy.anchor_order {
+        if let (Some(earlier_at), Some(later_at)) = (anchors.get(earlier), anchors.get(later))
+            && later_at < earlier_at
+        {
+            return Err(Rejection::AnchorOrder {
+                earlier: earlier.clone(),
+                earlier_at: *earlier_at,
+                later: later.clone(),
+                later_at: *later_at,
+            });
+        }
+    }
+    Ok(())
 }

@@ -59,6 +59,10 @@ pub struct ActiveReminder {
     /// Off: switched off by a user; at its time it becomes unsent "deactivated".
     pub enabled: bool,
     pub phase: Phase,
+    /// Fan-out only: recipients already delivered to (with receipts) and refused for good (with
+    /// the reason), across attempts.
+    pub delivered: Vec<(String, String)>,
+    pub refused: Vec<(String, String)>,
 }
 
 /// Where an active reminder is in its life. Pending is Aperta's "active"; the two others are
@@ -66,16 +70,20 @@ pub struct ActiveReminder {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     Pending,
-    /// Attempt `attempt` is being delivered; unknown outcome once `lease_until` passes.
+    /// Attempt `attempt` is being delivered (to `recipients`, for a fan-out); unknown outcome
+    /// once `lease_until` passes.
     Delivering {
         attempt: u32,
         lease_until: Timestamp,
+        recipients: Vec<String>,
     },
-    /// Attempt `attempt` failed with `error`; the next is due at `retry_at`.
+    /// Attempt `attempt` failed with `error`; the next is due at `retry_at` (to `recipients`, the
+    /// ones a fan-out has left).
     RetryWaiting {
         attempt: u32,
         retry_at: Timestamp,
         error: String,
+        recipients: Vec<String>,
     },
 }
 
@@ -220,6 +228,8 @@ pub fn evolve(
                     planned_at: *planned_at,
                     enabled: true,
                     phase: Phase::Pending,
+                    delivered: Vec::new(),
+                    refused: Vec::new(),
                 },
             );
         }
@@ -252,7 +262,37 @@ pub fn evolve(
             reminder.phase = Phase::Delivering {
                 attempt: *attempt,
                 lease_until: *lease_until,
+                recipients: Vec::new(),
             };
+        }
+        Event::FanOutStarted {
+            occurrence,
+            attempt,
+            lease_until,
+            recipients,
+        } => {
+            let reminder = entity
+                .active
+                .get_mut(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            reminder.phase = Phase::Delivering {
+                attempt: *attempt,
+                lease_until: *lease_until,
+                recipients: recipients.clone(),
+            };
+        }
+        Event::RecipientsReported {
+            occurrence,
+            delivered,
+            refused,
+            ..
+        } => {
+            let reminder = entity
+                .active
+                .get_mut(occurrence)
+                .ok_or_else(|| not_active(occurrence))?;
+            reminder.delivered.extend(delivered.iter().cloned());
+            reminder.refused.extend(refused.iter().cloned());
         }
         Event::DeliveryFailed {
             occurrence,
@@ -264,10 +304,22 @@ pub fn evolve(
                 .active
                 .get_mut(occurrence)
                 .ok_or_else(|| not_active(occurrence))?;
+            let remaining = match &reminder.phase {
+                Phase::Delivering { recipients, .. } | Phase::RetryWaiting { recipients, .. } => {
+                    recipients
+                        .iter()
+                        .filter(|r| !reminder.delivered.iter().any(|(d, _)| d == *r))
+                        .filter(|r| !reminder.refused.iter().any(|(d, _)| d == *r))
+                        .cloned()
+                        .collect()
+                }
+                Phase::Pending => Vec::new(),
+            };
             reminder.phase = Phase::RetryWaiting {
                 attempt: *attempt,
                 retry_at: *retry_at,
                 error: error.clone(),
+                recipients: remaining,
             };
         }
         Event::OccurrenceSent { occurrence, .. } | Event::OccurrenceUnsent { occurrence, .. } => {

@@ -98,6 +98,22 @@ pub enum Event {
     /// An operator asked to retry an occurrence that ended in a system error; the retry is a
     /// new occurrence (planned in the same command) for the same slot.
     RetryRequested { occurrence: OccurrenceId },
+    /// A delivery attempt to several recipients (an audience) was decided and is being made:
+    /// one message per recipient, each with its own idempotency key.
+    FanOutStarted {
+        occurrence: OccurrenceId,
+        attempt: u32,
+        lease_until: Timestamp,
+        recipients: Vec<String>,
+    },
+    /// What an attempt of a fan-out did for its recipients: delivered (with receipts) and refused
+    /// for good (with the reason). Recipients in neither are retried.
+    RecipientsReported {
+        occurrence: OccurrenceId,
+        attempt: u32,
+        delivered: Vec<(String, String)>,
+        refused: Vec<(String, String)>,
+    },
 }
 
 impl Event {
@@ -119,11 +135,13 @@ impl Event {
             Event::RecipientChanged { .. } => 12,
             Event::Replanned { .. } => 13,
             Event::RetryRequested { .. } => 14,
+            Event::FanOutStarted { .. } => 15,
+            Event::RecipientsReported { .. } => 16,
         }
     }
 
     /// The largest type code this build understands.
-    pub const TYPE_CODE_MAX: u16 = 14;
+    pub const TYPE_CODE_MAX: u16 = 16;
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -141,6 +159,8 @@ impl Event {
             Event::RecipientChanged { .. } => "recipient-changed",
             Event::Replanned { .. } => "replanned",
             Event::RetryRequested { .. } => "retry-requested",
+            Event::FanOutStarted { .. } => "fan-out-started",
+            Event::RecipientsReported { .. } => "recipients-reported",
         }
     }
 }

@@ -6,20 +6,23 @@
 
 mod attribute;
 mod command;
+pub mod conditions;
 mod decide;
 mod entity;
 mod error;
 mod event;
+mod fire;
 mod ids;
 pub mod plan;
 pub mod policy;
+mod reconcile;
 mod retry;
 pub mod seed;
 mod time;
 mod zone;
 
 pub use attribute::AttrValue;
-pub use command::{Command, CreateEntity, DeliveryResult, Rejection};
+pub use command::{Command, CreateEntity, DeliveryResult, RecipientResult, Rejection};
 pub use decide::{Context, RECIPIENT_LEN_MAX, decide};
 pub use entity::{
     ActiveReminder, Completion, Entity, ErroredOccurrence, FoldError, Phase, RuleLedger, evolve,

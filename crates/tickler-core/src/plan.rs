@@ -36,6 +36,9 @@ const WINDOW_DAYS_AHEAD_MAX: u64 = 7;
 pub fn plan(policy: &Policy, entity: &Entity) -> Vec<Planned> {
     let mut dated: Vec<Dated> = Vec::new();
     for (order, rule) in policy.rules.iter().enumerate() {
+        if crate::conditions::first_false(&rule.applies_when, rule, entity, None).is_some() {
+            continue;
+        }
         dated.extend(
             series(rule, entity)
                 .into_iter()
@@ -54,8 +57,7 @@ pub fn plan(policy: &Policy, entity: &Entity) -> Vec<Planned> {
         .into_iter()
         .filter_map(|d| {
             let at = truncate(d.rule.truncate, times.resolve(d.rule, d.slot, d.base));
-            let until = until(d.rule, entity);
-            if until.is_some_and(|until| at > until) {
+            if beyond_until(d.rule, entity, at) {
                 return None;
             }
             Some((
@@ -79,6 +81,17 @@ struct Dated<'a> {
     rule: &'a Rule,
     slot: u32,
     base: Timestamp,
+}
+
+/// Whether `at` is past the rule's series bound (at or past it when the bound is exclusive).
+fn beyond_until(rule: &Rule, entity: &Entity, at: Timestamp) -> bool {
+    until(rule, entity).is_some_and(|until| {
+        if rule.until_exclusive {
+            at >= until
+        } else {
+            at > until
+        }
+    })
 }
 
 fn until(rule: &Rule, entity: &Entity) -> Option<Timestamp> {
@@ -113,7 +126,7 @@ fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
         let Some(base) = step(rule, slot).and_then(|offset| first.checked_add(offset)) else {
             break;
         };
-        if until.is_some_and(|until| base > until) {
+        if beyond_until(rule, entity, base) {
             break;
         }
         instants.push((slot, base));
@@ -177,7 +190,17 @@ impl<'a> TimesOfDay<'a> {
         let preferred = self.preferred(rule);
         match &rule.at {
             TimeOfDay::Exact => preferred.map_or(base, |time| at_minute(zone, date, time.minute())),
-            TimeOfDay::Local { time } => at_minute(zone, date, preferred.unwrap_or(*time).minute()),
+            TimeOfDay::Local { time, next } => {
+                let at = at_minute(zone, date, preferred.unwrap_or(*time).minute());
+                match date.checked_add_days(Days::new(1)) {
+                    // `next`: strictly after the computed instant, so a cycle anchored at the moment
+                    // the previous one fired (08:00) lands on tomorrow's 08:00, not on itself.
+                    Some(tomorrow) if *next && at <= base => {
+                        at_minute(zone, tomorrow, preferred.unwrap_or(*time).minute())
+                    }
+                    _ => at,
+                }
+            }
             TimeOfDay::Window { start, end, spread } => {
                 let at = self.window(
                     rule,

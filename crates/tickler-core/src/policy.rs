@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, RuleName, Span};
+use crate::{AttrValue, Error, RuleName, Span};
 
 /// The most occurrences one series rule may plan for one entity: a bound on planning work and
 /// state size, and a guard against `every = "1ms"` mistakes.
@@ -44,6 +44,17 @@ pub struct Policy {
     /// be moves later in its window, or to the next day's.
     #[serde(default)]
     pub min_gap: Option<Span>,
+    /// Attributes the policy knows, with their types and allowed values; others are refused.
+    /// Empty: any attribute is accepted as given.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttributeSpec>,
+    /// Pairs of anchors in the order they must keep, e.g. `["start", "due"]`: a command that
+    /// would put the second before the first is refused.
+    #[serde(default)]
+    pub anchor_order: Vec<[String; 2]>,
+    /// The entity's phases, in order: each lasts until its anchor (the last has none).
+    #[serde(default)]
+    pub phases: Vec<PhaseSpec>,
     pub rules: Vec<Rule>,
 }
 
@@ -76,6 +87,73 @@ pub enum Rounding {
     None,
     /// Up to the next whole UTC hour (Aperta rounds due dates this way).
     UpHour,
+}
+
+/// What an attribute may hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSpec {
+    #[serde(default)]
+    pub kind: AttributeKind,
+    /// The value when creation gives none.
+    #[serde(default)]
+    pub default: Option<AttrValue>,
+    /// When not empty, the value must be one of these.
+    #[serde(default)]
+    pub one_of: Vec<AttrValue>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttributeKind {
+    #[default]
+    Any,
+    Bool,
+    Text,
+    List,
+    /// One recipient address: non-empty, no whitespace or control characters.
+    Address,
+    /// A list of recipient addresses.
+    Addresses,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    pub name: String,
+    /// The phase lasts until this anchor (when set); the last phase has none.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// Who an occurrence is sent to. By default the entity's recipient; otherwise the address in
+/// an attribute, or the addresses of a list attribute minus others, decided when it fires (one
+/// delivery per address, each with its own idempotency key).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    #[serde(default)]
+    pub attribute: Option<String>,
+    #[serde(default)]
+    pub list: Option<String>,
+    #[serde(default)]
+    pub except: Vec<Except>,
+}
+
+/// Addresses left out of an audience: those of a list attribute, unless a flag attribute is true.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Except {
+    pub list: String,
+    #[serde(default)]
+    pub unless: Option<String>,
+}
+
+impl Audience {
+    /// The entity's own recipient (a single delivery).
+    pub fn is_recipient(&self) -> bool {
+        self.attribute.is_none() && self.list.is_none()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -141,11 +219,77 @@ pub struct Rule {
     /// What happens to a pending occurrence an anchor edit moves into the past.
     #[serde(default)]
     pub if_moved_into_past: MovedIntoPast,
+    /// Checked when planning: a rule whose conditions are false plans nothing, and its pending
+    /// occurrences end as unsent "condition false" (everyone responded; the notice is off).
+    /// Time-dependent conditions are not allowed here (plans do not depend on the clock).
+    #[serde(default)]
+    pub applies_when: Vec<Condition>,
+    /// With `until`: stop strictly before the bound ("while more than one interval remains").
+    #[serde(default)]
+    pub until_exclusive: bool,
+    /// Occurrences due sooner than this after the moment they are planned are not planned
+    /// (Sakai: the first reminder at least 3 minutes ahead).
+    #[serde(default)]
+    pub min_lead: Option<Span>,
+    #[serde(default)]
+    pub audience: Audience,
+    /// Makes the rule a digest sender: it sends the items collected in this list attribute.
+    /// When its attempt starts the items move to `sending` (new ones keep arriving in the list);
+    /// when it ends, `sending` is cleared (sent) or returned to the list (not sent), and a new
+    /// cycle starts if items are waiting.
+    #[serde(default)]
+    pub collects: Option<String>,
     /// The channel name; the engine's default channel when absent.
     #[serde(default)]
     pub channel: Option<String>,
+    /// Another channel for entities whose attribute is true (an evaluation in consolidated mode
+    /// sends through the digest channel instead).
+    #[serde(default)]
+    pub channel_if: Option<ChannelIf>,
     /// The template name under `config/templates/`.
     pub template: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelIf {
+    pub attribute: String,
+    pub channel: String,
+}
+
+impl Rule {
+    /// The channel this rule delivers through for this entity; `default` when the rule names none.
+    pub fn channel_for(&self, entity: &crate::Entity, default: &str) -> String {
+        if let Some(choice) = &self.channel_if
+            && entity
+                .attributes
+                .get(&choice.attribute)
+                .is_some_and(|v| v.is_true())
+        {
+            return choice.channel.clone();
+        }
+        self.channel.clone().unwrap_or_else(|| default.to_owned())
+    }
+}
+
+/// The phase an entity is in at `now`: the first whose bound anchor is set and still ahead.
+pub fn phase_at<'a>(
+    policy: &'a Policy,
+    entity: &crate::Entity,
+    now: crate::Timestamp,
+) -> Option<&'a str> {
+    let mut last = None;
+    for phase in &policy.phases {
+        match &phase.until {
+            Some(anchor) => match entity.anchors.get(anchor) {
+                Some(until) if *until > now => return Some(&phase.name),
+                Some(_) => last = Some(phase.name.as_str()),
+                None => {}
+            },
+            None => return Some(&phase.name),
+        }
+    }
+    last
 }
 
 /// A point defined relative to an anchor.
@@ -163,8 +307,13 @@ pub enum TimeOfDay {
     /// The instant the anchor and offset give.
     #[default]
     Exact,
-    /// A fixed local time on the local date of the computed instant.
-    Local { time: LocalTime },
+    /// A fixed local time on the local date of the computed instant; with `next`, never before
+    /// the computed instant (the next day's when that day's is already past).
+    Local {
+        time: LocalTime,
+        #[serde(default)]
+        next: bool,
+    },
     /// A seeded random minute within [start, end) on the local date of the computed instant.
     /// With `spread`, the rules naming the same spread group share the window's hours: every
     /// hour is used once, in a seeded order, before any hour repeats.
@@ -272,11 +421,38 @@ pub enum MovedIntoPast {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Condition {
     /// The attribute is absent or false (not responded, not upgraded, not opted out).
-    AttributeNotTrue { name: String },
+    AttributeNotTrue {
+        name: String,
+    },
     /// The attribute is true.
-    AttributeTrue { name: String },
-    /// The anchor is set and still in the future (course not ended).
-    AnchorInFuture { anchor: String },
+    AttributeTrue {
+        name: String,
+    },
+    /// The anchor is set and still in the future (course not ended). Fire time only.
+    AnchorInFuture {
+        anchor: String,
+    },
+    /// The attribute is absent or true (a notice not switched off).
+    AttributeNotFalse {
+        name: String,
+    },
+    /// The attribute holds exactly this value.
+    AttributeEquals {
+        name: String,
+        value: AttrValue,
+    },
+    /// The attribute is set and is not an empty list or text.
+    AttributeNotEmpty {
+        name: String,
+    },
+    AnchorSet {
+        anchor: String,
+    },
+    AnchorNotSet {
+        anchor: String,
+    },
+    /// The rule's audience has at least one address (someone has not responded yet).
+    AudienceNotEmpty,
 }
 
 impl Policy {
@@ -320,6 +496,23 @@ impl Policy {
             {
                 return Err(fail(format!(
                     "anchor {name:?} keeps its original as {original:?}, which must be a new name"
+                )));
+            }
+        }
+        for pair in &self.anchor_order {
+            if let Some(unknown) = pair.iter().find(|a| !anchor_known(a)) {
+                return Err(fail(format!(
+                    "anchor_order names unknown anchor {unknown:?}"
+                )));
+            }
+        }
+        for phase in &self.phases {
+            if let Some(anchor) = &phase.until
+                && !anchor_known(anchor)
+            {
+                return Err(fail(format!(
+                    "phase {:?} lasts until unknown anchor {anchor:?}",
+                    phase.name
                 )));
             }
         }
@@ -400,7 +593,7 @@ impl Policy {
                 return Err(rule_fail(format!("count must be 1..={SERIES_LEN_MAX}")));
             }
             match &rule.at {
-                TimeOfDay::Local { time } if time.is_end_of_day() => {
+                TimeOfDay::Local { time, .. } if time.is_end_of_day() => {
                     return Err(rule_fail(
                         "a local time of 24:00 is the end of the day; use 00:00".into(),
                     ));
@@ -425,6 +618,29 @@ impl Policy {
                 return Err(rule_fail(format!(
                     "preferred_time names an invalid attribute {name:?}"
                 )));
+            }
+            if let Some(bad) = rule
+                .applies_when
+                .iter()
+                .find(|c| matches!(c, Condition::AnchorInFuture { .. }))
+            {
+                return Err(rule_fail(format!(
+                    "applies_when cannot use {bad:?}: plans do not depend on the clock (use it in conditions)"
+                )));
+            }
+            if rule.audience.attribute.is_some() && rule.audience.list.is_some() {
+                return Err(rule_fail(
+                    "an audience is an attribute or a list, not both".into(),
+                ));
+            }
+            if rule.audience.list.is_none() && !rule.audience.except.is_empty() {
+                return Err(rule_fail("audience.except needs audience.list".into()));
+            }
+            if rule.until_exclusive && rule.until.is_none() {
+                return Err(rule_fail("until_exclusive needs until".into()));
+            }
+            if rule.min_lead.is_some_and(|lead| lead.is_negative()) {
+                return Err(rule_fail("min_lead must not be negative".into()));
             }
             if rule.grace.is_some_and(|grace| grace.is_negative()) {
                 return Err(rule_fail("grace must not be negative".into()));

@@ -146,9 +146,11 @@ fn check_template(
         planned_at: sample_at,
         enabled: true,
         phase: Phase::Pending,
+        delivered: Vec::new(),
+        refused: Vec::new(),
     };
     templates
-        .render(&rule.template, &entity, &reminder, 1)
+        .render(&rule.template, &entity, &reminder, 1, "sample@example.org")
         .map(|_| ())
         .map_err(fail)
 }

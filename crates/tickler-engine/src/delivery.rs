@@ -2,26 +2,50 @@
 //!
 //! Runs in its own task, outside the entity actor, so a slow channel holds up neither the
 //! entity nor the timer. Each channel bounds its own concurrency.
+//!
+//! An occurrence goes either to the entity's recipient (one message, keyed by the occurrence)
+//! or, when its rule names an audience, to each address the core decided at fire time (one
+//! message each, keyed `<occurrence key>/<address>`, so a retry re-sends only to those not yet
+//! reached and a receiver can drop a repeat per address).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tickler_core::{DeliveryResult, Entity, OccurrenceId, Timestamp};
+use tickler_core::{DeliveryResult, Entity, OccurrenceId, RecipientResult, Timestamp, Zone};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::channel::{DeliveryError, Message};
-use crate::shared::Shared;
+use crate::digest;
+use crate::shared::{Shared, Target};
 
-/// A delivery ready to run: the channel to use and the rendered message, or why it cannot be
-/// made (a permanent failure: retrying a template that does not render cannot help).
+/// A delivery ready to run: the channel to use and, per recipient, the rendered message or why
+/// it cannot be made (a permanent failure: retrying a template that does not render cannot help).
 pub(crate) struct Job {
     channel: String,
-    message: Result<Message, String>,
+    /// The zone of the entity, for digests created from its messages.
+    zone: Zone,
+    fan_out: bool,
+    messages: Vec<(String, Result<Message, String>)>,
 }
 
+/// What an attempt did: one result, or one per recipient of a fan-out.
+pub(crate) enum Report {
+    Single(DeliveryResult),
+    FanOut {
+        channel: String,
+        results: Vec<RecipientResult>,
+    },
+}
+
+/// Renders the attempt's messages. `recipients` is `Some` for a fan-out (the addresses the core
+/// chose), `None` for a delivery to the entity's recipient.
 pub(crate) fn prepare(
     shared: &Shared,
     entity: &Entity,
     occurrence: &OccurrenceId,
     attempt: u32,
+    recipients: Option<&[String]>,
     now: Timestamp,
 ) -> Job {
     let reminder = &entity.active[occurrence];
@@ -30,59 +54,126 @@ pub(crate) fn prepare(
         .policy(&entity.policy)
         .ok()
         .and_then(|policy| policy.rule(&occurrence.rule).cloned());
-    let channel = rule
-        .as_ref()
-        .and_then(|rule| rule.channel.clone())
-        .unwrap_or_else(|| shared.options.default_channel.clone());
-    let message = match rule {
-        None => Err(format!(
-            "rule {} is not in policy {}",
-            occurrence.rule, entity.policy
-        )),
-        Some(rule) => shared
-            .catalog
-            .templates()
-            .render(&rule.template, entity, reminder, attempt)
-            .map(|rendered| Message {
-                idempotency_key: occurrence.idempotency_key(&entity.id).to_string(),
-                entity: entity.id.to_string(),
-                rule: occurrence.rule.to_string(),
-                kind: reminder.kind.clone(),
-                recipient: entity.recipient.clone(),
-                channel: channel.clone(),
-                due_at: reminder.planned_at,
-                fired_at: now,
-                attempt,
-                subject: rendered.subject,
-                body: rendered.body,
-            }),
+    let channel = shared.channel_of(entity, &occurrence.rule);
+    let key = occurrence.idempotency_key(&entity.id).to_string();
+    let fan_out = recipients.is_some();
+    let to: Vec<String> = match recipients {
+        Some(addresses) => addresses.to_vec(),
+        None => vec![entity.recipient.clone()],
     };
-    Job { channel, message }
+    let messages = to
+        .into_iter()
+        .map(|recipient| {
+            let message = match &rule {
+                None => Err(format!(
+                    "rule {} is not in policy {}",
+                    occurrence.rule, entity.policy
+                )),
+                Some(rule) => shared
+                    .catalog
+                    .templates()
+                    .render(&rule.template, entity, reminder, attempt, &recipient)
+                    .map(|rendered| Message {
+                        idempotency_key: if fan_out {
+                            format!("{key}/{recipient}")
+                        } else {
+                            key.clone()
+                        },
+                        entity: entity.id.to_string(),
+                        rule: occurrence.rule.to_string(),
+                        kind: reminder.kind.clone(),
+                        recipient: recipient.clone(),
+                        channel: channel.clone(),
+                        due_at: reminder.planned_at,
+                        fired_at: now,
+                        attempt,
+                        subject: rendered.subject,
+                        body: rendered.body,
+                        html: rendered.html,
+                    }),
+            };
+            (recipient, message)
+        })
+        .collect();
+    Job {
+        channel,
+        zone: entity.zone,
+        fan_out,
+        messages,
+    }
 }
 
-pub(crate) async fn run(shared: &Shared, job: Job) -> DeliveryResult {
+pub(crate) async fn run(shared: &Arc<Shared>, job: Job) -> Report {
+    // Give up on the attempt before its lease ends, so the result (a timeout) is recorded by
+    // this process rather than inferred after a restart.
+    let lease_ms = shared.options.delivery.lease.as_millis().max(1) as u64;
+    let budget = Duration::from_millis(lease_ms * 9 / 10);
+    let deadline = Instant::now() + budget;
+    if !job.fan_out {
+        let (_, message) = job.messages.into_iter().next().expect("one message");
+        return Report::Single(
+            deliver_one(shared, &job.channel, job.zone, message, deadline).await,
+        );
+    }
+    // Each message waits for a permit of its channel, so a large audience queues behind the
+    // channel's bound rather than opening hundreds of connections.
+    let mut tasks = JoinSet::new();
+    for (index, (recipient, message)) in job.messages.into_iter().enumerate() {
+        let shared = shared.clone();
+        let channel = job.channel.clone();
+        tasks.spawn(async move {
+            let result = deliver_one(&shared, &channel, job.zone, message, deadline).await;
+            (index, RecipientResult { recipient, result })
+        });
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => results.push(result),
+            // A panicking channel is a bug; the recipients it had stay unreported and are retried.
+            Err(err) => tracing::error!(error = %err, "a delivery task failed"),
+        }
+    }
+    results.sort_by_key(|(index, _)| *index);
+    Report::FanOut {
+        channel: job.channel,
+        results: results.into_iter().map(|(_, result)| result).collect(),
+    }
+}
+
+async fn deliver_one(
+    shared: &Arc<Shared>,
+    channel: &str,
+    zone: Zone,
+    message: Result<Message, String>,
+    deadline: Instant,
+) -> DeliveryResult {
     let failed = |error: String, permanent| DeliveryResult::Failed {
         error,
         permanent,
         retry_after: None,
     };
-    let message = match job.message {
+    let message = match message {
         Ok(message) => message,
         Err(error) => return failed(error, true),
     };
-    let Some(slot) = shared.channels.get(&job.channel) else {
-        return failed(format!("unknown channel {:?}", job.channel), true);
+    let Some(slot) = shared.channels.get(channel) else {
+        return failed(format!("unknown channel {channel:?}"), true);
     };
-    let Ok(_permit) = slot.permits.acquire().await else {
-        return failed("the engine is shutting down".into(), false);
+    let attempt = async {
+        let Ok(_permit) = slot.permits.acquire().await else {
+            return Err(DeliveryError::Transient(
+                "the engine is shutting down".into(),
+            ));
+        };
+        match &slot.target {
+            Target::External(external) => external.deliver(&message).await,
+            Target::Digest(target) => digest::collect(shared, target, &message, zone).await,
+        }
     };
-    // Give up on the attempt before its lease ends, so the result (a timeout) is recorded by
-    // this process rather than inferred after a restart.
-    let lease_ms = shared.options.delivery.lease.as_millis().max(1) as u64;
-    let timeout = Duration::from_millis(lease_ms * 9 / 10);
-    match tokio::time::timeout(timeout, slot.channel.deliver(&message)).await {
+    match tokio::time::timeout_at(deadline, attempt).await {
         Ok(Ok(receipt)) => DeliveryResult::Delivered {
-            channel: job.channel,
+            channel: channel.to_owned(),
             receipt,
         },
         Ok(Err(DeliveryError::Transient(error))) => failed(error, false),
@@ -93,7 +184,7 @@ pub(crate) async fn run(shared: &Shared, job: Job) -> DeliveryResult {
             retry_after: Some(after),
         },
         Err(_) => failed(
-            format!("no answer from channel {} within {timeout:?}", job.channel),
+            format!("no answer from channel {channel} before the attempt's deadline"),
             false,
         ),
     }

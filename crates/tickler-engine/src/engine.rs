@@ -16,12 +16,13 @@ use crate::catalog::Catalog;
 use crate::channel::Channel;
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
+use crate::digest::DigestChannel;
 use crate::entity_actor::{Applied, EntityMsg};
 use crate::metrics::Metrics;
 use crate::options::EngineOptions;
 use crate::pause::{PAUSES_META, Pauses};
 use crate::registry::Registry;
-use crate::shared::{ChannelSlot, PAST_EVENT_STREAM_CAPACITY, Shared};
+use crate::shared::{ChannelSlot, PAST_EVENT_STREAM_CAPACITY, Shared, Target};
 use crate::timer::{TimerActor, TimerMsg, TimerStatus};
 
 /// Where the manual clock's position is kept, so a manual-clock daemon resumes where it was.
@@ -45,7 +46,7 @@ pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
     catalog: Option<Catalog>,
-    channels: BTreeMap<String, Arc<dyn Channel>>,
+    channels: BTreeMap<String, Target>,
 }
 
 impl Engine {
@@ -82,7 +83,15 @@ impl EngineBuilder {
     }
 
     pub fn channel(mut self, name: &str, channel: Arc<dyn Channel>) -> Self {
-        self.channels.insert(name.to_owned(), channel);
+        self.channels
+            .insert(name.to_owned(), Target::External(channel));
+        self
+    }
+
+    /// A channel that collects messages into per-recipient digests instead of sending them.
+    pub fn digest_channel(mut self, name: &str, digest: DigestChannel) -> Self {
+        self.channels
+            .insert(name.to_owned(), Target::Digest(digest));
         self
     }
 
@@ -130,9 +139,9 @@ impl EngineBuilder {
         let channels = self
             .channels
             .into_iter()
-            .map(|(name, channel)| {
+            .map(|(name, target)| {
                 let permits = Arc::new(Semaphore::new(self.options.channel_in_flight_max.max(1)));
-                (name, ChannelSlot { channel, permits })
+                (name, ChannelSlot { target, permits })
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -171,20 +180,46 @@ impl EngineBuilder {
     }
 }
 
-/// Every rule's channel (or the default channel) must exist.
+/// Every channel a rule may use (its channel or the default, and its `channel_if` choice)
+/// must exist; a digest channel must name a policy that collects its list, and a digest's own
+/// rules must not deliver into a digest (a digest of digests would never be sent).
 fn check_channels(
     catalog: &Catalog,
     options: &EngineOptions,
-    channels: &BTreeMap<String, Arc<dyn Channel>>,
+    channels: &BTreeMap<String, Target>,
 ) -> Result<(), Error> {
+    let known = || channels.keys().cloned().collect::<Vec<_>>().join(", ");
+    for (name, target) in channels {
+        if let Target::Digest(digest) = target {
+            let policy = catalog.policy(&digest.policy).map_err(|_| Error::Config {
+                what: format!("channel {name}"),
+                reason: format!("digest policy {:?} is not in the catalog", digest.policy),
+            })?;
+            digest.check(name, policy)?;
+        }
+    }
     for policy in catalog.policies() {
         for rule in &policy.rules {
-            let name = rule.channel.as_ref().unwrap_or(&options.default_channel);
-            if !channels.contains_key(name) {
-                return Err(Error::UnknownChannel {
-                    value: name.clone(),
-                    known: channels.keys().cloned().collect::<Vec<_>>().join(", "),
-                });
+            let default = rule.channel.as_ref().unwrap_or(&options.default_channel);
+            let chosen = rule.channel_if.as_ref().map(|choice| &choice.channel);
+            for name in std::iter::once(default).chain(chosen) {
+                match channels.get(name) {
+                    None => {
+                        return Err(Error::UnknownChannel {
+                            value: name.clone(),
+                            known: known(),
+                        });
+                    }
+                    Some(Target::Digest(_)) if rule.collects.is_some() => {
+                        return Err(Error::Config {
+                            what: format!("policy {} rule {}", policy.name, rule.name),
+                            reason: format!(
+                                "a digest rule cannot deliver into digest channel {name}"
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                }
             }
         }
     }
@@ -235,15 +270,7 @@ pub const LEFT_GROUP: &str = "left-group";
 impl Engine {
     /// Runs a command against an entity. Returns once its events are durable.
     pub async fn execute(&self, entity: &EntityId, command: Command) -> Result<Applied, Error> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let message = EntityMsg::Execute {
-            command,
-            reply: reply.into(),
-        };
-        self.shared.registry.send(&self.shared, entity, message)?;
-        answer.await.map_err(|_| {
-            Error::Internal(format!("the actor of {entity} stopped before replying"))
-        })?
+        crate::shared::execute(&self.shared, entity, command).await
     }
 
     /// Creates an entity.

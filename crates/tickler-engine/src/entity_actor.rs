@@ -21,7 +21,7 @@ use tickler_store::{CommitBatch, IndexEntry, Snapshot, TimerEntry};
 use crate::Error;
 use crate::activity::ActivityGuard;
 use crate::codec;
-use crate::delivery;
+use crate::delivery::{self, Report};
 use crate::shared::Shared;
 use crate::timer::{TimerMsg, WakeTicket};
 
@@ -55,7 +55,7 @@ pub(crate) enum EntityMsg {
     DeliveryDone {
         occurrence: OccurrenceId,
         attempt: u32,
-        result: DeliveryResult,
+        report: Report,
         work: ActivityGuard,
     },
     IdleCheck,
@@ -142,25 +142,39 @@ impl Actor for EntityActor {
             EntityMsg::DeliveryDone {
                 occurrence,
                 attempt,
-                result,
+                report,
                 work,
             } => {
                 state.in_flight.remove(&occurrence);
-                if let Some(entity) = &state.entity {
-                    let channel = state.shared.channel_of(&entity.policy, &occurrence.rule);
-                    let label = match &result {
-                        DeliveryResult::Delivered { .. } => "delivered",
-                        DeliveryResult::Failed {
-                            permanent: true, ..
-                        } => "failed-permanently",
-                        DeliveryResult::Failed { .. } => "failed",
-                    };
-                    state.shared.metrics.delivery(&channel, label);
-                }
-                let command = Command::RecordDelivery {
-                    occurrence: occurrence.clone(),
-                    attempt,
-                    result,
+                let command = match report {
+                    Report::Single(result) => {
+                        if let Some(entity) = &state.entity {
+                            let channel = state.shared.channel_of(entity, &occurrence.rule);
+                            state
+                                .shared
+                                .metrics
+                                .delivery(&channel, result_label(&result));
+                        }
+                        Command::RecordDelivery {
+                            occurrence: occurrence.clone(),
+                            attempt,
+                            result,
+                        }
+                    }
+                    Report::FanOut { channel, results } => {
+                        for each in &results {
+                            state
+                                .shared
+                                .metrics
+                                .delivery(&channel, result_label(&each.result));
+                        }
+                        Command::RecordFanOut {
+                            occurrence: occurrence.clone(),
+                            attempt,
+                            channel,
+                            results,
+                        }
+                    }
                 };
                 if let Err(err) = state.execute(command).await {
                     // The attempt stays "delivering" in the log; its lease will wake it and it is
@@ -214,7 +228,7 @@ impl EntityState {
         let Some(entity) = &self.entity else {
             return false;
         };
-        let channel = self.shared.channel_of(&entity.policy, &occurrence.rule);
+        let channel = self.shared.channel_of(entity, &occurrence.rule);
         self.shared.paused(&entity.policy, &channel)
     }
 
@@ -400,13 +414,19 @@ impl EntityState {
             let _ = self.shared.past_events.send(past.clone());
         }
         for event in &events {
-            if let Event::DeliveryStarted {
-                occurrence,
-                attempt,
-                ..
-            } = event
-            {
-                self.start_delivery(occurrence.clone(), *attempt, now);
+            match event {
+                Event::DeliveryStarted {
+                    occurrence,
+                    attempt,
+                    ..
+                } => self.start_delivery(occurrence.clone(), *attempt, None, now),
+                Event::FanOutStarted {
+                    occurrence,
+                    attempt,
+                    recipients,
+                    ..
+                } => self.start_delivery(occurrence.clone(), *attempt, Some(recipients), now),
+                _ => {}
             }
         }
         Ok(Applied {
@@ -416,28 +436,44 @@ impl EntityState {
         })
     }
 
-    fn start_delivery(&mut self, occurrence: OccurrenceId, attempt: u32, now: Timestamp) {
+    fn start_delivery(
+        &mut self,
+        occurrence: OccurrenceId,
+        attempt: u32,
+        recipients: Option<&[String]>,
+        now: Timestamp,
+    ) {
         let entity = self
             .entity
             .as_ref()
             .expect("a delivery starts on a live entity");
-        let job = delivery::prepare(&self.shared, entity, &occurrence, attempt, now);
+        let job = delivery::prepare(&self.shared, entity, &occurrence, attempt, recipients, now);
         self.in_flight.insert(occurrence.clone());
         let work = self.shared.activity.begin();
         let shared = self.shared.clone();
         let id = self.id.clone();
         tokio::spawn(async move {
-            let result = delivery::run(&shared, job).await;
+            let report = delivery::run(&shared, job).await;
             let done = EntityMsg::DeliveryDone {
                 occurrence,
                 attempt,
-                result,
+                report,
                 work,
             };
             if let Err(err) = shared.registry.send(&shared, &id, done) {
                 tracing::error!(entity = %id, error = %err, "cannot report a delivery result; its lease will retry it");
             }
         });
+    }
+}
+
+fn result_label(result: &DeliveryResult) -> &'static str {
+    match result {
+        DeliveryResult::Delivered { .. } => "delivered",
+        DeliveryResult::Failed {
+            permanent: true, ..
+        } => "failed-permanently",
+        DeliveryResult::Failed { .. } => "failed",
     }
 }
 

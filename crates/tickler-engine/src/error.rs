@@ -25,6 +25,15 @@ pub enum Error {
     Config { what: String, reason: String },
     #[error("the engine runs on the system clock; only a manual clock can be moved")]
     ClockNotManual,
+    #[error("{value:?} is not one of the participants ({list}) of {entity}")]
+    NotAParticipant {
+        entity: EntityId,
+        list: String,
+        value: String,
+    },
+    /// Arguments that contradict each other or are missing.
+    #[error("invalid arguments for {what}: {reason}")]
+    Arguments { what: String, reason: String },
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("internal error: {0}")]
@@ -36,7 +45,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Rejected(rejection) => rejection.code(),
-            Error::Invalid(_) => "invalid_arguments",
+            Error::Invalid(_) | Error::Arguments { .. } => "invalid_arguments",
             Error::UnknownPolicy { .. } => "unknown_policy",
             Error::UnknownChannel { .. } => "unknown_channel",
             Error::UnknownGroup { .. } => "unknown_group",
@@ -44,6 +53,7 @@ impl Error {
             Error::Store(_) => "storage_error",
             Error::Config { .. } => "invalid_config",
             Error::ClockNotManual => "clock_not_manual",
+            Error::NotAParticipant { .. } => "not_a_participant",
             Error::ShuttingDown => "shutting_down",
             Error::Internal(_) => "internal_error",
         }

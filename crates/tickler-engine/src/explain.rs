@@ -186,6 +186,36 @@ pub fn explain(
                     .or_default()
                     .push(line(format!("{verb} by a user at {}", local(at, zone))));
             }
+            Event::FanOutStarted {
+                occurrence,
+                attempt,
+                recipients,
+                ..
+            } => {
+                stories
+                    .entry(occurrence.clone())
+                    .or_default()
+                    .push(line(format!(
+                        "attempt {attempt} started at {} to {} recipient(s)",
+                        local(at, zone),
+                        recipients.len()
+                    )));
+            }
+            Event::RecipientsReported {
+                occurrence,
+                attempt,
+                delivered,
+                refused,
+            } => {
+                let mut text = format!("attempt {attempt}: delivered to {}", delivered.len());
+                if let Some((_, why)) = refused.first() {
+                    text.push_str(&format!(", refused by {} (e.g. {why})", refused.len()));
+                }
+                stories
+                    .entry(occurrence.clone())
+                    .or_default()
+                    .push(line(format!("{text} at {}", local(at, zone))));
+            }
             Event::DeliveryStarted {
                 occurrence,
                 attempt,
@@ -340,7 +370,12 @@ fn describe_rule(
     };
     let time = match &rule.at {
         TimeOfDay::Exact => String::new(),
-        TimeOfDay::Local { time } => format!(", at {} local time", String::from(*time)),
+        TimeOfDay::Local { time, next: false } => {
+            format!(", at {} local time", String::from(*time))
+        }
+        TimeOfDay::Local { time, next: true } => {
+            format!(", at the next {} local time", String::from(*time))
+        }
         TimeOfDay::Window { start, end, .. } => format!(
             ", at a seeded draw in the {}-{} local window",
             String::from(*start),

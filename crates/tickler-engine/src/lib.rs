@@ -11,9 +11,11 @@ pub mod channel;
 mod clock;
 pub mod codec;
 mod delivery;
+mod digest;
 mod engine;
 mod entity_actor;
 mod error;
+mod evaluation;
 mod explain;
 mod metrics;
 mod operations;
@@ -28,12 +30,17 @@ mod timer;
 pub use catalog::Catalog;
 pub use channel::{
     CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message, Payload,
-    WebhookChannel, WebhookConfig,
+    SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel, WebhookConfig, message_id,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{DigestChannel, digest_entity};
 pub use engine::{Engine, EngineBuilder, JoinGroup, LEFT_GROUP};
 pub use entity_actor::Applied;
 pub use error::Error;
+pub use evaluation::{
+    DELETED, EVALUATION_POLICY, EvaluationDates, IN_PROGRESS, NewEvaluation, PARTICIPANTS,
+    RESPONDENTS, Response,
+};
 pub use explain::{ExplainLine, Explanation, OccurrenceStory};
 pub use metrics::FiringLag;
 pub use operations::{DUE_LEN_MAX, DueEntry, EngineStatus, ExportedEvent, ListFilter};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tickler_core::{Command, EntityId, Event, OccurrenceId, Rejection, Timestamp, index};
+use tickler_core::{Command, Entity, EntityId, Event, OccurrenceId, Rejection, Timestamp, index};
 use tickler_store::TimerEntry;
 
 use crate::engine::Engine;
@@ -273,13 +273,13 @@ impl Engine {
                         .active
                         .get(&timer.occurrence)
                         .cloned()
-                        .map(|r| (entity.policy.clone(), r)),
+                        .map(|r| (entity, r)),
                     Err(_) => None,
                 };
                 let (kind, state, channel, paused) = match &reminder {
-                    Some((policy, reminder)) => {
-                        let channel = self.shared().channel_of(policy, &reminder.occurrence.rule);
-                        let paused = self.shared().paused(policy, &channel);
+                    Some((entity, reminder)) => {
+                        let channel = self.shared().channel_of(entity, &reminder.occurrence.rule);
+                        let paused = self.shared().paused(&entity.policy, &channel);
                         (
                             Some(reminder.kind.clone()),
                             Some(reminder.state_label().to_owned()),
@@ -393,6 +393,13 @@ impl Engine {
             .then(|| entities.last().cloned())
             .flatten();
         Ok((events, next))
+    }
+
+    /// Where the entity is now, by its dates, for policies that declare phases (an evaluation:
+    /// in-queue, active, grace, closed, viewable).
+    pub fn phase(&self, entity: &Entity) -> Option<String> {
+        let policy = self.catalog().policy(&entity.policy).ok()?;
+        tickler_core::policy::phase_at(policy, entity, self.now()).map(str::to_owned)
     }
 
     /// The story of each occurrence of the entity (or of one), in sentences.

@@ -4,14 +4,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ractor::ActorRef;
-use tickler_core::{EntityId, PastEvent};
+use tickler_core::{Command, Entity, EntityId, PastEvent};
 use tickler_store::{GroupCommit, Store};
 use tokio::sync::{Semaphore, broadcast};
 
+use crate::Error;
 use crate::activity::Activity;
 use crate::catalog::Catalog;
 use crate::channel::Channel;
 use crate::clock::Clock;
+use crate::digest::DigestChannel;
+use crate::entity_actor::{Applied, EntityMsg};
 use crate::metrics::Metrics;
 use crate::options::EngineOptions;
 use crate::pause::Pauses;
@@ -42,10 +45,18 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct ChannelSlot {
-    pub channel: Arc<dyn Channel>,
+    pub target: Target,
     /// Bounds deliveries under way on this channel, so a slow channel queues its own work and
     /// does not hold up others.
     pub permits: Arc<Semaphore>,
+}
+
+/// Where a channel's messages go.
+pub(crate) enum Target {
+    /// Out of the engine: a file, a webhook, SMTP, an embedder's callback.
+    External(Arc<dyn Channel>),
+    /// Into a digest entity of this engine, collected for one message later.
+    Digest(DigestChannel),
 }
 
 impl Shared {
@@ -57,12 +68,13 @@ impl Shared {
             .holds(policy, channel)
     }
 
-    /// The channel a rule of a policy delivers through.
-    pub fn channel_of(&self, policy: &str, rule: &tickler_core::RuleName) -> String {
+    /// The channel a rule delivers through for this entity (a rule may choose by attribute).
+    pub fn channel_of(&self, entity: &Entity, rule: &tickler_core::RuleName) -> String {
         self.catalog
-            .policy(policy)
+            .policy(&entity.policy)
             .ok()
-            .and_then(|policy| policy.rule(rule).and_then(|rule| rule.channel.clone()))
+            .and_then(|policy| policy.rule(rule))
+            .map(|rule| rule.channel_for(entity, &self.options.default_channel))
             .unwrap_or_else(|| self.options.default_channel.clone())
     }
 
@@ -79,4 +91,21 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(entity.clone(), reason.to_owned());
     }
+}
+
+/// Runs a command against an entity and waits until its events are durable.
+pub(crate) async fn execute(
+    shared: &Arc<Shared>,
+    entity: &EntityId,
+    command: Command,
+) -> Result<Applied, Error> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let message = EntityMsg::Execute {
+        command,
+        reply: reply.into(),
+    };
+    shared.registry.send(shared, entity, message)?;
+    answer
+        .await
+        .map_err(|_| Error::Internal(format!("the actor of {entity} stopped before replying")))?
 }

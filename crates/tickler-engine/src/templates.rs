@@ -1,7 +1,8 @@
 //! Message templates: minijinja, loaded from files only (never compiled from request input).
 //!
 //! A template named `due/pre-due` is two files under the templates directory:
-//! `due/pre-due.subject.j2` and `due/pre-due.text.j2`. Undefined variables are errors, and every
+//! `due/pre-due.subject.j2` and `due/pre-due.text.j2`, and optionally a third,
+//! `due/pre-due.html.j2`, the HTML part of an email (auto-escaped, unlike the other two). Undefined variables are errors, and every
 //! template a policy names is rendered once against a sample entity when the catalog loads, so a
 //! typo fails at start-up, not at 3 a.m.
 
@@ -21,6 +22,7 @@ const RENDER_FUEL_MAX: u64 = 200_000;
 
 pub const SUBJECT_SUFFIX: &str = ".subject.j2";
 pub const TEXT_SUFFIX: &str = ".text.j2";
+pub const HTML_SUFFIX: &str = ".html.j2";
 
 pub struct Templates {
     env: Environment<'static>,
@@ -32,6 +34,8 @@ pub struct Templates {
 pub struct Rendered {
     pub subject: String,
     pub body: String,
+    /// The HTML part, when the template has one.
+    pub html: Option<String>,
 }
 
 impl Templates {
@@ -47,6 +51,15 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(RENDER_FUEL_MAX));
+        // Only the HTML part is escaped: subjects and text bodies are plain text, where `&amp;`
+        // would be a visible mistake.
+        env.set_auto_escape_callback(|file| {
+            if file.ends_with(HTML_SUFFIX) {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
         let mut names = Vec::new();
         for (file, source) in files {
             if let Some(name) = file.strip_suffix(SUBJECT_SUFFIX) {
@@ -75,14 +88,18 @@ impl Templates {
                 .is_ok()
     }
 
+    /// Renders template `name` for one recipient of an occurrence.
     pub fn render(
         &self,
         name: &str,
         entity: &Entity,
         reminder: &ActiveReminder,
         attempt: u32,
+        recipient: &str,
     ) -> Result<Rendered, String> {
-        let context = Value::from(Serde(RenderContext::new(entity, reminder, attempt)));
+        let context = Value::from(Serde(RenderContext::new(
+            entity, reminder, attempt, recipient,
+        )));
         let render = |suffix: &str| {
             let file = format!("{name}{suffix}");
             self.env
@@ -90,9 +107,15 @@ impl Templates {
                 .and_then(|template| template.render(&context))
                 .map_err(|err| format!("template {file}: {err:#}"))
         };
+        let html_file = format!("{name}{HTML_SUFFIX}");
+        let html = match self.env.get_template(&html_file) {
+            Ok(_) => Some(render(HTML_SUFFIX)?),
+            Err(_) => None,
+        };
         Ok(Rendered {
             subject: render(SUBJECT_SUFFIX)?.trim().to_owned(),
             body: render(TEXT_SUFFIX)?,
+            html,
         })
     }
 }
@@ -114,7 +137,10 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Res
             .expect("walked from root")
             .to_string_lossy()
             .replace('\\', "/");
-        if relative.ends_with(SUBJECT_SUFFIX) || relative.ends_with(TEXT_SUFFIX) {
+        if [SUBJECT_SUFFIX, TEXT_SUFFIX, HTML_SUFFIX]
+            .iter()
+            .any(|suffix| relative.ends_with(suffix))
+        {
             let source = std::fs::read_to_string(&path).map_err(|err| unreadable(&path, err))?;
             files.insert(relative, source);
         }
@@ -127,6 +153,8 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Res
 struct RenderContext<'a> {
     entity: EntityContext<'a>,
     occurrence: OccurrenceContext<'a>,
+    /// Who this message goes to: the entity's recipient, or one address of the rule's audience.
+    recipient: &'a str,
 }
 
 #[derive(Serialize)]
@@ -172,8 +200,14 @@ impl InstantContext {
 }
 
 impl<'a> RenderContext<'a> {
-    fn new(entity: &'a Entity, reminder: &'a ActiveReminder, attempt: u32) -> RenderContext<'a> {
+    fn new(
+        entity: &'a Entity,
+        reminder: &'a ActiveReminder,
+        attempt: u32,
+        recipient: &'a str,
+    ) -> RenderContext<'a> {
         RenderContext {
+            recipient,
             entity: EntityContext {
                 id: entity.id.as_str(),
                 kind: entity.id.kind(),

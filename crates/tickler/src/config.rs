@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tickler_core::{Span, Timestamp};
+use tickler_core::{Span, Timestamp, Zone};
 use tickler_engine::{
-    Catalog, Channel, Clock, Engine, EngineOptions, Error, FileChannel, LogChannel, Payload,
-    WebhookChannel, WebhookConfig,
+    Catalog, Channel, Clock, DigestChannel, Engine, EngineBuilder, EngineOptions, Error,
+    FileChannel, LogChannel, Payload, SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel,
+    WebhookConfig,
 };
 use tickler_store::Store;
 
@@ -113,6 +114,33 @@ pub enum ChannelConfig {
         #[serde(default = "default_timeout")]
         timeout: Span,
     },
+    /// An email per delivery through an SMTP relay; see `SmtpChannel`.
+    Smtp {
+        host: String,
+        port: u16,
+        /// `none` (loopback relays and tests only), `starttls` or `tls`.
+        tls: SmtpTls,
+        /// Environment variables holding the user name and password; both or neither.
+        #[serde(default)]
+        username_env: Option<String>,
+        #[serde(default)]
+        password_env: Option<String>,
+        from: String,
+        #[serde(default)]
+        reply_to: Option<String>,
+        #[serde(default = "default_timeout")]
+        timeout: Span,
+    },
+    /// Collects messages into one digest per recipient, sent by `policy` (the rule of it that
+    /// `collects` the list `list`); see `DigestChannel`.
+    Digest {
+        policy: String,
+        #[serde(default = "default_digest_list")]
+        list: String,
+        /// The zone digests are sent in; default: the zone of the entity the first item came from.
+        #[serde(default)]
+        zone: Option<Zone>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -125,6 +153,9 @@ pub enum PayloadConfig {
     Body,
 }
 
+fn default_digest_list() -> String {
+    "items".to_owned()
+}
 fn default_signature_header() -> String {
     "x-tickler-signature".to_owned()
 }
@@ -234,11 +265,52 @@ impl Config {
         Catalog::load(&self.policies_dir(), &self.templates_dir())
     }
 
-    /// Opens the configured channels (the file outbox is created under the data directory).
+    /// Opens the configured channels that send (the file outbox is created under the data
+    /// directory). Call inside a Tokio runtime: the SMTP channel's connection pool needs one.
     pub fn channels(&self) -> Result<BTreeMap<String, Arc<dyn Channel>>, Error> {
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();
         for (name, config) in &self.channels {
             let channel: Arc<dyn Channel> = match config {
+                ChannelConfig::Digest { .. } => continue,
+                ChannelConfig::Smtp {
+                    host,
+                    port,
+                    tls,
+                    username_env,
+                    password_env,
+                    from,
+                    reply_to,
+                    timeout,
+                } => {
+                    let variable = |env: &str| {
+                        std::env::var(env).map_err(|_| Error::Config {
+                            what: format!("channel {name}"),
+                            reason: format!("the smtp credential variable {env} is not set"),
+                        })
+                    };
+                    let credentials = match (username_env, password_env) {
+                        (None, None) => None,
+                        (Some(user), Some(password)) => {
+                            Some((variable(user)?, variable(password)?))
+                        }
+                        _ => {
+                            return Err(Error::Config {
+                                what: format!("channel {name}"),
+                                reason: "username_env and password_env go together".into(),
+                            });
+                        }
+                    };
+                    Arc::new(SmtpChannel::new(SmtpConfig {
+                        name: name.clone(),
+                        host: host.clone(),
+                        port: *port,
+                        tls: *tls,
+                        credentials,
+                        from: from.clone(),
+                        reply_to: reply_to.clone(),
+                        timeout: duration(*timeout),
+                    })?)
+                }
                 ChannelConfig::File { path } => {
                     let path = self.data_dir.join(path);
                     Arc::new(FileChannel::open(&path).map_err(|err| Error::Config {
@@ -282,21 +354,47 @@ impl Config {
         Ok(channels)
     }
 
+    /// The configured digest channels.
+    pub fn digest_channels(&self) -> BTreeMap<String, DigestChannel> {
+        self.channels
+            .iter()
+            .filter_map(|(name, config)| match config {
+                ChannelConfig::Digest { policy, list, zone } => Some((
+                    name.clone(),
+                    DigestChannel {
+                        policy: policy.clone(),
+                        list: list.clone(),
+                        zone: *zone,
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Builds and opens an engine on `store` and `clock` with this configuration.
     pub async fn open_engine(
         &self,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, Error> {
-        let mut builder = Engine::builder()
+        let builder = Engine::builder()
             .options(self.engine.clone())
             .store(store)
             .clock(clock)
             .catalog(self.catalog()?);
+        self.add_channels(builder)?.open().await
+    }
+
+    /// Adds every configured channel, sending and digest, to an engine being built.
+    pub fn add_channels(&self, mut builder: EngineBuilder) -> Result<EngineBuilder, Error> {
         for (name, channel) in self.channels()? {
             builder = builder.channel(&name, channel);
         }
-        builder.open().await
+        for (name, digest) in self.digest_channels() {
+            builder = builder.digest_channel(&name, digest);
+        }
+        Ok(builder)
     }
 }
 
@@ -347,24 +445,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_shipped_config_loads_with_every_channel_its_policies_name() {
+    #[tokio::test]
+    async fn the_shipped_config_loads_with_every_channel_its_policies_name() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tickler.toml");
         let mut config = Config::load(&path).unwrap();
         config.data_dir = tempfile::tempdir().unwrap().keep();
         let channels = config.channels().unwrap();
+        let digests = config.digest_channels();
         for policy in config.catalog().unwrap().policies() {
             for rule in &policy.rules {
                 let name = rule
                     .channel
                     .as_ref()
                     .unwrap_or(&config.engine.default_channel);
-                assert!(
-                    channels.contains_key(name),
-                    "{}: channel {name}",
-                    policy.name
-                );
+                let chosen = rule.channel_if.as_ref().map(|choice| &choice.channel);
+                for name in std::iter::once(name).chain(chosen) {
+                    assert!(
+                        channels.contains_key(name) || digests.contains_key(name),
+                        "{}: channel {name}",
+                        policy.name
+                    );
+                }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn smtp_credentials_come_from_the_environment_and_a_missing_one_is_named() {
+        let config = parse(
+            r#"
+            [channels.email]
+            kind = "smtp"
+            host = "smtp.example.org"
+            port = 587
+            tls = "starttls"
+            username_env = "PATH"
+            password_env = "TICKLER_TEST_SMTP_PASSWORD_NEVER_SET"
+            from = "Evaluations <evaluations@example.org>"
+            "#,
+        );
+        let err = config.channels().err().unwrap().to_string();
+        assert!(
+            err.contains("channel email") && err.contains("TICKLER_TEST_SMTP_PASSWORD_NEVER_SET"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_tls_mode_is_refused_naming_the_value() {
+        let err = toml::from_str::<Config>(
+            r#"
+            [channels.email]
+            kind = "smtp"
+            host = "smtp.example.org"
+            port = 587
+            tls = "maybe"
+            from = "evaluations@example.org"
+            "#,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("maybe") && err.contains("starttls"), "{err}");
     }
 }

@@ -25,8 +25,9 @@ pub use tickler_engine::{
     codec, replay,
 };
 pub use tickler_engine::{
-    DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag, ListFilter, OccurrenceStory,
-    PauseScope, Pauses,
+    DigestChannel, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag, ListFilter,
+    OccurrenceStory, PauseScope, Pauses, Response, SmtpChannel, SmtpConfig, SmtpTls, digest_entity,
+    message_id,
 };
 pub use tickler_store::{MemoryStore, SledStore, Store};
 

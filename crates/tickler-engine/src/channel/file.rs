@@ -114,6 +114,7 @@ mod tests {
             attempt: 1,
             subject: "s".into(),
             body: "b".into(),
+            html: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod file;
 mod log;
+mod smtp;
 mod webhook;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use tickler_core::Timestamp;
 
 pub use file::FileChannel;
 pub use log::LogChannel;
+pub use smtp::{IDEMPOTENCY_HEADER, SmtpChannel, SmtpConfig, SmtpTls, message_id};
 pub use webhook::{Payload, WebhookChannel, WebhookConfig, is_public};
 
 /// One delivery attempt: the fields of the file outbox line (PRODUCT.md), in that order.
@@ -29,6 +31,10 @@ pub struct Message {
     pub attempt: u32,
     pub subject: String,
     pub body: String,
+    /// The HTML alternative of `body` (email), when the template has an `.html.j2` part. Not in
+    /// outbox lines when absent, so they keep PRODUCT.md's fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -373,6 +373,7 @@ mod tests {
             attempt: 1,
             subject: String::new(),
             body: String::new(),
+            html: None,
         };
         let err = channel.deliver(&message).await.unwrap_err().to_string();
         assert!(err.contains("non-public"), "{err}");

@@ -25,12 +25,13 @@ use tickler::config::Config;
 use tickler::{AttrValue, EntityId, Timestamp};
 use tickler_admin::protocol::{
     Cancel, ChangeRecipient, ClockAdvance, ClockSet, Complete, Due, DueCreate, DueMove, EntityArg,
-    EntityCreate, Explain, GroupArg, GroupJoin, GroupLeave, History, List, MoveAnchor, PauseArgs,
-    Retry, SetAttribute, SnapshotArgs, Toggle,
+    EntityCreate, EvalMoveDates, EvalRespond, EvaluationDates, Explain, GroupArg, GroupJoin,
+    GroupLeave, History, List, MoveAnchor, NewEvaluation, PauseArgs, Retry, SetAttribute,
+    SnapshotArgs, Toggle,
 };
 use tickler_admin::{Client, Request};
 
-use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, GroupCmd};
+use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, EvalCmd, EvalDatesArgs, GroupCmd};
 
 /// Where the config is looked for when `--config` is not given.
 const DEFAULT_CONFIG: &str = "config/tickler.toml";
@@ -87,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Status => Request::Status,
         Cmd::DueDate(due) => due_request(due)?,
+        Cmd::Eval(eval) => eval_request(eval)?,
         Cmd::List {
             kind,
             policy,
@@ -227,6 +229,71 @@ fn due_request(due: DueCmd) -> anyhow::Result<Request> {
         DueCmd::Complete { entity, reason } => Request::DueComplete(Complete {
             entity: parse_entity(&entity, Some("due"))?,
             reason,
+        }),
+    })
+}
+
+fn eval_dates(args: EvalDatesArgs) -> EvaluationDates {
+    EvaluationDates {
+        start: args.start,
+        due: args.due,
+        stop: args.stop,
+        view: args.view,
+        view_instructors: args.view_instructors,
+        view_students: args.view_students,
+    }
+}
+
+fn eval_request(command: EvalCmd) -> anyhow::Result<Request> {
+    let entity = |text: &str| parse_entity(text, Some("eval"));
+    Ok(match command {
+        EvalCmd::Create {
+            entity: name,
+            title,
+            owner,
+            students,
+            instructors,
+            dates,
+            reminder,
+            no_available_notice,
+            allow_saving,
+            results_to_students,
+            no_results_to_instructors,
+            consolidated,
+            zone,
+        } => Request::EvalCreate(NewEvaluation {
+            entity: entity(&name)?,
+            title,
+            owner,
+            students,
+            instructors,
+            zone: zone.parse()?,
+            dates: eval_dates(dates),
+            reminder: Some(reminder),
+            available_notice: Some(!no_available_notice),
+            allow_saving: Some(allow_saving),
+            results_to_instructors: Some(!no_results_to_instructors),
+            results_to_students: Some(results_to_students),
+            consolidated: Some(consolidated),
+        }),
+        EvalCmd::Respond {
+            entity: name,
+            student,
+            saved,
+        } => Request::EvalRespond(EvalRespond {
+            entity: entity(&name)?,
+            student,
+            saved,
+        }),
+        EvalCmd::MoveDates {
+            entity: name,
+            dates,
+        } => Request::EvalMoveDates(EvalMoveDates {
+            entity: entity(&name)?,
+            dates: eval_dates(dates),
+        }),
+        EvalCmd::Delete { entity: name } => Request::EvalDelete(EntityArg {
+            entity: entity(&name)?,
         }),
     })
 }

@@ -66,6 +66,11 @@ pub fn print(request: &Request, result: &Value) {
         }
         Request::Snapshot(_) => out!("{} snapshot(s) written", text(&result["snapshots"])),
         Request::Metrics => out!("{}", result["text"].as_str().unwrap_or_default().trim_end()),
+        Request::EvalRespond(_) => {
+            for applied in result["applied"].as_array().into_iter().flatten() {
+                print_applied(applied);
+            }
+        }
         _ => print_applied(result),
     }
 }
@@ -150,6 +155,9 @@ fn print_entity(entity: &Value) {
         for (name, at) in anchors {
             out!("  {name}: {}", text(at));
         }
+    }
+    if let Some(phase) = entity["phase"].as_str() {
+        out!("  phase: {phase}");
     }
     if let Value::Object(completed) = &entity["completed"] {
         out!(

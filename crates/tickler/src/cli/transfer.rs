@@ -47,7 +47,7 @@ pub async fn import(socket: &Path, file: &Path) -> anyhow::Result<()> {
             .get("args")
             .and_then(|args| args.get("entity"))
             .and_then(Value::as_str)
-            .map_or(0, |entity| lane_of(entity));
+            .map_or(0, lane_of);
         object.insert("v".into(), Value::from(PROTOCOL_VERSION));
         object.insert("id".into(), Value::from(number));
         let mut bytes = serde_json::to_vec(&object)?;
