@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tickler::{
-    Catalog, Channel, Command, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, Message,
-    SledStore, Span, Timestamp, Zone, async_trait,
+    Catalog, Channel, Command, CreateEntity, DeliveryError, DigestChannel, Engine, EntityId,
+    ManualClock, Message, SledStore, Span, Timestamp, Zone, async_trait,
 };
 
 /// Your delivery code: here it keeps messages in memory; a real one would call your mailer or
@@ -50,10 +50,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &config.join("templates"),
         )?)
         .clock(Arc::new(clock.clone()))
-        // The shipped policies deliver through the channels "file" (due dates) and "rapidpro"
-        // (contact cadences); route both to our inbox.
+        // The shipped policies deliver through the channels "file" (due dates), "rapidpro"
+        // (contact cadences) and "email" (evaluations); route them all to our inbox. A
+        // consolidated evaluation's notices go to "digest", which collects them into one daily
+        // digest per student, sent by the evaluation-digest policy through "email".
         .channel("file", inbox.clone())
         .channel("rapidpro", inbox.clone())
+        .channel("email", inbox.clone())
+        .digest_channel(
+            "digest",
+            DigestChannel {
+                policy: "evaluation-digest".into(),
+                list: "items".into(),
+                zone: None,
+            },
+        )
         .open()
         .await?;
 
