@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tickler::{
-    Catalog, Channel, Command, CreateEntity, DeliveryError, DigestChannel, Engine, EntityId,
-    ManualClock, Message, SledStore, Span, Timestamp, Zone, async_trait,
+    Catalog, Channel, Command, CreateEntity, DeliveryError, DigestChannel, DigestKey, Engine,
+    EntityId, ManualClock, Message, SledStore, Span, Timestamp, Zone, async_trait,
 };
 
 /// Your delivery code: here it keeps messages in memory; a real one would call your mailer or
@@ -63,6 +63,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 policy: "evaluation-digest".into(),
                 list: "items".into(),
                 zone: None,
+                key: DigestKey::Entity,
+            },
+        )
+        // Learner schedules collect every message of a learner's slot into one email.
+        .digest_channel(
+            "learner-digest",
+            DigestChannel {
+                policy: "learner-digest".into(),
+                list: "items".into(),
+                zone: None,
+                key: DigestKey::Occurrence,
             },
         )
         .open()

@@ -141,6 +141,46 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             let applied = engine.delete_evaluation(&args.entity).await?;
             applied_reply(engine, &args.entity, &applied).await
         }
+        Request::SiteSet(settings) => {
+            let applied = engine.set_site(&settings).await?;
+            let id = tickler_core::learner::site_id(&settings.site)?;
+            applied_reply(engine, &id, &applied).await
+        }
+        Request::CourseSet(settings) => to_value(&engine.set_course(&settings).await?),
+        Request::LearnerEnroll(enrolment) => to_value(&engine.enroll(&enrolment).await?),
+        Request::LearnerUnenroll(args) => {
+            let applied = engine.unenroll(&args.course, &args.learner).await?;
+            let id = tickler_core::learner::schedule_id(&args.course, &args.learner)?;
+            applied_reply(engine, &id, &applied).await
+        }
+        Request::LearnerChangeTrack(args) => {
+            let applied = engine
+                .change_track(&args.course, &args.learner, &args.track)
+                .await?;
+            let id = tickler_core::learner::schedule_id(&args.course, &args.learner)?;
+            applied_reply(engine, &id, &applied).await
+        }
+        Request::LearnerOptOut(args) => {
+            let changed = engine
+                .opt_out(
+                    &args.site,
+                    &args.learner,
+                    &args.email,
+                    args.course.as_deref(),
+                )
+                .await?;
+            Ok(json!({ "schedules_changed": changed }))
+        }
+        Request::Backfill(args) => {
+            let backfill = engine.backfill(&args.policy, args.from, args.to).await?;
+            let woken: Vec<Value> = backfill
+                .woken
+                .iter()
+                .map(|(entity, occurrence)| json!({ "entity": entity, "occurrence": occurrence }))
+                .collect();
+            Ok(json!({ "woken": woken }))
+        }
+        Request::Preview(request) => to_value(&engine.preview(&request).await?),
         Request::EntitySetAttribute(args) => {
             let command = Command::SetAttribute {
                 name: args.name,

@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+pub use tickler_core::learner::Enrolment;
 use tickler_core::{AttrValue, EntityId, OccurrenceId, Span, Timestamp, Zone};
-pub use tickler_engine::{EvaluationDates, NewEvaluation};
+pub use tickler_engine::{
+    CourseSettings, EvaluationDates, NewEvaluation, PreviewRequest, SiteSettings,
+};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -35,6 +38,14 @@ pub const COMMANDS: &[&str] = &[
     "eval.respond",
     "eval.move-dates",
     "eval.delete",
+    "site.set",
+    "course.set",
+    "learner.enroll",
+    "learner.unenroll",
+    "learner.change-track",
+    "learner.opt-out",
+    "backfill",
+    "preview",
     "group.join",
     "group.leave",
     "group.replan",
@@ -91,6 +102,22 @@ pub enum Request {
     EvalMoveDates(EvalMoveDates),
     #[serde(rename = "eval.delete")]
     EvalDelete(EntityArg),
+    #[serde(rename = "site.set")]
+    SiteSet(SiteSettings),
+    #[serde(rename = "course.set")]
+    CourseSet(CourseSettings),
+    #[serde(rename = "learner.enroll")]
+    LearnerEnroll(Enrolment),
+    #[serde(rename = "learner.unenroll")]
+    LearnerUnenroll(LearnerInCourse),
+    #[serde(rename = "learner.change-track")]
+    LearnerChangeTrack(ChangeTrack),
+    #[serde(rename = "learner.opt-out")]
+    LearnerOptOut(OptOut),
+    #[serde(rename = "backfill")]
+    Backfill(BackfillArgs),
+    #[serde(rename = "preview")]
+    Preview(PreviewRequest),
     #[serde(rename = "group.join")]
     GroupJoin(GroupJoin),
     #[serde(rename = "group.leave")]
@@ -199,6 +226,48 @@ pub struct MoveAnchor {
 pub struct MoveAnchors {
     pub entity: EntityId,
     pub to: BTreeMap<String, Timestamp>,
+}
+
+/// A learner's schedule in a course.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerInCourse {
+    pub course: String,
+    pub learner: String,
+}
+
+/// A learner moved to another track (`verified`: upgraded).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeTrack {
+    pub course: String,
+    pub learner: String,
+    pub track: String,
+}
+
+/// A learner unsubscribed from one course's email, or (without `course`) from all of a site's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOut {
+    pub site: String,
+    pub learner: String,
+    pub email: String,
+    #[serde(default)]
+    pub course: Option<String>,
+}
+
+/// Process what of `policy` fell due in [from, to) and is still waiting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillArgs {
+    #[serde(default = "schedule_policy")]
+    pub policy: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+fn schedule_policy() -> String {
+    tickler_core::learner::SCHEDULE_POLICY.to_owned()
 }
 
 /// A student answered an evaluation (or saved an answer without submitting it).

@@ -62,6 +62,7 @@ pub enum Command {
         item: BTreeMap<String, String>,
     },
     /// Removes an item (by key) from a digest's list, e.g. the evaluation was answered.
+    /// Every item from the entity named `key` goes too.
     Discard { list: String, key: String },
     /// Adds a value to a list attribute (a student who responded), unless it is there: decided
     /// inside the entity, so concurrent additions are never lost.
@@ -71,6 +72,13 @@ pub enum Command {
     /// Moves several anchors in one decision: their order is checked on the result and the plan
     /// repaired once (a due date extended past the view dates, moved with them).
     MoveAnchors { to: BTreeMap<String, Timestamp> },
+    /// Moves anchors and sets (`Some`) or clears (`None`) attributes in one decision, with one
+    /// repair of the plan: a course change reaching a learner's schedule (new start, new end,
+    /// new highlights) must not be planned against half of it.
+    Update {
+        anchors: BTreeMap<String, Timestamp>,
+        attributes: BTreeMap<String, Option<AttrValue>>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

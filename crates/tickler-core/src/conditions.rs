@@ -2,7 +2,7 @@
 //! with no clock) and at fire time (`conditions`, with `now`).
 
 use crate::policy::{Audience, Condition, Rule};
-use crate::{Entity, Timestamp};
+use crate::{Entity, Timestamp, UnsentReason};
 
 /// The first condition that is false, described; `None` when all hold. `now` is `None` at plan
 /// time, where time-dependent conditions are refused by policy validation.
@@ -12,9 +12,25 @@ pub fn first_false(
     entity: &Entity,
     now: Option<Timestamp>,
 ) -> Option<String> {
-    conditions
-        .iter()
-        .find_map(|condition| why_false(condition, rule, entity, now))
+    first_failure(conditions, rule, entity, now).map(|(_, why)| why)
+}
+
+/// Like [`first_false`], with the unsent reason the failure gives: "opted out" for an opt-out,
+/// "condition false" otherwise.
+pub fn first_failure(
+    conditions: &[Condition],
+    rule: &Rule,
+    entity: &Entity,
+    now: Option<Timestamp>,
+) -> Option<(UnsentReason, String)> {
+    conditions.iter().find_map(|condition| {
+        let why = why_false(condition, rule, entity, now)?;
+        let reason = match condition {
+            Condition::NotOptedOut { .. } => UnsentReason::OptedOut,
+            _ => UnsentReason::ConditionFalse,
+        };
+        Some((reason, why))
+    })
 }
 
 fn why_false(
@@ -53,6 +69,10 @@ fn why_false(
             (Some(at), _) => Some(format!("{anchor} {at} is not in the future")),
             (None, _) => Some(format!("{anchor} is not set")),
         },
+        Condition::NotOptedOut { name } => attribute(name)
+            .is_some_and(|value| value.is_true())
+            .then(|| format!("the recipient opted out ({name} is true)")),
+
         Condition::AudienceNotEmpty => match audience(&rule.audience, entity) {
             Some(addresses) if addresses.is_empty() => Some(describe_empty(&rule.audience)),
             _ => None,

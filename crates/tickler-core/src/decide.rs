@@ -12,7 +12,7 @@ use crate::event::{Event, PlanCause, UnsentReason};
 use crate::fire::{
     decide_delivery_result, decide_fan_out_result, decide_wake, rows_by_key, sending_attribute,
 };
-use crate::policy::{AttributeKind, Rounding};
+use crate::policy::{AttributeKind, NOT_ENQUEUED, Rounding};
 use crate::reconcile::{Rearm, reconcile};
 use crate::retry::DeliveryPolicy;
 use crate::{AttrValue, Command, EntityId, OccurrenceId, Policy, Timestamp};
@@ -26,7 +26,16 @@ pub struct Context<'a> {
     pub now: Timestamp,
     pub policy: &'a Policy,
     pub delivery: &'a DeliveryPolicy,
+    /// The latest state of the directory entities (sites, courses) as the shell knows them: read
+    /// for kill switches. What they lead to is recorded in events, so replay never reads them.
+    pub directory: &'a Directory,
 }
+
+/// Directory entities by id (see `Policy::directory`).
+pub type Directory = BTreeMap<EntityId, Entity>;
+
+/// An empty directory, for callers with no directory policies.
+pub static NO_DIRECTORY: Directory = BTreeMap::new();
 
 pub fn decide(
     state: Option<&Entity>,
@@ -64,6 +73,10 @@ fn decide_command(
             decide_move_anchors(entity, &BTreeMap::from([(anchor.clone(), *to)]), ctx)
         }
         Command::MoveAnchors { to } => decide_move_anchors(entity, to, ctx),
+        Command::Update {
+            anchors,
+            attributes,
+        } => decide_update(entity, anchors, attributes, ctx),
         Command::SetAttribute { name, value } => {
             refuse_if_completed(entity)?;
             check_attribute_name(name)?;
@@ -183,7 +196,13 @@ fn decide_command(
         Command::Discard { list, key } => {
             refuse_if_completed(entity)?;
             let mut rows = rows_by_key(entity.attributes.get(list));
-            if rows.remove(key).is_none() {
+            let before = rows.len();
+            // By its key, and every item that came from the entity `key` names (a digest keyed
+            // per occurrence holds several items of one source).
+            rows.retain(|row_key, row| {
+                row_key != key && row.get("entity").is_none_or(|source| source != key)
+            });
+            if rows.len() == before {
                 return Ok(Vec::new());
             }
             let value = (!rows.is_empty()).then(|| AttrValue::Table(rows.into_values().collect()));
@@ -364,7 +383,7 @@ fn decide_create(
         }
     }
     check_anchor_order(policy, &anchors)?;
-    let created = Event::Created {
+    let mut created = Event::Created {
         policy: policy.name.clone(),
         policy_version: policy.version,
         workflow: create.workflow.clone(),
@@ -374,9 +393,36 @@ fn decide_create(
         attributes,
     };
     let entity = evolve(None, id, &created, ctx.now, 1).expect("a Created event starts a log");
+    // Kinds whose enqueue switch is off now are kept out of this entity's plan for good, and the
+    // record says so (switching enqueue back on serves entities created from then on).
+    let not_enqueued = not_enqueued(&entity, ctx);
+    if !not_enqueued.is_empty()
+        && let Event::Created { attributes, .. } = &mut created
+    {
+        attributes.insert(NOT_ENQUEUED.to_owned(), AttrValue::List(not_enqueued));
+    }
+    let entity = evolve(None, id, &created, ctx.now, 1).expect("a Created event starts a log");
     let mut events = vec![created];
     events.extend(reconcile(&entity, ctx, PlanCause::Created, Rearm::Never));
     Ok(events)
+}
+
+/// The kinds of the policy's rules whose enqueue switch is off for this new entity.
+fn not_enqueued(entity: &Entity, ctx: &Context) -> Vec<String> {
+    let Some(switches) = crate::fire::switches_of(entity, ctx) else {
+        return Vec::new();
+    };
+    let off = |name: &str| matches!(switches.attributes.get(name), Some(AttrValue::Bool(false)));
+    let mut kinds: Vec<String> = ctx
+        .policy
+        .rules
+        .iter()
+        .map(|rule| rule.kind.clone())
+        .filter(|kind| off("enqueue") || off(&format!("enqueue_{kind}")))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
 }
 
 /// Moves one or more anchors at once: the order of the anchors is checked on the result, so
@@ -435,6 +481,51 @@ fn decide_move_anchors(
         Rearm::AtANewInstant,
     ));
     Ok(events)
+}
+
+fn decide_update(
+    entity: &Entity,
+    anchors: &BTreeMap<String, Timestamp>,
+    attributes: &BTreeMap<String, Option<AttrValue>>,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    let mut set = Vec::new();
+    for (name, value) in attributes {
+        check_attribute_name(name)?;
+        if let Some(value) = value {
+            check_attribute_value(ctx.policy, name, value)?;
+        }
+        if entity.attributes.get(name) != value.as_ref() {
+            set.push(Event::AttributeSet {
+                name: name.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    // The anchor moves are decided (and checked) on the entity with its new attributes, so
+    // their repair of the plan already sees both; without moves the attributes replan alone.
+    let after_set = apply(entity, &set, ctx);
+    let moved = if anchors.is_empty() {
+        Vec::new()
+    } else {
+        decide_move_anchors(&after_set, anchors, ctx)?
+    };
+    if moved.is_empty() {
+        if set.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut events = set;
+        events.extend(reconcile(
+            &after_set,
+            ctx,
+            PlanCause::Replanned,
+            Rearm::Never,
+        ));
+        return Ok(events);
+    }
+    set.extend(moved);
+    Ok(set)
 }
 
 fn decide_complete(entity: &Entity, reason: &str, ctx: &Context) -> Result<Vec<Event>, Rejection> {
@@ -692,7 +783,9 @@ fn check_attribute_value(policy: &Policy, name: &str, value: &AttrValue) -> Resu
         (AttributeKind::Any, _)
         | (AttributeKind::Bool, AttrValue::Bool(_))
         | (AttributeKind::Text, AttrValue::Text(_))
-        | (AttributeKind::List, AttrValue::List(_)) => {}
+        | (AttributeKind::Int, AttrValue::Int(_))
+        | (AttributeKind::List, AttrValue::List(_))
+        | (AttributeKind::Table, AttrValue::Table(_)) => {}
         (AttributeKind::Address, AttrValue::Text(text)) if address_ok(text) => {}
         (AttributeKind::Address, AttrValue::Text(_)) => {
             return Err(invalid(
@@ -707,6 +800,18 @@ fn check_attribute_value(policy: &Policy, name: &str, value: &AttrValue) -> Resu
             }
         }
         (kind, _) => return Err(invalid(format!("expected {kind:?}").to_lowercase())),
+    }
+    if let AttrValue::Table(rows) = value
+        && !spec.columns.is_empty()
+        && let Some(field) = rows
+            .iter()
+            .flat_map(|row| row.keys())
+            .find(|field| !spec.columns.contains(field))
+    {
+        return Err(invalid(format!(
+            "a record has the field {field:?}; expected only {}",
+            spec.columns.join(", ")
+        )));
     }
     if !spec.one_of.is_empty() && !spec.one_of.contains(value) {
         let allowed: Vec<String> = spec.one_of.iter().map(|v| format!("{v:?}")).collect();

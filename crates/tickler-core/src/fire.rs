@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::command::{DeliveryResult, RecipientResult};
-use crate::conditions::{audience, first_false};
+use crate::conditions::{audience, first_failure, first_false};
 use crate::decide::Context;
 use crate::entity::{ActiveReminder, Entity, Phase};
 use crate::event::{Event, UnsentReason};
@@ -67,14 +67,18 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
                     format!("processed {late} late, beyond its grace of {grace}"),
                 );
             }
+            if let Some(why) = switched_off(entity, rule, ctx) {
+                return unsent(UnsentReason::DeliveryDisabled, why);
+            }
             let conditions = rule
                 .applies_when
                 .iter()
                 .chain(&rule.conditions)
                 .cloned()
                 .collect::<Vec<_>>();
-            if let Some(failed) = first_false(&conditions, rule, entity, Some(ctx.now)) {
-                return unsent(UnsentReason::ConditionFalse, failed);
+            if let Some((reason, failed)) = first_failure(&conditions, rule, entity, Some(ctx.now))
+            {
+                return unsent(reason, failed);
             }
             let mut events = Vec::new();
             if let Some(list) = &rule.collects {
@@ -131,8 +135,13 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             recipients,
             ..
         } => {
-            if let Some(failed) = first_false(&rule.conditions, rule, entity, Some(ctx.now)) {
-                return unsent(UnsentReason::ConditionFalse, failed);
+            if let Some(why) = switched_off(entity, rule, ctx) {
+                return unsent(UnsentReason::DeliveryDisabled, why);
+            }
+            if let Some((reason, failed)) =
+                first_failure(&rule.conditions, rule, entity, Some(ctx.now))
+            {
+                return unsent(reason, failed);
             }
             match audience(&rule.audience, entity) {
                 None => start_attempt(reminder, attempt + 1, ctx),
@@ -159,6 +168,28 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             }
         }
     }
+}
+
+/// Why delivery of this rule's kind is switched off for the entity, if it is: its policy's
+/// switches entity (a site) has `deliver = false` or `deliver_<kind> = false`.
+fn switched_off(entity: &Entity, rule: &Rule, ctx: &Context) -> Option<String> {
+    let switches = switches_of(entity, ctx)?;
+    ["deliver".to_owned(), format!("deliver_{}", rule.kind)]
+        .into_iter()
+        .find(|name| matches!(switches.attributes.get(name), Some(AttrValue::Bool(false))))
+        .map(|name| {
+            format!(
+                "delivery of {} is switched off at {} ({name} = false)",
+                rule.kind, switches.id
+            )
+        })
+}
+
+/// The directory entity holding the switches of this entity's policy.
+pub(crate) fn switches_of<'a>(entity: &Entity, ctx: &Context<'a>) -> Option<&'a Entity> {
+    let template = ctx.policy.switches.as_ref()?;
+    let id = crate::policy::resolve_ref(template, entity)?;
+    ctx.directory.get(&id)
 }
 
 /// The attribute a digest's items move to while they are being sent.

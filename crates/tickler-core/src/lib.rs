@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod fire;
 mod ids;
+pub mod learner;
 pub mod plan;
 pub mod policy;
 mod reconcile;
@@ -23,7 +24,7 @@ mod zone;
 
 pub use attribute::AttrValue;
 pub use command::{Command, CreateEntity, DeliveryResult, RecipientResult, Rejection};
-pub use decide::{Context, RECIPIENT_LEN_MAX, decide};
+pub use decide::{Context, Directory, NO_DIRECTORY, RECIPIENT_LEN_MAX, decide};
 pub use entity::{
     ActiveReminder, Completion, Entity, ErroredOccurrence, FoldError, Phase, RuleLedger, evolve,
     index, past_event_of,

@@ -39,6 +39,14 @@ pub fn plan(policy: &Policy, entity: &Entity) -> Vec<Planned> {
         if crate::conditions::first_false(&rule.applies_when, rule, entity, None).is_some() {
             continue;
         }
+        // A kind an enqueue kill switch kept out when the entity was created.
+        if entity
+            .attributes
+            .get(crate::policy::NOT_ENQUEUED)
+            .is_some_and(|kinds| kinds.as_list().contains(&rule.kind))
+        {
+            continue;
+        }
         dated.extend(
             series(rule, entity)
                 .into_iter()
@@ -57,7 +65,7 @@ pub fn plan(policy: &Policy, entity: &Entity) -> Vec<Planned> {
         .into_iter()
         .filter_map(|d| {
             let at = truncate(d.rule.truncate, times.resolve(d.rule, d.slot, d.base));
-            if beyond_until(d.rule, entity, at) {
+            if beyond_until(d.rule, entity, at) || at_or_after_not_after(d.rule, entity, at) {
                 return None;
             }
             Some((
@@ -94,6 +102,19 @@ fn beyond_until(rule: &Rule, entity: &Entity, at: Timestamp) -> bool {
     })
 }
 
+/// Whether `at` is at or past the rule's `not_after` bound (when its anchor is set).
+fn at_or_after_not_after(rule: &Rule, entity: &Entity, at: Timestamp) -> bool {
+    rule.not_after
+        .as_ref()
+        .and_then(|bound| {
+            entity
+                .anchors
+                .get(&bound.anchor)
+                .and_then(|anchor| anchor.checked_add(bound.offset))
+        })
+        .is_some_and(|bound| at >= bound)
+}
+
 fn until(rule: &Rule, entity: &Entity) -> Option<Timestamp> {
     let until = rule.until.as_ref()?;
     entity
@@ -120,7 +141,19 @@ fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
     if rule.until.is_some() && until.is_none() {
         return Vec::new();
     }
-    let slots = rule.count.unwrap_or(SERIES_LEN_MAX).min(SERIES_LEN_MAX);
+    let from_attribute =
+        rule.count_attribute
+            .as_ref()
+            .map(|name| match entity.attributes.get(name) {
+                Some(AttrValue::Int(count)) => u32::try_from(*count).unwrap_or(0),
+                _ => 0,
+            });
+    let slots = [rule.count, from_attribute]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(SERIES_LEN_MAX)
+        .min(SERIES_LEN_MAX);
     let mut instants = Vec::new();
     for slot in 0..slots {
         let Some(base) = step(rule, slot).and_then(|offset| first.checked_add(offset)) else {
@@ -190,14 +223,20 @@ impl<'a> TimesOfDay<'a> {
         let preferred = self.preferred(rule);
         match &rule.at {
             TimeOfDay::Exact => preferred.map_or(base, |time| at_minute(zone, date, time.minute())),
-            TimeOfDay::Local { time, next } => {
-                let at = at_minute(zone, date, preferred.unwrap_or(*time).minute());
+            TimeOfDay::Local {
+                time,
+                next,
+                spread,
+                spread_by,
+            } => {
+                let minute = preferred.unwrap_or(*time).minute()
+                    + self.spread_minutes(*spread, spread_by.as_deref());
+                let minute = minute.min(MINUTES_PER_DAY - 1);
+                let at = at_minute(zone, date, minute);
                 match date.checked_add_days(Days::new(1)) {
                     // `next`: strictly after the computed instant, so a cycle anchored at the moment
                     // the previous one fired (08:00) lands on tomorrow's 08:00, not on itself.
-                    Some(tomorrow) if *next && at <= base => {
-                        at_minute(zone, tomorrow, preferred.unwrap_or(*time).minute())
-                    }
+                    Some(tomorrow) if *next && at <= base => at_minute(zone, tomorrow, minute),
                     _ => at,
                 }
             }
@@ -214,6 +253,21 @@ impl<'a> TimesOfDay<'a> {
                 at
             }
         }
+    }
+
+    /// Minutes after a local time, drawn once per entity (or per value of `spread_by`): every
+    /// rule and day of the entity uses the same offset, so its messages of one slot go together.
+    fn spread_minutes(&self, spread: Option<Span>, spread_by: Option<&str>) -> u32 {
+        let Some(spread) = spread else {
+            return 0;
+        };
+        let minutes = (spread.as_millis() / 60_000).max(1) as u64;
+        let key = match spread_by.and_then(|name| self.entity.attributes.get(name)) {
+            Some(AttrValue::Text(value)) => value.as_str(),
+            _ => self.entity.id.as_str(),
+        };
+        let mut draw = Draw::new(self.policy.seed, &[b"spread", key.as_bytes()]);
+        draw.below(minutes) as u32
     }
 
     /// The entity's preferred time for this rule, if it set a valid one.

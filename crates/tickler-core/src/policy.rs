@@ -55,7 +55,42 @@ pub struct Policy {
     /// The entity's phases, in order: each lasts until its anchor (the last has none).
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
+    /// Entities of this policy are settings others read (a site, a course): the engine keeps
+    /// their latest state in memory, as the directory `decide` and templates consult.
+    #[serde(default)]
+    pub directory: bool,
+    /// The directory entity whose switches govern this policy's entities, e.g. `site/{site}`
+    /// (`{name}` is the entity's attribute `name`). Its attributes `enqueue` and
+    /// `enqueue_<kind>` set to false plan nothing of that kind for entities created from then on
+    /// (they are recorded in the new entity's `not_enqueued` list); `deliver` and
+    /// `deliver_<kind>` set to false end occurrences as unsent "delivery disabled" when they fire.
+    #[serde(default)]
+    pub switches: Option<String>,
+
     pub rules: Vec<Rule>,
+}
+
+/// The attribute recording the kinds a kill switch kept from being planned for an entity.
+pub const NOT_ENQUEUED: &str = "not_enqueued";
+
+/// The entity a reference template such as `site/{site}` names for this entity: each `{name}`
+/// is replaced by the entity's text attribute `name`. `None` when an attribute is missing or the
+/// result is not a valid id.
+pub fn resolve_ref(template: &str, entity: &crate::Entity) -> Option<crate::EntityId> {
+    let mut resolved = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        resolved.push_str(&rest[..open]);
+        let close = rest[open..].find('}')? + open;
+        let name = &rest[open + 1..close];
+        match entity.attributes.get(name)? {
+            AttrValue::Text(value) => resolved.push_str(value),
+            _ => return None,
+        }
+        rest = &rest[close + 1..];
+    }
+    resolved.push_str(rest);
+    crate::EntityId::parse(&resolved).ok()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +136,10 @@ pub struct AttributeSpec {
     /// When not empty, the value must be one of these.
     #[serde(default)]
     pub one_of: Vec<AttrValue>,
+    /// For a table: the fields its records may have (any, when empty). Templates are checked
+    /// against a sample record with these fields.
+    #[serde(default)]
+    pub columns: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,8 +148,11 @@ pub enum AttributeKind {
     #[default]
     Any,
     Bool,
+    Int,
     Text,
     List,
+    /// Records with text fields (a course's section highlights).
+    Table,
     /// One recipient address: non-empty, no whitespace or control characters.
     Address,
     /// A list of recipient addresses.
@@ -187,6 +229,14 @@ pub struct Rule {
     /// A series plans at most this many occurrences.
     #[serde(default)]
     pub count: Option<u32>,
+    /// A series plans at most as many occurrences as this integer attribute says (a course's
+    /// number of weeks with highlights); none when it is absent.
+    #[serde(default)]
+    pub count_attribute: Option<String>,
+    /// No occurrence is planned at or after this point (nothing after the course has ended):
+    /// moving it earlier takes later occurrences out of the plan.
+    #[serde(default)]
+    pub not_after: Option<AnchorOffset>,
     /// Makes the rule a series of `times` occurrences per `period` (e.g. 3 a week), spread evenly
     /// over each period (on whole days when the period is whole days). Needs `count` or `until`.
     #[serde(default)]
@@ -313,6 +363,13 @@ pub enum TimeOfDay {
         time: LocalTime,
         #[serde(default)]
         next: bool,
+        /// Spread across this span after the time by a seeded draw, so a cohort does not reach
+        /// the channel in one burst. The draw is the same for every rule and day of an entity, or
+        /// of all entities sharing the attribute `spread_by` (a learner's courses send together).
+        #[serde(default)]
+        spread: Option<Span>,
+        #[serde(default)]
+        spread_by: Option<String>,
     },
     /// A seeded random minute within [start, end) on the local date of the computed instant.
     /// With `spread`, the rules naming the same spread group share the window's hours: every
@@ -453,6 +510,11 @@ pub enum Condition {
     },
     /// The rule's audience has at least one address (someone has not responded yet).
     AudienceNotEmpty,
+    /// The attribute is absent or false; when it is true the occurrence ends as unsent "opted
+    /// out" rather than "condition false".
+    NotOptedOut {
+        name: String,
+    },
 }
 
 impl Policy {
@@ -537,6 +599,7 @@ impl Policy {
             }
             let mut anchors = vec![rule.anchor.as_str()];
             anchors.extend(rule.until.iter().map(|u| u.anchor.as_str()));
+            anchors.extend(rule.not_after.iter().map(|u| u.anchor.as_str()));
             anchors.extend(rule.stale_after.iter().map(|s| s.anchor.as_str()));
             anchors.extend(rule.conditions.iter().filter_map(|c| match c {
                 Condition::AnchorInFuture { anchor } => Some(anchor.as_str()),
@@ -564,8 +627,14 @@ impl Policy {
                 Some(every) if every.as_millis() <= 0 => {
                     return Err(rule_fail(format!("every = {every} must be positive")));
                 }
-                _ if series && rule.until.is_none() && rule.count.is_none() => {
-                    return Err(rule_fail("a series needs `until` or `count`".into()));
+                _ if series
+                    && rule.until.is_none()
+                    && rule.count.is_none()
+                    && rule.count_attribute.is_none() =>
+                {
+                    return Err(rule_fail(
+                        "a series needs `until`, `count` or `count_attribute`".into(),
+                    ));
                 }
                 _ if !series
                     && (rule.until.is_some() || rule.count.is_some() || rule.pattern.is_some()) =>
@@ -593,6 +662,14 @@ impl Policy {
                 return Err(rule_fail(format!("count must be 1..={SERIES_LEN_MAX}")));
             }
             match &rule.at {
+                TimeOfDay::Local {
+                    spread: Some(spread),
+                    ..
+                } if spread.as_millis() <= 0 || spread.as_millis() > 86_400_000 => {
+                    return Err(rule_fail(format!(
+                        "spread = {spread} must be positive and at most a day"
+                    )));
+                }
                 TimeOfDay::Local { time, .. } if time.is_end_of_day() => {
                     return Err(rule_fail(
                         "a local time of 24:00 is the end of the day; use 00:00".into(),
@@ -644,6 +721,26 @@ impl Policy {
             }
             if rule.grace.is_some_and(|grace| grace.is_negative()) {
                 return Err(rule_fail("grace must not be negative".into()));
+            }
+            if rule.count_attribute.is_some() && !series {
+                return Err(rule_fail(
+                    "count_attribute needs `every` or `per_period`".into(),
+                ));
+            }
+        }
+        if let Some(template) = &self.switches
+            && (!template.contains('/')
+                || template.matches('{').count() != template.matches('}').count())
+        {
+            return Err(fail(format!(
+                "switches = {template:?} must look like kind/{{attribute}}"
+            )));
+        }
+        for (name, spec) in &self.attributes {
+            if !spec.columns.is_empty() && spec.kind != AttributeKind::Table {
+                return Err(fail(format!(
+                    "attribute {name:?} has columns but is not kind = \"table\""
+                )));
             }
         }
         Ok(())
@@ -701,7 +798,7 @@ mod tests {
             ),
             (
                 ("offset = \"-2d\"", "every = \"1d\""),
-                "needs `until` or `count`",
+                "needs `until`, `count` or `count_attribute`",
             ),
             (("offset = \"-2d\"", "colour = \"red\""), "colour"),
             (

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::conditions::first_false;
+use crate::conditions::first_failure;
 use crate::decide::Context;
 use crate::entity::{Entity, Phase};
 use crate::event::{Event, PlanCause, UnsentReason};
@@ -68,11 +68,11 @@ pub(crate) fn reconcile(
                 // Out of the plan because the rule no longer applies (everyone responded, the
                 // notice was switched off) is a false condition; otherwise it does not apply.
                 let condition =
-                    rule.and_then(|rule| first_false(&rule.applies_when, rule, entity, None));
+                    rule.and_then(|rule| first_failure(&rule.applies_when, rule, entity, None));
                 events.push(match condition {
-                    Some(why) => Event::OccurrenceUnsent {
+                    Some((reason, why)) => Event::OccurrenceUnsent {
                         occurrence,
-                        reason: UnsentReason::ConditionFalse,
+                        reason,
                         detail: why,
                     },
                     None => Event::OccurrenceUnsent {

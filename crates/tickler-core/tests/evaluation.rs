@@ -69,6 +69,7 @@ impl Log {
             now,
             policy: &self.policy,
             delivery: &self.delivery,
+            directory: &tickler_core::NO_DIRECTORY,
         };
         let events = decide(state.as_ref(), &self.id, &command, &ctx)?;
         for event in &events {

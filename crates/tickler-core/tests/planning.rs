@@ -195,6 +195,7 @@ fn conditions_are_checked_at_fire_time() {
             now,
             policy: &policy,
             delivery: &delivery,
+            directory: &tickler_core::NO_DIRECTORY,
         };
         let create = Command::Create(CreateEntity {
             policy: "test".into(),

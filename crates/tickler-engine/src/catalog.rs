@@ -136,7 +136,11 @@ fn check_template(
         recipient: "sample@example.org".into(),
         zone: Zone::UTC,
         anchors,
-        attributes: BTreeMap::new(),
+        attributes: policy
+            .attributes
+            .iter()
+            .map(|(name, spec)| (name.clone(), sample_value(spec)))
+            .collect(),
     };
     let entity = evolve(None, &id, &created, sample_at, 1).expect("a Created event starts a log");
     let reminder = ActiveReminder {
@@ -153,6 +157,37 @@ fn check_template(
         .render(&rule.template, &entity, &reminder, 1, "sample@example.org")
         .map(|_| ())
         .map_err(fail)
+}
+
+/// A value of the attribute's kind for the template check: its default, else a sample (a table
+/// gets one record with every declared column), so a template reading an attribute the policy
+/// declares renders, and one reading anything else fails.
+fn sample_value(spec: &tickler_core::policy::AttributeSpec) -> tickler_core::AttrValue {
+    use tickler_core::AttrValue;
+    use tickler_core::policy::AttributeKind;
+    if let Some(value) = spec
+        .default
+        .clone()
+        .or_else(|| spec.one_of.first().cloned())
+    {
+        return value;
+    }
+    match spec.kind {
+        AttributeKind::Bool => AttrValue::Bool(false),
+        AttributeKind::Int => AttrValue::Int(1),
+        AttributeKind::List | AttributeKind::Addresses => {
+            AttrValue::List(vec!["sample@example.org".into()])
+        }
+        AttributeKind::Table => AttrValue::Table(vec![
+            spec.columns
+                .iter()
+                .map(|column| (column.clone(), "sample".to_owned()))
+                .collect(),
+        ]),
+        AttributeKind::Any | AttributeKind::Text | AttributeKind::Address => {
+            AttrValue::Text("sample".into())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,21 @@ pub struct DigestChannel {
     /// The zone digest entities are created in (the local time of their rule); `None`: the zone
     /// of the entity the first item came from.
     pub zone: Option<Zone>,
+    /// What makes two items the same (a later one replaces an earlier one).
+    pub key: DigestKey,
+}
+
+/// What identifies an item in a digest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DigestKey {
+    /// The source entity: its latest notice replaces the previous one (an evaluation's
+    /// reminder replaces its available notice in the day's digest).
+    #[default]
+    Entity,
+    /// The source occurrence: every message is listed (a learner's nudge and upgrade reminder
+    /// of one course, due in the same slot, are both in the email).
+    Occurrence,
 }
 
 impl DigestChannel {
@@ -65,9 +80,14 @@ pub(crate) async fn collect(
     let permanent = |err: Error| DeliveryError::Permanent(err.to_string());
     let policy = shared.catalog.policy(&digest.policy).map_err(permanent)?;
     let id = digest_entity(policy, &message.recipient).map_err(permanent)?;
-    let item = BTreeMap::from([
-        // Keyed by the source entity: its next notice replaces this one in the same digest.
-        ("key".to_owned(), message.entity.clone()),
+    let mut item = BTreeMap::from([
+        (
+            "key".to_owned(),
+            match digest.key {
+                DigestKey::Entity => message.entity.clone(),
+                DigestKey::Occurrence => message.idempotency_key.clone(),
+            },
+        ),
         ("entity".to_owned(), message.entity.clone()),
         ("rule".to_owned(), message.rule.clone()),
         ("kind".to_owned(), message.kind.clone()),
@@ -75,6 +95,10 @@ pub(crate) async fn collect(
         ("body".to_owned(), message.body.clone()),
         ("due_at".to_owned(), message.due_at.to_string()),
     ]);
+    // The HTML part, when the source has one: an HTML digest embeds it as it was rendered.
+    if let Some(html) = &message.html {
+        item.insert("html".to_owned(), html.clone());
+    }
     let command = || Command::Collect {
         list: digest.list.clone(),
         item: item.clone(),

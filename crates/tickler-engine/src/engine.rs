@@ -159,7 +159,9 @@ impl EngineBuilder {
             started: std::time::Instant::now(),
             metrics: Metrics::default(),
             pauses: std::sync::RwLock::new(pauses),
+            directory: std::sync::RwLock::new(BTreeMap::new()),
         });
+        crate::entity_actor::load_directory(&shared)?;
         let (supervisor, _) = Actor::spawn(None, EntitySupervisor, ())
             .await
             .map_err(|err| Error::Internal(format!("cannot start the supervisor: {err}")))?;

@@ -286,12 +286,16 @@ impl EntityState {
             }
         };
         let policy = self.shared.catalog.policy(&policy_name)?.clone();
-        let ctx = Context {
-            now,
-            policy: &policy,
-            delivery: &self.shared.options.delivery,
+        let events = {
+            let directory = self.shared.directory();
+            let ctx = Context {
+                now,
+                policy: &policy,
+                delivery: &self.shared.options.delivery,
+                directory: &directory,
+            };
+            decide(self.entity.as_ref(), &self.id, &command, &ctx)?
         };
-        let events = decide(self.entity.as_ref(), &self.id, &command, &ctx)?;
         let version = self.entity.as_ref().map_or(0, |e| e.version);
         if events.is_empty() {
             return Ok(Applied {
@@ -378,6 +382,18 @@ impl EntityState {
             return Err(err.into());
         }
         tracing::debug!(entity = %self.id, version = base + events.len() as u64, events = events.len(), "committed");
+        if self
+            .shared
+            .catalog
+            .policy(&after.policy)
+            .is_ok_and(|policy| policy.directory)
+        {
+            self.shared
+                .directory
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(self.id.clone(), after.clone());
+        }
         self.entity = Some(after);
         self.events_since_snapshot = if since_snapshot >= self.shared.options.snapshot_every {
             0
@@ -475,6 +491,42 @@ fn result_label(result: &DeliveryResult) -> &'static str {
         } => "failed-permanently",
         DeliveryResult::Failed { .. } => "failed",
     }
+}
+
+/// Reads every entity of the directory policies into `shared.directory` (at start, before any
+/// actor runs). An unreadable directory entity is quarantined like any other.
+pub(crate) fn load_directory(shared: &Shared) -> Result<(), Error> {
+    const PAGE: usize = 1_000;
+    let mut directory = tickler_core::Directory::new();
+    for policy in shared.catalog.policies().filter(|policy| policy.directory) {
+        let index = tickler_core::index::policy(&policy.name);
+        let mut after: Option<String> = None;
+        loop {
+            let members = shared.store.index_members(&index, after.as_deref(), PAGE)?;
+            for member in &members {
+                let Ok(id) = member.parse::<EntityId>() else {
+                    continue;
+                };
+                match load(shared, &id) {
+                    Ok((Some(entity), _)) => {
+                        directory.insert(id, entity);
+                    }
+                    Ok((None, _)) => {}
+                    Err(reason) => shared.quarantine(&id, &reason),
+                }
+            }
+            if members.len() < PAGE {
+                break;
+            }
+            after = members.last().cloned();
+        }
+    }
+    tracing::info!(entities = directory.len(), "directory loaded");
+    *shared
+        .directory
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = directory;
+    Ok(())
 }
 
 /// Loads an entity from its snapshot and log tail. Returns the state and the number of events

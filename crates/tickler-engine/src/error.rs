@@ -31,6 +31,14 @@ pub enum Error {
         list: String,
         value: String,
     },
+    #[error("unknown site {site:?}: create it first with `tickler site set --site {site}`")]
+    UnknownSite { site: String },
+    #[error(
+        "unknown course {course:?}: create it first with `tickler course set --course {course}`"
+    )]
+    UnknownCourse { course: String },
+    #[error(transparent)]
+    Learner(#[from] tickler_core::learner::LearnerError),
     /// Arguments that contradict each other or are missing.
     #[error("invalid arguments for {what}: {reason}")]
     Arguments { what: String, reason: String },
@@ -45,7 +53,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Rejected(rejection) => rejection.code(),
-            Error::Invalid(_) | Error::Arguments { .. } => "invalid_arguments",
+            Error::Invalid(_) | Error::Arguments { .. } | Error::Learner(_) => "invalid_arguments",
+            Error::UnknownSite { .. } => "unknown_site",
+            Error::UnknownCourse { .. } => "unknown_course",
             Error::UnknownPolicy { .. } => "unknown_policy",
             Error::UnknownChannel { .. } => "unknown_channel",
             Error::UnknownGroup { .. } => "unknown_group",

@@ -370,11 +370,14 @@ fn describe_rule(
     };
     let time = match &rule.at {
         TimeOfDay::Exact => String::new(),
-        TimeOfDay::Local { time, next: false } => {
-            format!(", at {} local time", String::from(*time))
-        }
-        TimeOfDay::Local { time, next: true } => {
-            format!(", at the next {} local time", String::from(*time))
+        TimeOfDay::Local {
+            time, next, spread, ..
+        } => {
+            let next = if *next { "the next " } else { "" };
+            let spread = spread
+                .map(|spread| format!(", spread over {spread}"))
+                .unwrap_or_default();
+            format!(", at {next}{} local time{spread}", String::from(*time))
         }
         TimeOfDay::Window { start, end, .. } => format!(
             ", at a seeded draw in the {}-{} local window",

@@ -17,6 +17,7 @@ mod entity_actor;
 mod error;
 mod evaluation;
 mod explain;
+mod learning;
 mod metrics;
 mod operations;
 mod options;
@@ -33,7 +34,7 @@ pub use channel::{
     SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel, WebhookConfig, message_id,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use digest::{DigestChannel, digest_entity};
+pub use digest::{DigestChannel, DigestKey, digest_entity};
 pub use engine::{Engine, EngineBuilder, JoinGroup, LEFT_GROUP};
 pub use entity_actor::Applied;
 pub use error::Error;
@@ -42,6 +43,10 @@ pub use evaluation::{
     RESPONDENTS, Response,
 };
 pub use explain::{ExplainLine, Explanation, OccurrenceStory};
+pub use learning::{
+    Backfill, CourseChange, CourseSettings, Enrolled, Highlight, Preview, PreviewCount,
+    PreviewMessage, PreviewRequest, SiteSettings,
+};
 pub use metrics::FiringLag;
 pub use operations::{DUE_LEN_MAX, DueEntry, EngineStatus, ExportedEvent, ListFilter};
 pub use options::EngineOptions;

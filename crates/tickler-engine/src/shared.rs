@@ -42,6 +42,10 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// What delivery is paused for (kept in the store's meta too).
     pub pauses: std::sync::RwLock<Pauses>,
+    /// The latest state of every entity whose policy is a directory (sites, courses): read by
+    /// commands of other entities (kill switches, references in templates). Updated after each
+    /// commit of a directory entity, so a reader sees a state that is already durable.
+    pub directory: std::sync::RwLock<tickler_core::Directory>,
 }
 
 pub(crate) struct ChannelSlot {
@@ -76,6 +80,18 @@ impl Shared {
             .and_then(|policy| policy.rule(rule))
             .map(|rule| rule.channel_for(entity, &self.options.default_channel))
             .unwrap_or_else(|| self.options.default_channel.clone())
+    }
+
+    /// A read view of the directory; hold it only for synchronous work.
+    pub fn directory(&self) -> std::sync::RwLockReadGuard<'_, tickler_core::Directory> {
+        self.directory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One directory entity, cloned.
+    pub fn directory_entity(&self, id: &EntityId) -> Option<Entity> {
+        self.directory().get(id).cloned()
     }
 
     pub fn timer(&self) -> &ActorRef<TimerMsg> {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tickler_core::{Span, Timestamp, Zone};
 use tickler_engine::{
-    Catalog, Channel, Clock, DigestChannel, Engine, EngineBuilder, EngineOptions, Error,
-    FileChannel, LogChannel, Payload, SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel,
-    WebhookConfig,
+    Catalog, Channel, Clock, CourseSettings, DigestChannel, DigestKey, Engine, EngineBuilder,
+    EngineOptions, Error, FileChannel, LogChannel, Payload, SiteSettings, SmtpChannel, SmtpConfig,
+    SmtpTls, WebhookChannel, WebhookConfig,
 };
 use tickler_store::Store;
 
@@ -37,6 +37,11 @@ pub struct Config {
     pub policies: PathBuf,
     #[serde(default = "default_templates")]
     pub templates: PathBuf,
+    /// Sites and courses of learner schedules (`*.toml`, see `LearningSeed`) that a store
+    /// starts with: each one the store does not have yet is created when the engine opens;
+    /// after that, they change over the socket (`tickler site set`, `tickler course set`).
+    #[serde(default = "default_learning")]
+    pub learning: PathBuf,
     #[serde(default)]
     pub clock: ClockMode,
     /// Where a manual clock starts the first time (later starts resume where it stopped).
@@ -51,6 +56,16 @@ pub struct Config {
     /// The directory the config file is in; relative policy and template paths start there.
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// One file of the learning directory: sites and courses to start with.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningSeed {
+    #[serde(default)]
+    pub sites: Vec<SiteSettings>,
+    #[serde(default)]
+    pub courses: Vec<CourseSettings>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -140,6 +155,10 @@ pub enum ChannelConfig {
         /// The zone digests are sent in; default: the zone of the entity the first item came from.
         #[serde(default)]
         zone: Option<Zone>,
+        /// `entity` (default: a source's later notice replaces its earlier one) or
+        /// `occurrence` (every message is listed).
+        #[serde(default)]
+        key: DigestKey,
     },
 }
 
@@ -200,6 +219,9 @@ fn default_policies() -> PathBuf {
 fn default_templates() -> PathBuf {
     PathBuf::from("templates")
 }
+fn default_learning() -> PathBuf {
+    PathBuf::from("learning")
+}
 fn default_log_filter() -> String {
     "info".to_owned()
 }
@@ -241,6 +263,68 @@ impl Config {
 
     pub fn templates_dir(&self) -> PathBuf {
         self.base_dir.join(&self.templates)
+    }
+
+    pub fn learning_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.learning)
+    }
+
+    /// The seed files of the learning directory, in name order (none when it does not exist).
+    pub fn learning_seeds(&self) -> Result<Vec<(PathBuf, LearningSeed)>, Error> {
+        let dir = self.learning_dir();
+        let unreadable = |path: &Path, reason: String| Error::Config {
+            what: format!("learning seed {}", path.display()),
+            reason,
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(unreadable(&dir, err.to_string())),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|err| unreadable(&path, err.to_string()))?;
+                let seed =
+                    toml::from_str(&text).map_err(|err| unreadable(&path, err.to_string()))?;
+                Ok((path, seed))
+            })
+            .collect()
+    }
+
+    /// Creates the seeded sites and courses the engine's store does not have yet; returns how
+    /// many were created. Existing ones are left as they are (changed at run time, they stay so).
+    pub async fn apply_learning_seeds(&self, engine: &Engine) -> Result<usize, Error> {
+        let mut created = 0;
+        for (path, seed) in self.learning_seeds()? {
+            let failed = |err: Error| Error::Config {
+                what: format!("learning seed {}", path.display()),
+                reason: err.to_string(),
+            };
+            for site in &seed.sites {
+                let id =
+                    tickler_core::learner::site_id(&site.site).map_err(|e| failed(e.into()))?;
+                if engine.directory_entity(&id).is_none() {
+                    engine.set_site(site).await.map_err(failed)?;
+                    created += 1;
+                }
+            }
+            for course in &seed.courses {
+                let id = tickler_core::learner::course_id(&course.course)
+                    .map_err(|e| failed(e.into()))?;
+                if engine.directory_entity(&id).is_none() {
+                    engine.set_course(course).await.map_err(failed)?;
+                    created += 1;
+                }
+            }
+        }
+        Ok(created)
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -359,12 +443,18 @@ impl Config {
         self.channels
             .iter()
             .filter_map(|(name, config)| match config {
-                ChannelConfig::Digest { policy, list, zone } => Some((
+                ChannelConfig::Digest {
+                    policy,
+                    list,
+                    zone,
+                    key,
+                } => Some((
                     name.clone(),
                     DigestChannel {
                         policy: policy.clone(),
                         list: list.clone(),
                         zone: *zone,
+                        key: *key,
                     },
                 )),
                 _ => None,
@@ -383,7 +473,15 @@ impl Config {
             .store(store)
             .clock(clock)
             .catalog(self.catalog()?);
-        self.add_channels(builder)?.open().await
+        let engine = self.add_channels(builder)?.open().await?;
+        let created = self.apply_learning_seeds(&engine).await?;
+        if created > 0 {
+            tracing::info!(
+                created,
+                "learning seeds applied (sites and courses the store lacked)"
+            );
+        }
+        Ok(engine)
     }
 
     /// Adds every configured channel, sending and digest, to an engine being built.

@@ -16,7 +16,7 @@ pub use async_trait::async_trait;
 pub use tickler_core::{
     ActiveReminder, AttrValue, Command, CreateEntity, DeliveryPolicy, DeliveryResult, Entity,
     EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy, Rejection,
-    Span, Timestamp, UnsentReason, Zone, policy,
+    Span, Timestamp, UnsentReason, Zone, learner, policy,
 };
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
@@ -25,9 +25,13 @@ pub use tickler_engine::{
     codec, replay,
 };
 pub use tickler_engine::{
-    DigestChannel, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag, ListFilter,
-    OccurrenceStory, PauseScope, Pauses, Response, SmtpChannel, SmtpConfig, SmtpTls, digest_entity,
-    message_id,
+    Backfill, CourseChange, CourseSettings, Enrolled, Highlight, Preview, PreviewCount,
+    PreviewMessage, PreviewRequest, SiteSettings,
+};
+pub use tickler_engine::{
+    DigestChannel, DigestKey, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag,
+    ListFilter, OccurrenceStory, PauseScope, Pauses, Response, SmtpChannel, SmtpConfig, SmtpTls,
+    digest_entity, message_id,
 };
 pub use tickler_store::{MemoryStore, SledStore, Store};
 

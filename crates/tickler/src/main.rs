@@ -49,6 +49,44 @@ pub enum Cmd {
     /// Course evaluations: created, answered, re-dated, deleted (the evaluation policy).
     #[command(subcommand)]
     Eval(EvalCmd),
+    /// Sites of learner schedules: schedule creation, hold-back, deadlines, kill switches.
+    #[command(subcommand)]
+    Site(cli::learning::SiteCmd),
+    /// Courses of learner schedules: dates, pacing, verified track, highlights.
+    #[command(subcommand)]
+    Course(cli::learning::CourseCmd),
+    /// Learners: enrolments (one, or a bulk import), track changes, opt-outs.
+    #[command(subcommand)]
+    Learner(cli::learning::LearnerCmd),
+    /// Process occurrences of a policy that fell due in [from, to) and are still waiting, even
+    /// while its delivery is paused (Open edX's "send for date D"); nothing is sent twice.
+    Backfill {
+        #[arg(long)]
+        from: Timestamp,
+        #[arg(long)]
+        to: Timestamp,
+        #[arg(long, default_value = "learner-schedule")]
+        policy: String,
+    },
+    /// What a course would send between two instants (its schedules, and simulated learners),
+    /// with counts per day and kind; nothing is sent.
+    Preview {
+        #[arg(long)]
+        course: String,
+        #[arg(long)]
+        from: Timestamp,
+        #[arg(long)]
+        to: Timestamp,
+        /// Also simulate this many learners enrolling at --from (as if schedules were on).
+        #[arg(long, default_value_t = 0)]
+        sample: u32,
+        /// Leave out the course's existing schedules.
+        #[arg(long)]
+        no_existing: bool,
+        /// List at most this many messages (the counts include all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Any entity, under any policy.
     #[command(subcommand)]
     Entity(EntityCmd),

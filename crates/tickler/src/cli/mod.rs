@@ -11,6 +11,7 @@ macro_rules! out {
 
 mod audit;
 mod compact;
+pub mod learning;
 mod output;
 mod replay;
 mod serve;
@@ -86,6 +87,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let socket = cli.socket.unwrap_or_else(|| config.socket_path());
             return transfer::export(&socket, output.as_deref()).await;
         }
+        Cmd::Learner(learning::LearnerCmd::Import(args)) => {
+            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
+            return learning::import(&socket, args).await;
+        }
+        Cmd::Site(site) => learning::site_request(site)?,
+        Cmd::Course(course) => learning::course_request(course)?,
+        Cmd::Learner(learner) => learning::learner_request(learner)?,
+        Cmd::Backfill { from, to, policy } => {
+            Request::Backfill(tickler_admin::protocol::BackfillArgs { policy, from, to })
+        }
+        Cmd::Preview {
+            course,
+            from,
+            to,
+            sample,
+            no_existing,
+            limit,
+        } => Request::Preview(tickler::PreviewRequest {
+            course,
+            from,
+            to,
+            enrolments: Vec::new(),
+            sample,
+            existing: !no_existing,
+            limit: Some(limit),
+        }),
         Cmd::Status => Request::Status,
         Cmd::DueDate(due) => due_request(due)?,
         Cmd::Eval(eval) => eval_request(eval)?,

@@ -5,6 +5,9 @@ use serde_json::Value;
 use tickler_admin::Request;
 
 pub fn print(request: &Request, result: &Value) {
+    if super::learning::print(request, result) {
+        return;
+    }
     match request {
         Request::Status => print_pairs(result),
         Request::Show(_) => print_entity(result),

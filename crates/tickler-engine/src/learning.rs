@@ -1,0 +1,798 @@
+//! Learner schedules (the `learner-schedule` policy, after Open edX's Schedules app) as an
+//! embedder or the admin socket drives them: sites and courses are set, enrolments become
+//! schedules, course changes reach every schedule of the course, and a course's messages can be
+//! previewed before it is turned on.
+//!
+//! What an enrolment or a course change means is decided by the pure functions of
+//! `tickler_core::learner`; this module reads the directory (sites, courses), finds the
+//! schedules concerned and sends their entities the resulting commands.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tickler_core::learner::{
+    self, COURSE_POLICY, Decision, Enrolment, LEARNER_POLICY, SCHEDULE_KIND, SCHEDULE_POLICY,
+    SITE_POLICY, UNENROLLED,
+};
+use tickler_core::{
+    AttrValue, Command, Context, CreateEntity, Entity, EntityId, OccurrenceId, Rejection,
+    Timestamp, Zone, decide, fold, index,
+};
+
+use crate::engine::Engine;
+use crate::shared::execute;
+use crate::{Applied, Error};
+
+/// How many index members are read per page while scanning a course's schedules.
+const SCAN_PAGE_LEN: usize = 512;
+
+/// A site's settings; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSettings {
+    pub site: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub create_schedules: Option<bool>,
+    /// The fraction of new enrolments held back in a control group, 0 to 1.
+    #[serde(default)]
+    pub hold_back_ratio: Option<f64>,
+    #[serde(default)]
+    pub deadline_days: Option<i64>,
+    /// Deadline days by course org, e.g. `{"MITx": 14}`.
+    #[serde(default)]
+    pub org_deadline_days: Option<BTreeMap<String, i64>>,
+    #[serde(default)]
+    pub default_zone: Option<Zone>,
+    /// `HH:MM`, the learners' local delivery time unless they give theirs.
+    #[serde(default)]
+    pub delivery_time: Option<String>,
+    #[serde(default)]
+    pub lms_url: Option<String>,
+    /// Kill switches: `enqueue`, `deliver`, or per kind `enqueue_<kind>`, `deliver_<kind>`
+    /// (kinds: recurring_nudge, upgrade_reminder, course_update).
+    #[serde(default)]
+    pub switches: BTreeMap<String, bool>,
+}
+
+/// A course's settings; `None` leaves a setting as it is. A new course needs `site` and `start`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseSettings {
+    pub course: String,
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub org: Option<String>,
+    /// `self` or `instructor`.
+    #[serde(default)]
+    pub pacing: Option<String>,
+    #[serde(default)]
+    pub start: Option<Timestamp>,
+    #[serde(default)]
+    pub end: Option<Timestamp>,
+    #[serde(default)]
+    pub verified: Option<bool>,
+    #[serde(default)]
+    pub verified_expiry: Option<Timestamp>,
+    #[serde(default)]
+    pub create_schedules: Option<bool>,
+    #[serde(default)]
+    pub deadline_days: Option<i64>,
+    #[serde(default)]
+    pub deadline_opt_out: Option<bool>,
+    /// Section highlights in course order: week n sends section n's.
+    #[serde(default)]
+    pub highlights: Option<Vec<Highlight>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Highlight {
+    #[serde(default)]
+    pub section: String,
+    /// One highlight per line.
+    pub highlights: String,
+}
+
+/// What a course change did to its schedules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CourseChange {
+    pub version: u64,
+    /// Schedules whose anchors or attributes changed (and were re-planned).
+    pub schedules_updated: u64,
+    /// Schedules already ended (unenrolled), left as they are.
+    pub schedules_ended: u64,
+}
+
+/// What an enrolment became.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Enrolled {
+    /// A schedule was created; `held_back` ones plan nothing (the control group).
+    Scheduled {
+        schedule: EntityId,
+        held_back: bool,
+        pending: usize,
+    },
+    /// The schedule existed already (an enrolment sent twice): nothing changed.
+    Exists { schedule: EntityId },
+    /// Schedule creation is off for the site and the course.
+    NoSchedule { reason: String },
+}
+
+/// What a `backfill` woke.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Backfill {
+    /// Occurrences due in the range that were still waiting, now processed.
+    pub woken: Vec<(EntityId, OccurrenceId)>,
+}
+
+/// One message a preview lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PreviewMessage {
+    pub at: Timestamp,
+    pub schedule: EntityId,
+    pub rule: String,
+    pub kind: String,
+    /// `schedule`: an existing schedule's pending occurrence; `sample`: a simulated enrolment.
+    pub source: &'static str,
+}
+
+/// Messages per UTC day and kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PreviewCount {
+    pub day: String,
+    pub kind: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub messages: Vec<PreviewMessage>,
+    pub counts: Vec<PreviewCount>,
+    /// Simulated learners that the hold-back put in the control group.
+    pub held_back: u64,
+}
+
+/// What to preview: a course's existing schedules and/or simulated enrolments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub course: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Simulated enrolments (as if schedule creation were on), e.g. a sample of real learners.
+    #[serde(default)]
+    pub enrolments: Vec<Enrolment>,
+    /// This many more simulated learners enrolling at `from` in the site's default zone.
+    #[serde(default)]
+    pub sample: u32,
+    /// Include the course's existing schedules (default true).
+    #[serde(default = "yes")]
+    pub existing: bool,
+    /// At most this many messages are listed (counts include all); default 1,000.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Engine {
+    /// Creates or updates a site.
+    pub async fn set_site(&self, settings: &SiteSettings) -> Result<Applied, Error> {
+        let id = learner::site_id(&settings.site)?;
+        let mut attributes: BTreeMap<String, AttrValue> = BTreeMap::new();
+        let text = |value: &Option<String>| value.clone().map(AttrValue::Text);
+        for (name, value) in [
+            ("name", text(&settings.name)),
+            (
+                "create_schedules",
+                settings.create_schedules.map(AttrValue::Bool),
+            ),
+            (
+                "hold_back_ratio",
+                settings
+                    .hold_back_ratio
+                    .map(|r| AttrValue::Text(r.to_string())),
+            ),
+            ("deadline_days", settings.deadline_days.map(AttrValue::Int)),
+            (
+                "org_deadline_days",
+                settings.org_deadline_days.as_ref().map(|days| {
+                    AttrValue::Table(
+                        days.iter()
+                            .map(|(org, days)| {
+                                BTreeMap::from([
+                                    ("org".to_owned(), org.clone()),
+                                    ("days".to_owned(), days.to_string()),
+                                ])
+                            })
+                            .collect(),
+                    )
+                }),
+            ),
+            (
+                "default_zone",
+                settings
+                    .default_zone
+                    .map(|z| AttrValue::Text(z.name().to_owned())),
+            ),
+            ("delivery_time", text(&settings.delivery_time)),
+            ("lms_url", text(&settings.lms_url)),
+        ] {
+            if let Some(value) = value {
+                attributes.insert(name.to_owned(), value);
+            }
+        }
+        for (name, on) in &settings.switches {
+            attributes.insert(name.clone(), AttrValue::Bool(*on));
+        }
+        // Checked here, not at the first enrolment: a bad ratio or time is the caller's mistake.
+        if let Some(ratio) = settings.hold_back_ratio
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            return Err(Error::Arguments {
+                what: "site.set".into(),
+                reason: format!("hold_back_ratio {ratio} is not between 0 and 1"),
+            });
+        }
+        if let Some(time) = &settings.delivery_time {
+            tickler_core::policy::LocalTime::parse(time).map_err(|err| Error::Arguments {
+                what: "site.set".into(),
+                reason: format!("delivery_time {time:?}: {err}"),
+            })?;
+        }
+        self.upsert(&id, SITE_POLICY, BTreeMap::new(), attributes)
+            .await
+    }
+
+    /// Creates or updates a course; a change reaches every schedule of the course (re-anchored,
+    /// re-planned) before this returns.
+    pub async fn set_course(&self, settings: &CourseSettings) -> Result<CourseChange, Error> {
+        let id = learner::course_id(&settings.course)?;
+        let existing = self.shared().directory_entity(&id);
+        let site = match (&settings.site, &existing) {
+            (Some(site), _) => site.clone(),
+            (None, Some(course)) => text_attr(course, "site").unwrap_or_default(),
+            (None, None) => {
+                return Err(Error::Arguments {
+                    what: "course.set".into(),
+                    reason: format!("course {} is new: give its site", settings.course),
+                });
+            }
+        };
+        let site_entity = self.site(&site)?;
+        let mut anchors = BTreeMap::new();
+        for (name, at) in [
+            ("start", settings.start),
+            ("end", settings.end),
+            ("verified_expiry", settings.verified_expiry),
+        ] {
+            if let Some(at) = at {
+                anchors.insert(name.to_owned(), at);
+            }
+        }
+        let mut attributes = BTreeMap::from([("site".to_owned(), AttrValue::Text(site))]);
+        let text = |value: &Option<String>| value.clone().map(AttrValue::Text);
+        for (name, value) in [
+            ("name", text(&settings.name)),
+            ("org", text(&settings.org)),
+            ("pacing", text(&settings.pacing)),
+            ("verified", settings.verified.map(AttrValue::Bool)),
+            (
+                "create_schedules",
+                settings.create_schedules.map(AttrValue::Bool),
+            ),
+            ("deadline_days", settings.deadline_days.map(AttrValue::Int)),
+            (
+                "deadline_opt_out",
+                settings.deadline_opt_out.map(AttrValue::Bool),
+            ),
+            (
+                "highlights",
+                settings.highlights.as_ref().map(|sections| {
+                    AttrValue::Table(
+                        sections
+                            .iter()
+                            .map(|h| {
+                                BTreeMap::from([
+                                    ("section".to_owned(), h.section.clone()),
+                                    ("highlights".to_owned(), h.highlights.clone()),
+                                ])
+                            })
+                            .collect(),
+                    )
+                }),
+            ),
+        ] {
+            if let Some(value) = value {
+                attributes.insert(name.to_owned(), value);
+            }
+        }
+        let applied = self.upsert(&id, COURSE_POLICY, anchors, attributes).await?;
+        let mut change = CourseChange {
+            version: applied.version,
+            ..CourseChange::default()
+        };
+        if existing.is_none() || applied.events.is_empty() {
+            return Ok(change);
+        }
+        let course = self.course(&settings.course)?;
+        for schedule_id in self.course_schedules(&settings.course, usize::MAX).await? {
+            let schedule = self.show(&schedule_id).await?;
+            if schedule.is_completed() {
+                change.schedules_ended += 1;
+                continue;
+            }
+            let (anchors, attributes) = learner::course_change(&schedule, &site_entity, &course)?;
+            if anchors.is_empty() && attributes.is_empty() {
+                continue;
+            }
+            let command = Command::Update {
+                anchors,
+                attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            };
+            self.execute(&schedule_id, command).await?;
+            change.schedules_updated += 1;
+        }
+        Ok(change)
+    }
+
+    /// Turns an enrolment into a schedule (or into nothing, when schedule creation is off).
+    /// Sending the same enrolment twice changes nothing.
+    pub async fn enroll(&self, enrolment: &Enrolment) -> Result<Enrolled, Error> {
+        let mut enrolment = enrolment.clone();
+        enrolment.enrolled_at.get_or_insert_with(|| self.now());
+        let enrolment = &enrolment;
+        let course = self.course(&enrolment.course)?;
+        let site_name = text_attr(&course, "site").unwrap_or_default();
+        let site = self.site(&site_name)?;
+        let opted_out = self.opted_out_all(&site_name, &enrolment.learner).await?;
+        let seed = self.catalog().policy(SCHEDULE_POLICY)?.seed;
+        match learner::decide_enrolment(&site, &course, enrolment, seed, opted_out)? {
+            Decision::NoSchedule { reason } => Ok(Enrolled::NoSchedule { reason }),
+            Decision::Schedule { id, create } => {
+                let held_back = create
+                    .attributes
+                    .get("held_back")
+                    .is_some_and(AttrValue::is_true);
+                match self.create(&id, create).await {
+                    Ok(_) => {
+                        let pending = self.show(&id).await?.active.len();
+                        Ok(Enrolled::Scheduled {
+                            schedule: id,
+                            held_back,
+                            pending,
+                        })
+                    }
+                    Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
+                        Ok(Enrolled::Exists { schedule: id })
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+        }
+    }
+
+    /// The learner left the course: pending messages end unsent (completed: unenrolled), and
+    /// what was collected for their next digest is taken back.
+    pub async fn unenroll(&self, course: &str, learner_key: &str) -> Result<Applied, Error> {
+        let id = learner::schedule_id(course, learner_key)?;
+        let applied = self
+            .execute(
+                &id,
+                Command::Complete {
+                    reason: UNENROLLED.to_owned(),
+                },
+            )
+            .await?;
+        let recipient = self.show(&id).await?.recipient;
+        self.withdraw_from_digests(&id, &[recipient]).await?;
+        Ok(applied)
+    }
+
+    /// The learner changed track (`verified`: upgraded). The schedule restarts: from the
+    /// enrolment for the audit track, from now otherwise, never before the course start; an
+    /// upgraded learner gets no upgrade reminder.
+    pub async fn change_track(
+        &self,
+        course: &str,
+        learner_key: &str,
+        track: &str,
+    ) -> Result<Applied, Error> {
+        if !matches!(track, "audit" | "verified") {
+            return Err(Error::Arguments {
+                what: "track".into(),
+                reason: format!("{track:?} is not audit or verified"),
+            });
+        }
+        let id = learner::schedule_id(course, learner_key)?;
+        let schedule = self.show(&id).await?;
+        let course_entity = self.course(course)?;
+        let site = self.site(&text_attr(&course_entity, "site").unwrap_or_default())?;
+        let basis = learner::track_change_basis(&schedule, track, self.now());
+        let anchors = learner::derived_anchors(&site, &course_entity, basis)?;
+        let attributes = BTreeMap::from([
+            ("track".to_owned(), Some(AttrValue::Text(track.to_owned()))),
+            (
+                "upgraded".to_owned(),
+                Some(AttrValue::Bool(track == "verified")),
+            ),
+        ]);
+        self.execute(
+            &id,
+            Command::Update {
+                anchors,
+                attributes,
+            },
+        )
+        .await
+    }
+
+    /// The learner unsubscribed: from one course's email (`course`), or from all of the site's.
+    /// Their pending messages end unsent (opted out); later enrolments plan nothing.
+    pub async fn opt_out(
+        &self,
+        site: &str,
+        learner_key: &str,
+        email: &str,
+        course: Option<&str>,
+    ) -> Result<u64, Error> {
+        self.site(site)?;
+        let opted_out = Command::SetAttribute {
+            name: "opted_out".into(),
+            value: Some(AttrValue::Bool(true)),
+        };
+        if let Some(course) = course {
+            let id = learner::schedule_id(course, learner_key)?;
+            self.execute(&id, opted_out).await?;
+            return Ok(1);
+        }
+        let learner_entity = learner::learner_id(site, learner_key)?;
+        let attributes = BTreeMap::from([
+            ("site".to_owned(), AttrValue::Text(site.to_owned())),
+            (
+                "learner".to_owned(),
+                AttrValue::Text(learner_key.to_owned()),
+            ),
+            ("opted_out_all".to_owned(), AttrValue::Bool(true)),
+        ]);
+        self.upsert_for(&learner_entity, LEARNER_POLICY, email, attributes)
+            .await?;
+        // Every schedule of this learner at this site, found through the recipient index.
+        let mut changed = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.shared().store.index_members(
+                &index::recipient(email),
+                after.as_deref(),
+                SCAN_PAGE_LEN,
+            )?;
+            for member in &page {
+                let id = EntityId::parse(member)?;
+                if id.kind() != SCHEDULE_KIND {
+                    continue;
+                }
+                let schedule = self.show(&id).await?;
+                if schedule.is_completed()
+                    || text_attr(&schedule, "site").as_deref() != Some(site)
+                    || text_attr(&schedule, "learner").as_deref() != Some(learner_key)
+                {
+                    continue;
+                }
+                if !self
+                    .execute(&id, opted_out.clone())
+                    .await?
+                    .events
+                    .is_empty()
+                {
+                    changed += 1;
+                }
+            }
+            if page.len() < SCAN_PAGE_LEN {
+                return Ok(changed);
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    /// Open edX's "send for date D": processes the occurrences of `policy` due in [from, to)
+    /// that are still waiting (delivery was paused for the policy, or the occurrences were held
+    /// up), even while the pause lasts. What already has a past event is not in the timer index
+    /// any more, so nothing is sent twice; late ones beyond the rule's grace end as missed.
+    pub async fn backfill(
+        &self,
+        policy: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Backfill, Error> {
+        self.catalog().policy(policy)?;
+        let now = self.now();
+        if to > now || from >= to {
+            return Err(Error::Arguments {
+                what: "backfill".into(),
+                reason: format!(
+                    "the range [{from}, {to}) must be non-empty and end by now ({now})"
+                ),
+            });
+        }
+        let mut result = Backfill::default();
+        let mut cursor = from;
+        loop {
+            let due = self
+                .due_between(cursor, to, crate::operations::DUE_LEN_MAX)
+                .await?;
+            let last_page = due.len() < crate::operations::DUE_LEN_MAX;
+            for entry in due {
+                cursor = entry.due;
+                let Ok(entity) = self.show(&entry.entity).await else {
+                    continue;
+                };
+                if entity.policy != policy {
+                    continue;
+                }
+                let wake = Command::Wake {
+                    occurrence: entry.occurrence.clone(),
+                };
+                match execute(self.shared(), &entry.entity, wake).await {
+                    Ok(applied) if !applied.events.is_empty() => {
+                        result.woken.push((entry.entity, entry.occurrence));
+                    }
+                    Ok(_) | Err(Error::Rejected(_)) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        self.settle().await?;
+        Ok(result)
+    }
+
+    /// Every message a course would send in [from, to): its schedules' pending occurrences and
+    /// those of simulated enrolments, decided by the same pure core as real ones. Nothing is
+    /// written or sent.
+    pub async fn preview(&self, request: &PreviewRequest) -> Result<Preview, Error> {
+        if request.from >= request.to {
+            return Err(Error::Arguments {
+                what: "preview".into(),
+                reason: format!("from {} is not before to {}", request.from, request.to),
+            });
+        }
+        let limit = request.limit.unwrap_or(1_000);
+        let course = self.course(&request.course)?;
+        let site_name = text_attr(&course, "site").unwrap_or_default();
+        let mut site = self.site(&site_name)?;
+        let mut messages = Vec::new();
+        let mut in_range = |entity: &Entity, source: &'static str| {
+            for reminder in entity.active.values() {
+                if reminder.planned_at >= request.from && reminder.planned_at < request.to {
+                    messages.push(PreviewMessage {
+                        at: reminder.planned_at,
+                        schedule: entity.id.clone(),
+                        rule: reminder.occurrence.rule.to_string(),
+                        kind: reminder.kind.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        if request.existing {
+            for id in self.course_schedules(&request.course, usize::MAX).await? {
+                in_range(&self.show(&id).await?, "schedule");
+            }
+        }
+        // Simulated as if schedule creation were on: the point is to see before turning it on.
+        site.attributes
+            .insert("create_schedules".into(), AttrValue::Bool(true));
+        let mut course_on = course.clone();
+        course_on
+            .attributes
+            .insert("create_schedules".into(), AttrValue::Bool(true));
+        let policy = self.catalog().policy(SCHEDULE_POLICY)?.clone();
+        let sample = (1..=request.sample).map(|n| Enrolment {
+            learner: format!("sample-{n}"),
+            email: format!("sample-{n}@example.org"),
+            name: format!("Sample learner {n}"),
+            course: request.course.clone(),
+            enrolled_at: Some(request.from),
+            zone: None,
+            track: "audit".into(),
+            delivery_time: None,
+        });
+        let mut held_back = 0;
+        for mut enrolment in request.enrolments.iter().cloned().chain(sample) {
+            enrolment.enrolled_at.get_or_insert(request.from);
+            let decision =
+                learner::decide_enrolment(&site, &course_on, &enrolment, policy.seed, false)?;
+            let Decision::Schedule { id, create } = decision else {
+                continue;
+            };
+            if create
+                .attributes
+                .get("held_back")
+                .is_some_and(AttrValue::is_true)
+            {
+                held_back += 1;
+            }
+            let enrolled_at = enrolment.enrolled_at.unwrap_or(request.from);
+            let entity = simulate_create(self, &policy, &id, create, enrolled_at)?;
+            in_range(&entity, "sample");
+        }
+        messages.sort_by(|a, b| (a.at, &a.schedule, &a.rule).cmp(&(b.at, &b.schedule, &b.rule)));
+        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for message in &messages {
+            let day = message.at.to_chrono().format("%Y-%m-%d").to_string();
+            *counts.entry((day, message.kind.clone())).or_default() += 1;
+        }
+        messages.truncate(limit);
+        Ok(Preview {
+            messages,
+            counts: counts
+                .into_iter()
+                .map(|((day, kind), count)| PreviewCount { day, kind, count })
+                .collect(),
+            held_back,
+        })
+    }
+
+    /// The schedules of a course, in id order (at most `limit`).
+    pub async fn course_schedules(
+        &self,
+        course: &str,
+        limit: usize,
+    ) -> Result<Vec<EntityId>, Error> {
+        let prefix = learner::schedule_prefix(course);
+        let kind_index = index::kind(SCHEDULE_KIND);
+        let store = &self.shared().store;
+        let mut found = Vec::new();
+        // The prefix itself sorts just before every id that extends it.
+        let mut after = prefix.clone();
+        'scan: loop {
+            let page = store.index_members(&kind_index, Some(&after), SCAN_PAGE_LEN)?;
+            for member in &page {
+                if !member.starts_with(&prefix) || found.len() == limit {
+                    break 'scan;
+                }
+                found.push(EntityId::parse(member)?);
+            }
+            match page.last() {
+                Some(last) if page.len() == SCAN_PAGE_LEN => after = last.clone(),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// The latest state of a directory entity (a site, a course), if it exists.
+    pub fn directory_entity(&self, id: &EntityId) -> Option<Entity> {
+        self.shared().directory_entity(id)
+    }
+
+    fn site(&self, site: &str) -> Result<Entity, Error> {
+        let id = learner::site_id(site)?;
+        self.shared()
+            .directory_entity(&id)
+            .ok_or_else(|| Error::UnknownSite {
+                site: site.to_owned(),
+            })
+    }
+
+    fn course(&self, course: &str) -> Result<Entity, Error> {
+        let id = learner::course_id(course)?;
+        self.shared()
+            .directory_entity(&id)
+            .ok_or_else(|| Error::UnknownCourse {
+                course: course.to_owned(),
+            })
+    }
+
+    async fn opted_out_all(&self, site: &str, learner_key: &str) -> Result<bool, Error> {
+        let id = learner::learner_id(site, learner_key)?;
+        match self.show(&id).await {
+            Ok(entity) => Ok(entity
+                .attributes
+                .get("opted_out_all")
+                .is_some_and(AttrValue::is_true)),
+            Err(Error::Rejected(Rejection::UnknownEntity { .. })) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Creates a directory entity, or moves its anchors and sets its attributes in one decision.
+    async fn upsert(
+        &self,
+        id: &EntityId,
+        policy: &str,
+        anchors: BTreeMap<String, Timestamp>,
+        attributes: BTreeMap<String, AttrValue>,
+    ) -> Result<Applied, Error> {
+        let create = CreateEntity {
+            policy: policy.to_owned(),
+            workflow: None,
+            // Directory entities send nothing; the recipient only names them in listings.
+            recipient: id.to_string(),
+            zone: Zone::UTC,
+            anchors: anchors.clone(),
+            attributes: attributes.clone(),
+        };
+        match self.create(id, create).await {
+            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
+                let command = Command::Update {
+                    anchors,
+                    attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                };
+                self.execute(id, command).await
+            }
+            other => other,
+        }
+    }
+
+    async fn upsert_for(
+        &self,
+        id: &EntityId,
+        policy: &str,
+        recipient: &str,
+        attributes: BTreeMap<String, AttrValue>,
+    ) -> Result<Applied, Error> {
+        let create = CreateEntity {
+            policy: policy.to_owned(),
+            workflow: None,
+            recipient: recipient.to_owned(),
+            zone: Zone::UTC,
+            anchors: BTreeMap::new(),
+            attributes: attributes.clone(),
+        };
+        match self.create(id, create).await {
+            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
+                let command = Command::Update {
+                    anchors: BTreeMap::new(),
+                    attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                };
+                self.execute(id, command).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The state a schedule would have right after its creation at `at`: the pure decision and
+/// fold, with no actor and no store.
+fn simulate_create(
+    engine: &Engine,
+    policy: &tickler_core::Policy,
+    id: &EntityId,
+    create: CreateEntity,
+    at: Timestamp,
+) -> Result<Entity, Error> {
+    let shared = engine.shared();
+    let directory = shared.directory();
+    let ctx = Context {
+        now: at,
+        policy,
+        delivery: &shared.options.delivery,
+        directory: &directory,
+    };
+    let events = decide(None, id, &Command::Create(create), &ctx)?;
+    let numbered = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| (i as u64 + 1, at, event));
+    let (entity, _) = fold(id, None, numbered)
+        .map_err(|err| Error::Internal(format!("a simulated schedule does not fold: {err}")))?;
+    entity.ok_or_else(|| Error::Internal("a simulated schedule has no state".into()))
+}
+
+fn text_attr(entity: &Entity, name: &str) -> Option<String> {
+    match entity.attributes.get(name) {
+        Some(AttrValue::Text(value)) => Some(value.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,895 @@
+//! Learner schedules (issue 3) through the library on a manual clock, with the shipped config:
+//! the `site`, `course`, `learner-schedule` and `learner-digest` policies, delivering one email
+//! per learner per slot into the "email" outbox. Each test is one behaviour of the issue.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Timelike;
+use tickler::learner::Enrolment;
+use tickler::{
+    AttrValue, CourseSettings, Engine, Enrolled, Entity, EntityId, Error, Highlight, Message,
+    Outcome, PauseScope, PreviewRequest, SiteSettings, Span, Timestamp, UnsentReason, Zone,
+};
+use tickler_tests::{Harness, at, id, read_outbox};
+
+const COURSE: &str = "course-v1:Demo+Py101+2026";
+const OTHER_COURSE: &str = "course-v1:Demo+Stats+2026";
+
+fn site() -> SiteSettings {
+    SiteSettings {
+        site: "demo".into(),
+        name: Some("Demo University".into()),
+        create_schedules: Some(true),
+        default_zone: Some(Zone::parse("Europe/Paris").unwrap()),
+        delivery_time: Some("09:00".into()),
+        lms_url: Some("https://lms.demo.example".into()),
+        ..SiteSettings::default()
+    }
+}
+
+/// A self-paced course with a verified track, started 03-01, ending 06-01.
+fn course(key: &str) -> CourseSettings {
+    CourseSettings {
+        course: key.into(),
+        site: Some("demo".into()),
+        name: Some(format!("Course {key}")),
+        org: Some("Demo".into()),
+        pacing: Some("self".into()),
+        start: Some(at("2026-03-01T00:00:00Z")),
+        end: Some(at("2026-06-01T00:00:00Z")),
+        verified: Some(true),
+        ..CourseSettings::default()
+    }
+}
+
+fn enrolment(learner: &str, course: &str, enrolled_at: &str) -> Enrolment {
+    Enrolment {
+        learner: learner.into(),
+        email: format!("{learner}@example.org"),
+        name: format!("Learner {learner}"),
+        course: course.into(),
+        enrolled_at: Some(at(enrolled_at)),
+        zone: None,
+        track: "audit".into(),
+        delivery_time: None,
+    }
+}
+
+async fn setup(h: &Harness, site: SiteSettings, courses: &[CourseSettings]) {
+    h.engine.set_site(&site).await.unwrap();
+    for course in courses {
+        h.engine.set_course(course).await.unwrap();
+    }
+}
+
+async fn enroll(engine: &Engine, enrolment: &Enrolment) -> EntityId {
+    match engine.enroll(enrolment).await.unwrap() {
+        Enrolled::Scheduled { schedule, .. } => schedule,
+        other => panic!("expected a schedule, got {other:?}"),
+    }
+}
+
+fn schedule(course: &str, learner: &str) -> EntityId {
+    id(&format!("schedule/{course}/{learner}"))
+}
+
+/// (rule, planned_at) of the pending occurrences, in time order.
+fn pending(entity: &Entity) -> Vec<(String, Timestamp)> {
+    let mut pending: Vec<_> = entity
+        .active
+        .values()
+        .map(|r| (r.occurrence.rule.to_string(), r.planned_at))
+        .collect();
+    pending.sort_by_key(|(rule, at)| (*at, rule.clone()));
+    pending
+}
+
+fn rules(entity: &Entity) -> Vec<String> {
+    pending(entity).into_iter().map(|(rule, _)| rule).collect()
+}
+
+fn local(at: Timestamp, zone: &str) -> chrono::DateTime<chrono_tz::Tz> {
+    at.to_chrono()
+        .with_timezone(&zone.parse::<chrono_tz::Tz>().unwrap())
+}
+
+fn email(h: &Harness) -> Vec<Message> {
+    read_outbox(&h.data_dir.join("email-outbox.jsonl"))
+}
+
+/// The unsent reason of each ended occurrence of an entity, by rule.
+async fn unsent(h: &Harness, entity: &EntityId) -> BTreeMap<String, UnsentReason> {
+    h.engine
+        .history(entity)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|past| match past.outcome {
+            Outcome::Unsent { reason, .. } => Some((past.occurrence.rule.to_string(), reason)),
+            Outcome::Sent { .. } => None,
+        })
+        .collect()
+}
+
+async fn sent_rules(h: &Harness, entity: &EntityId) -> Vec<String> {
+    h.engine
+        .history(entity)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|past| matches!(past.outcome, Outcome::Sent { .. }))
+        .map(|past| past.occurrence.rule.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolment_creates_a_schedule_starting_at_the_later_of_enrolment_and_course_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let mut late_course = course(OTHER_COURSE);
+    late_course.start = Some(at("2026-03-10T00:00:00Z"));
+    setup(&h, site(), &[course(COURSE), late_course]).await;
+
+    let early = enroll(&h.engine, &enrolment("ana", COURSE, "2026-03-01T09:00:00Z")).await;
+    let s = h.engine.show(&early).await.unwrap();
+    assert_eq!(s.anchors["start"], at("2026-03-01T09:00:00Z"));
+    // 21 days by default.
+    assert_eq!(s.anchors["upgrade_deadline"], at("2026-03-22T09:00:00Z"));
+    assert_eq!(
+        s.attributes["experience"],
+        AttrValue::Text("default".into())
+    );
+    assert_eq!(s.recipient, "ana@example.org");
+    assert_eq!(s.zone.name(), "Europe/Paris", "the site's default zone");
+
+    // Enrolled before the course starts: the schedule starts with the course.
+    let before = enroll(
+        &h.engine,
+        &enrolment("ana", OTHER_COURSE, "2026-03-01T09:00:00Z"),
+    )
+    .await;
+    let s = h.engine.show(&before).await.unwrap();
+    assert_eq!(s.anchors["start"], at("2026-03-10T00:00:00Z"));
+    assert_eq!(s.anchors["upgrade_deadline"], at("2026-03-31T00:00:00Z"));
+
+    // Sending the same enrolment again changes nothing.
+    let again = h
+        .engine
+        .enroll(&enrolment("ana", COURSE, "2026-03-01T09:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(again, Enrolled::Exists { schedule: early });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_days_resolve_course_then_org_then_site_and_an_opt_out_gives_no_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let mut s = site();
+    s.deadline_days = Some(30);
+    s.org_deadline_days = Some(BTreeMap::from([("MITx".to_owned(), 14)]));
+    let own = CourseSettings {
+        deadline_days: Some(7),
+        ..course("course-v1:Demo+Own+1")
+    };
+    let org = CourseSettings {
+        org: Some("MITx".into()),
+        ..course("course-v1:MITx+Org+1")
+    };
+    let site_wide = course("course-v1:Demo+Site+1");
+    let opted_out = CourseSettings {
+        deadline_opt_out: Some(true),
+        ..course("course-v1:Demo+None+1")
+    };
+    let expiring = CourseSettings {
+        verified_expiry: Some(at("2026-03-05T00:00:00Z")),
+        ..course("course-v1:Demo+Expiring+1")
+    };
+    setup(&h, s, &[own, org, site_wide, opted_out, expiring]).await;
+    let deadline = |course: &'static str| {
+        let engine = &h.engine;
+        async move {
+            let id = enroll(engine, &enrolment("bo", course, "2026-03-01T12:00:00Z")).await;
+            engine
+                .show(&id)
+                .await
+                .unwrap()
+                .anchors
+                .get("upgrade_deadline")
+                .copied()
+        }
+    };
+    assert_eq!(
+        deadline("course-v1:Demo+Own+1").await,
+        Some(at("2026-03-08T12:00:00Z"))
+    );
+    assert_eq!(
+        deadline("course-v1:MITx+Org+1").await,
+        Some(at("2026-03-15T12:00:00Z"))
+    );
+    assert_eq!(
+        deadline("course-v1:Demo+Site+1").await,
+        Some(at("2026-03-31T12:00:00Z"))
+    );
+    assert_eq!(deadline("course-v1:Demo+None+1").await, None);
+    // Never after the verified track's expiry.
+    assert_eq!(
+        deadline("course-v1:Demo+Expiring+1").await,
+        Some(at("2026-03-05T00:00:00Z"))
+    );
+    let none = h
+        .engine
+        .show(&schedule("course-v1:Demo+None+1", "bo"))
+        .await
+        .unwrap();
+    assert!(!rules(&none).contains(&"upgrade-reminder".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_creation_follows_the_course_flag_over_the_site_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let off_site = SiteSettings {
+        create_schedules: Some(false),
+        ..site()
+    };
+    let on_course = CourseSettings {
+        create_schedules: Some(true),
+        ..course(OTHER_COURSE)
+    };
+    setup(&h, off_site, &[course(COURSE), on_course]).await;
+    let off = h
+        .engine
+        .enroll(&enrolment("cy", COURSE, "2026-03-01T10:00:00Z"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&off, Enrolled::NoSchedule { reason } if reason.contains("create_schedules is off")),
+        "{off:?}"
+    );
+    assert!(h.engine.show(&schedule(COURSE, "cy")).await.is_err());
+    enroll(
+        &h.engine,
+        &enrolment("cy", OTHER_COURSE, "2026-03-01T10:00:00Z"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_back_learners_get_a_schedule_with_nothing_planned_and_the_reason_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(
+        &h,
+        SiteSettings {
+            hold_back_ratio: Some(0.5),
+            ..site()
+        },
+        &[course(COURSE)],
+    )
+    .await;
+    let mut held = BTreeSet::new();
+    for n in 0..40 {
+        let learner = format!("l{n}");
+        match h
+            .engine
+            .enroll(&enrolment(&learner, COURSE, "2026-03-01T10:00:00Z"))
+            .await
+            .unwrap()
+        {
+            Enrolled::Scheduled {
+                schedule,
+                held_back: true,
+                pending,
+            } => {
+                assert_eq!(pending, 0);
+                let s = h.engine.show(&schedule).await.unwrap();
+                let AttrValue::Text(reason) = &s.attributes["held_back_reason"] else {
+                    panic!("no reason on {schedule}");
+                };
+                assert!(reason.contains("hold_back_ratio 0.5"), "{reason}");
+                held.insert(learner);
+            }
+            Enrolled::Scheduled { pending, .. } => assert!(pending > 0),
+            other => panic!("{other:?}"),
+        }
+    }
+    // About half, and the same ones on any machine: the draw is seeded by (learner, course).
+    assert!((10..=30).contains(&held.len()), "{held:?}");
+    let seed = h.engine.catalog().policy("learner-schedule").unwrap().seed;
+    for n in 0..40 {
+        let learner = format!("l{n}");
+        let draw = tickler::learner::hold_back_draw(seed, &learner, COURSE);
+        assert_eq!(draw < 0.5, held.contains(&learner), "{learner}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nudges_go_at_3_10_and_19_days_at_the_local_delivery_hour_for_self_paced_courses() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let instructor_paced = CourseSettings {
+        pacing: Some("instructor".into()),
+        ..course(OTHER_COURSE)
+    };
+    setup(&h, site(), &[course(COURSE), instructor_paced]).await;
+    let id = enroll(&h.engine, &enrolment("di", COURSE, "2026-03-01T10:00:00Z")).await;
+    let s = h.engine.show(&id).await.unwrap();
+    let nudges: Vec<_> = pending(&s)
+        .into_iter()
+        .filter(|(rule, _)| rule.starts_with("nudge"))
+        .collect();
+    let days: Vec<String> = nudges
+        .iter()
+        .map(|(_, at)| local(*at, "Europe/Paris").format("%m-%d %H").to_string())
+        .collect();
+    assert_eq!(days, ["03-04 09", "03-11 09", "03-20 09"]);
+
+    let id = enroll(
+        &h.engine,
+        &enrolment("di", OTHER_COURSE, "2026-03-01T10:00:00Z"),
+    )
+    .await;
+    let s = h.engine.show(&id).await.unwrap();
+    assert!(
+        !rules(&s).iter().any(|r| r.starts_with("nudge")),
+        "{:?}",
+        rules(&s)
+    );
+
+    // A course that ends before day 19 stops the last nudge.
+    let mut short = course("course-v1:Demo+Short+1");
+    short.end = Some(at("2026-03-15T00:00:00Z"));
+    h.engine.set_course(&short).await.unwrap();
+    let id = enroll(
+        &h.engine,
+        &enrolment("di", "course-v1:Demo+Short+1", "2026-03-01T10:00:00Z"),
+    )
+    .await;
+    let s = h.engine.show(&id).await.unwrap();
+    let r = rules(&s);
+    assert!(
+        r.contains(&"nudge-10d".to_owned()) && !r.contains(&"nudge-19d".to_owned()),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_reminder_goes_two_days_before_the_deadline_unless_the_learner_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let audit_only = CourseSettings {
+        verified: Some(false),
+        ..course(OTHER_COURSE)
+    };
+    setup(&h, site(), &[course(COURSE), audit_only]).await;
+    let stays = enroll(&h.engine, &enrolment("ed", COURSE, "2026-03-01T10:00:00Z")).await;
+    let upgrades = enroll(&h.engine, &enrolment("fa", COURSE, "2026-03-01T10:00:00Z")).await;
+    let s = h.engine.show(&stays).await.unwrap();
+    let reminder = pending(&s)
+        .into_iter()
+        .find(|(rule, _)| rule == "upgrade-reminder")
+        .expect("an upgrade reminder");
+    // Deadline 03-22 10:00 UTC; two days before, at the local delivery hour.
+    assert_eq!(
+        local(reminder.1, "Europe/Paris")
+            .format("%m-%d %H")
+            .to_string(),
+        "03-20 09"
+    );
+    // No verified track: no reminder.
+    let audit = enroll(
+        &h.engine,
+        &enrolment("ed", OTHER_COURSE, "2026-03-01T10:00:00Z"),
+    )
+    .await;
+    assert!(!rules(&h.engine.show(&audit).await.unwrap()).contains(&"upgrade-reminder".into()));
+
+    h.engine.advance(Span::days(5)).await.unwrap();
+    h.engine
+        .change_track(COURSE, "fa", "verified")
+        .await
+        .unwrap();
+    assert_eq!(
+        unsent(&h, &upgrades).await.get("upgrade-reminder"),
+        Some(&UnsentReason::ConditionFalse)
+    );
+    h.engine.advance(Span::days(25)).await.unwrap();
+    assert!(
+        sent_rules(&h, &stays)
+            .await
+            .contains(&"upgrade-reminder".to_owned())
+    );
+    assert!(
+        !sent_rules(&h, &upgrades)
+            .await
+            .contains(&"upgrade-reminder".to_owned())
+    );
+    let bodies: Vec<String> = email(&h)
+        .into_iter()
+        .filter(|m| m.recipient == "ed@example.org")
+        .map(|m| m.body)
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|s| s.contains("Upgrade by 22 March 2026")),
+        "{bodies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weekly_highlights_send_section_n_in_week_n_while_sections_with_highlights_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let with_highlights = CourseSettings {
+        highlights: Some(vec![
+            Highlight {
+                section: "Getting started".into(),
+                highlights: "Install Python\nYour first program".into(),
+            },
+            Highlight {
+                section: "Data".into(),
+                highlights: "Lists and dicts".into(),
+            },
+            Highlight {
+                section: "Wrap-up".into(),
+                highlights: String::new(),
+            },
+        ]),
+        ..course(COURSE)
+    };
+    setup(&h, site(), &[with_highlights, course(OTHER_COURSE)]).await;
+    let id = enroll(&h.engine, &enrolment("gu", COURSE, "2026-03-01T10:00:00Z")).await;
+    let s = h.engine.show(&id).await.unwrap();
+    assert_eq!(
+        s.attributes["experience"],
+        AttrValue::Text("course-updates".into())
+    );
+    let updates: Vec<String> = pending(&s)
+        .into_iter()
+        .filter(|(rule, _)| rule == "course-update")
+        .map(|(_, at)| local(at, "Europe/Paris").format("%m-%d").to_string())
+        .collect();
+    assert_eq!(updates, ["03-08", "03-15"], "two sections have highlights");
+    // The course-updates experience sends no nudges; a course without highlights no updates.
+    assert!(!rules(&s).iter().any(|r| r.starts_with("nudge")));
+    let other = enroll(
+        &h.engine,
+        &enrolment("gu", OTHER_COURSE, "2026-03-01T10:00:00Z"),
+    )
+    .await;
+    assert!(!rules(&h.engine.show(&other).await.unwrap()).contains(&"course-update".into()));
+
+    h.engine.advance(Span::days(16)).await.unwrap();
+    let bodies: Vec<String> = email(&h)
+        .into_iter()
+        .filter(|m| m.subject.contains("Welcome to week"))
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(bodies[0].contains("Getting started") && bodies[0].contains("- Install Python"));
+    assert!(bodies[1].contains("- Lists and dicts"), "{}", bodies[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_switches_stop_enqueueing_for_new_schedules_and_delivery_at_fire_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let before = enroll(&h.engine, &enrolment("ha", COURSE, "2026-03-01T10:00:00Z")).await;
+    let mut off = site();
+    off.switches = BTreeMap::from([("enqueue_recurring_nudge".to_owned(), false)]);
+    h.engine.set_site(&off).await.unwrap();
+    let after = enroll(&h.engine, &enrolment("io", COURSE, "2026-03-01T10:00:00Z")).await;
+    let s = h.engine.show(&after).await.unwrap();
+    assert!(
+        !rules(&s).iter().any(|r| r.starts_with("nudge")),
+        "{:?}",
+        rules(&s)
+    );
+    assert!(rules(&s).contains(&"upgrade-reminder".to_owned()));
+    assert_eq!(
+        s.attributes["not_enqueued"],
+        AttrValue::List(vec!["recurring_nudge".into()])
+    );
+    // Schedules planned before keep their nudges; delivery off ends them unsent when they fire.
+    assert!(rules(&h.engine.show(&before).await.unwrap()).contains(&"nudge-3d".to_owned()));
+    let mut deliver_off = site();
+    deliver_off.switches = BTreeMap::from([("deliver".to_owned(), false)]);
+    h.engine.set_site(&deliver_off).await.unwrap();
+    h.engine.advance(Span::days(4)).await.unwrap();
+    assert_eq!(
+        unsent(&h, &before).await.get("nudge-3d"),
+        Some(&UnsentReason::DeliveryDisabled)
+    );
+    assert!(email(&h).is_empty());
+    // Back on: the next one goes.
+    let mut on = site();
+    on.switches = BTreeMap::from([("deliver".to_owned(), true)]);
+    h.engine.set_site(&on).await.unwrap();
+    h.engine.advance(Span::days(7)).await.unwrap();
+    assert_eq!(sent_rules(&h, &before).await, ["nudge-10d"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_out_learner_gets_nothing_more_from_that_course_or_from_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE), course(OTHER_COURSE)]).await;
+    let one = enroll(&h.engine, &enrolment("jo", COURSE, "2026-03-01T10:00:00Z")).await;
+    let two = enroll(
+        &h.engine,
+        &enrolment("jo", OTHER_COURSE, "2026-03-01T10:00:00Z"),
+    )
+    .await;
+    h.engine
+        .opt_out("demo", "jo", "jo@example.org", Some(COURSE))
+        .await
+        .unwrap();
+    assert!(h.engine.show(&one).await.unwrap().active.is_empty());
+    assert_eq!(
+        unsent(&h, &one).await.get("nudge-3d"),
+        Some(&UnsentReason::OptedOut)
+    );
+    assert!(!h.engine.show(&two).await.unwrap().active.is_empty());
+
+    // Unsubscribed from everything: the other course stops, and a later enrolment plans nothing.
+    let changed = h
+        .engine
+        .opt_out("demo", "jo", "jo@example.org", None)
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert!(h.engine.show(&two).await.unwrap().active.is_empty());
+    h.engine
+        .set_course(&course("course-v1:Demo+Third+1"))
+        .await
+        .unwrap();
+    let three = enroll(
+        &h.engine,
+        &enrolment("jo", "course-v1:Demo+Third+1", "2026-03-02T10:00:00Z"),
+    )
+    .await;
+    assert!(h.engine.show(&three).await.unwrap().active.is_empty());
+    h.engine.advance(Span::days(30)).await.unwrap();
+    assert!(email(&h).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_in_several_courses_gets_one_email_per_slot_with_one_key_per_occurrence() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE), course(OTHER_COURSE)]).await;
+    let one = enroll(&h.engine, &enrolment("ka", COURSE, "2026-03-01T10:00:00Z")).await;
+    let two = enroll(
+        &h.engine,
+        &enrolment("ka", OTHER_COURSE, "2026-03-01T11:00:00Z"),
+    )
+    .await;
+    // Same learner, same slot: the same minute.
+    let first = |s: &Entity| pending(s)[0].1;
+    assert_eq!(
+        first(&h.engine.show(&one).await.unwrap()),
+        first(&h.engine.show(&two).await.unwrap())
+    );
+    h.engine.advance(Span::days(4)).await.unwrap();
+    let mails = email(&h);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].body.contains(&format!("Course {COURSE}")));
+    assert!(mails[0].body.contains(&format!("Course {OTHER_COURSE}")));
+    assert!(mails[0].html.as_deref().unwrap_or("").contains("<strong>"));
+    // The audit keeps one past event per occurrence, each with its own key.
+    for s in [&one, &two] {
+        assert_eq!(sent_rules(&h, s).await, ["nudge-3d"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_is_at_the_learners_local_hour_across_dst_and_spread_over_the_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    // New York moves to summer time on 2026-03-08, between day 3 and day 10.
+    let mut e = enrolment("lu", COURSE, "2026-03-02T15:00:00Z");
+    e.zone = Some(Zone::parse("America/New_York").unwrap());
+    e.delivery_time = Some("18:30".into());
+    let id = enroll(&h.engine, &e).await;
+    let s = h.engine.show(&id).await.unwrap();
+    let nudges: Vec<_> = pending(&s)
+        .into_iter()
+        .filter(|(rule, _)| rule.starts_with("nudge"))
+        .map(|(_, at)| at)
+        .collect();
+    let minute = local(nudges[0], "America/New_York").minute();
+    for at in &nudges {
+        let local = local(*at, "America/New_York");
+        assert_eq!(local.hour(), 18, "{local}");
+        assert!(local.minute() >= 30 || local.hour() == 19);
+        assert_eq!(local.minute(), minute, "the same spread minute every day");
+    }
+    assert_eq!(nudges[0].to_chrono().hour(), 23, "EST, UTC-5");
+    assert_eq!(nudges[1].to_chrono().hour(), 22, "EDT, UTC-4");
+
+    // A cohort enrolled the same day is spread across the hour.
+    let mut minutes = BTreeSet::new();
+    for n in 0..30 {
+        let id = enroll(
+            &h.engine,
+            &enrolment(&format!("c{n}"), COURSE, "2026-03-01T10:00:00Z"),
+        )
+        .await;
+        let first = pending(&h.engine.show(&id).await.unwrap())[0].1;
+        let local = local(first, "Europe/Paris");
+        assert_eq!(local.hour(), 9);
+        minutes.insert(local.minute());
+    }
+    assert!(minutes.len() >= 10, "{minutes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn course_and_track_changes_reanchor_schedules_and_unenrolment_cancels_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let mo = enroll(&h.engine, &enrolment("mo", COURSE, "2026-03-01T10:00:00Z")).await;
+    let ne = enroll(&h.engine, &enrolment("ne", COURSE, "2026-03-01T10:00:00Z")).await;
+    let quits = enroll(&h.engine, &enrolment("ol", COURSE, "2026-03-01T10:00:00Z")).await;
+    h.engine.unenroll(COURSE, "ol").await.unwrap();
+    assert_eq!(
+        unsent(&h, &quits).await.get("nudge-3d"),
+        Some(&UnsentReason::Completed)
+    );
+
+    // The course start moves to 03-05: every schedule starts then.
+    let change = h
+        .engine
+        .set_course(&CourseSettings {
+            course: COURSE.into(),
+            start: Some(at("2026-03-05T00:00:00Z")),
+            ..CourseSettings::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((change.schedules_updated, change.schedules_ended), (2, 1));
+    let s = h.engine.show(&mo).await.unwrap();
+    assert_eq!(s.anchors["start"], at("2026-03-05T00:00:00Z"));
+    assert_eq!(
+        local(pending(&s)[0].1, "Europe/Paris")
+            .format("%m-%d")
+            .to_string(),
+        "03-08"
+    );
+
+    // The end moves earlier: later messages go out of the plan.
+    h.engine
+        .set_course(&CourseSettings {
+            course: COURSE.into(),
+            end: Some(at("2026-03-16T00:00:00Z")),
+            ..CourseSettings::default()
+        })
+        .await
+        .unwrap();
+    let r = rules(&h.engine.show(&mo).await.unwrap());
+    assert_eq!(r, ["nudge-3d", "nudge-10d"], "{r:?}");
+
+    // A track change restarts the schedule: verified from now, audit from the enrolment (never
+    // before the course start).
+    h.clock.set(at("2026-03-06T12:00:00Z"));
+    h.engine
+        .change_track(COURSE, "ne", "verified")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine.show(&ne).await.unwrap().anchors["start"],
+        at("2026-03-06T12:00:00Z")
+    );
+    h.engine.change_track(COURSE, "ne", "audit").await.unwrap();
+    assert_eq!(
+        h.engine.show(&ne).await.unwrap().anchors["start"],
+        at("2026-03-05T00:00:00Z")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_carry_course_learner_links_and_the_deadline_in_the_learners_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let mut e = enrolment("pi", COURSE, "2026-03-01T10:00:00Z");
+    e.zone = Some(Zone::parse("Asia/Tokyo").unwrap());
+    enroll(&h.engine, &e).await;
+    h.engine.advance(Span::days(21)).await.unwrap();
+    let mails = email(&h);
+    let upgrade = mails
+        .iter()
+        .find(|m| m.body.contains("verified track"))
+        .expect("an upgrade reminder");
+    assert!(
+        upgrade.body.contains("Hello Learner pi"),
+        "{}",
+        upgrade.body
+    );
+    assert!(
+        upgrade.body.contains("Sun 22 Mar 2026, 19:00 JST"),
+        "{}",
+        upgrade.body
+    );
+    assert!(upgrade.body.contains(&format!(
+        "https://lms.demo.example/verify_student/upgrade/{COURSE}/"
+    )));
+    assert!(upgrade.body.contains(&format!(
+        "https://lms.demo.example/notifications/unsubscribe/pi/{COURSE}"
+    )));
+    let html = upgrade.html.as_deref().unwrap();
+    // HTML-escaped ('/' is &#x2f; in attributes), which browsers read back as the same link.
+    assert!(
+        html.contains("lms.demo.example/verify_student/upgrade/"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>Course course-v1:Demo+Py101+2026</strong>"),
+        "{html}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_sends_a_past_days_waiting_occurrences_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let id = enroll(&h.engine, &enrolment("qu", COURSE, "2026-03-01T10:00:00Z")).await;
+    // The sender was held up (delivery paused) through day 3.
+    h.engine
+        .set_paused(&PauseScope::Policy("learner-schedule".into()), true)
+        .await
+        .unwrap();
+    h.engine.advance(Span::days(4)).await.unwrap(); // 03-05 09:30 UTC
+    assert!(h.engine.history(&id).await.unwrap().is_empty());
+    let day = |d: &str| at(&format!("2026-03-{d}T00:00:00Z"));
+    let first = h
+        .engine
+        .backfill("learner-schedule", day("04"), day("05"))
+        .await
+        .unwrap();
+    assert_eq!(first.woken.len(), 1, "{first:?}");
+    assert_eq!(first.woken[0].1.rule.as_str(), "nudge-3d");
+
+    assert_eq!(sent_rules(&h, &id).await, ["nudge-3d"]);
+    // Again: nothing left to send for that day.
+    let again = h
+        .engine
+        .backfill("learner-schedule", day("04"), day("05"))
+        .await
+        .unwrap();
+    assert!(again.woken.is_empty());
+    h.engine.advance(Span::hours(1)).await.unwrap();
+    assert_eq!(email(&h).len(), 1);
+    // A range that has not ended yet is refused.
+    let err = h
+        .engine
+        .backfill("learner-schedule", day("05"), day("07"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("end by now"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_lists_what_a_course_would_send_without_sending_or_storing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let off = SiteSettings {
+        create_schedules: Some(false),
+        ..site()
+    };
+    setup(&h, off, &[course(COURSE)]).await;
+    let entities_before = h.engine.store_stats().unwrap();
+    let preview = h
+        .engine
+        .preview(&PreviewRequest {
+            course: COURSE.into(),
+            from: at("2026-03-01T10:00:00Z"),
+            to: at("2026-03-31T10:00:00Z"),
+            enrolments: Vec::new(),
+            sample: 10,
+            existing: true,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    // Ten learners: three nudges and one upgrade reminder each within 30 days.
+    assert_eq!(preview.messages.len(), 40, "{:?}", preview.counts);
+    let count = |day: &str, kind: &str| {
+        preview
+            .counts
+            .iter()
+            .find(|c| c.day == day && c.kind == kind)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count("2026-03-04", "recurring_nudge"), 10);
+    assert_eq!(count("2026-03-20", "upgrade_reminder"), 10);
+    assert_eq!(h.engine.store_stats().unwrap(), entities_before);
+    h.engine.advance(Span::days(30)).await.unwrap();
+    assert!(email(&h).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_enrolments_are_refused_naming_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let err = h
+        .engine
+        .enroll(&enrolment(
+            "ra",
+            "course-v1:Nope+1+1",
+            "2026-03-01T10:00:00Z",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownCourse { course } if course == "course-v1:Nope+1+1"),
+        "{err}"
+    );
+    let err = h
+        .engine
+        .set_course(&CourseSettings {
+            site: Some("nowhere".into()),
+            ..course("course-v1:Demo+X+1")
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownSite { site } if site == "nowhere"),
+        "{err}"
+    );
+    let mut bad = enrolment("ra", COURSE, "2026-03-01T10:00:00Z");
+    bad.track = "gold".into();
+    let err = h.engine.enroll(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("\"gold\""), "{err}");
+    let mut bad = enrolment("ra", COURSE, "2026-03-01T10:00:00Z");
+    bad.delivery_time = Some("25:00".into());
+    let err = h.engine.enroll(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("25:00"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_seeds_create_the_demo_site_and_courses_once_and_run_time_changes_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        dir.path(),
+        tickler_tests::StoreKind::Sled,
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let site = h
+        .engine
+        .directory_entity(&id("site/demo"))
+        .expect("the demo site");
+    assert_eq!(site.attributes["create_schedules"], AttrValue::Bool(true));
+    let stats = id("course/course-v1:DemoX+Stats+2026");
+    let course = h.engine.directory_entity(&stats).expect("a demo course");
+    assert_eq!(
+        course.attributes["pacing"],
+        AttrValue::Text("instructor".into())
+    );
+    h.engine
+        .set_course(&CourseSettings {
+            course: "course-v1:DemoX+Stats+2026".into(),
+            pacing: Some("self".into()),
+            ..CourseSettings::default()
+        })
+        .await
+        .unwrap();
+    let (_, clock) = h.stop().await;
+    // Reopened on the same store: the seed is not applied again over the change.
+    let h = Harness::start(
+        dir.path(),
+        tickler_tests::StoreKind::Sled,
+        tickler::Clock::now(&clock),
+    )
+    .await;
+    let course = h.engine.directory_entity(&stats).unwrap();
+    assert_eq!(course.attributes["pacing"], AttrValue::Text("self".into()));
+    assert_eq!(course.version, 2, "created once, changed once");
+}
