@@ -893,3 +893,80 @@ async fn the_shipped_seeds_create_the_demo_site_and_courses_once_and_run_time_ch
     assert_eq!(course.attributes["pacing"], AttrValue::Text("self".into()));
     assert_eq!(course.version, 2, "created once, changed once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_enrolment_keeps_live_actors_near_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(
+        dir.path(),
+        tickler_tests::StoreKind::Memory(std::sync::Arc::new(tickler::MemoryStore::new())),
+        at("2026-03-01T09:30:00Z"),
+        |config| config.engine.actors_max = 50,
+    )
+    .await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    for n in 0..400 {
+        enroll(
+            &h.engine,
+            &enrolment(&format!("b{n}"), COURSE, "2026-03-01T10:00:00Z"),
+        )
+        .await;
+    }
+    // Idle for far less than passivate_after (5 minutes): only the cap stops them. The
+    // passivator runs every half second; wait for it, not for a duration.
+    let mut actors = usize::MAX;
+    for _ in 0..200 {
+        actors = h.engine.status().await.unwrap().actors;
+        if actors <= 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(actors <= 50, "{actors} actors live");
+    // Passivated schedules come back from their logs when needed.
+    let s = h.engine.show(&schedule(COURSE, "b0")).await.unwrap();
+    assert_eq!(rules(&s).len(), 4);
+}
+
+#[test]
+fn a_schedule_template_with_an_unknown_variable_or_missing_is_refused_at_load_time() {
+    let shipped = tickler_tests::config_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    copy_dir(&shipped.join("templates"), &templates);
+    let policies = shipped.join("policies");
+    assert!(tickler::Catalog::load(&policies, &templates).is_ok());
+
+    let file = templates.join("schedule/upgrade-reminder.text.j2");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("course_name", "course_nmae")).unwrap();
+    let err = tickler::Catalog::load(&policies, &templates)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("schedule/upgrade-reminder.text.j2"), "{err}");
+    std::fs::write(&file, text).unwrap();
+
+    std::fs::remove_file(templates.join("schedule/course-update.subject.j2")).unwrap();
+    let err = tickler::Catalog::load(&policies, &templates)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("template \"schedule/course-update\" not found"),
+        "{err}"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -554,13 +554,28 @@ impl Engine {
     fn spawn_passivator(&self) {
         let shared = self.shared.clone();
         let idle = Duration::from_millis(shared.options.passivate_after.as_millis().max(1) as u64);
+        // The cap is checked often; the idle sweep (a scan of every actor) every idle / 2.
+        let cap_check = Duration::from_millis(500).min(idle / 2);
         let task = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(idle / 2);
+            let mut interval = tokio::time::interval(cap_check);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_sweep = tokio::time::Instant::now();
             loop {
                 interval.tick().await;
-                for id in shared.registry.idle_since(idle) {
-                    let _ = shared.registry.send(&shared, &id, EntityMsg::IdleCheck);
+                if last_sweep.elapsed() >= idle / 2 {
+                    last_sweep = tokio::time::Instant::now();
+                    for id in shared.registry.idle_since(idle) {
+                        let _ = shared.registry.send(&shared, &id, EntityMsg::IdleCheck);
+                    }
+                }
+                let live = shared.registry.len();
+                let cap = shared.options.actors_max.max(1);
+                if live > cap {
+                    // Down to 90% of the cap, so the check does not run on every new actor.
+                    let excess = live - cap * 9 / 10;
+                    for id in shared.registry.least_recently_used(excess) {
+                        let _ = shared.registry.send(&shared, &id, EntityMsg::IdleCheck);
+                    }
                 }
             }
         });

@@ -696,6 +696,11 @@ impl Engine {
 
     async fn opted_out_all(&self, site: &str, learner_key: &str) -> Result<bool, Error> {
         let id = learner::learner_id(site, learner_key)?;
+        // Most learners never opted out: a look at the store spares starting an actor for an
+        // entity that does not exist.
+        if self.shared().store.last_seq(&id)? == 0 {
+            return Ok(false);
+        }
         match self.show(&id).await {
             Ok(entity) => Ok(entity
                 .attributes

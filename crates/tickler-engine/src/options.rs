@@ -11,6 +11,10 @@ pub struct EngineOptions {
     pub snapshot_every: u64,
     /// An entity actor idle this long (real time) is stopped; it replays on its next message.
     pub passivate_after: Span,
+    /// At most about this many entity actors live at once: beyond it, the least recently used
+    /// idle ones are passivated early (within half a second), so a bulk import of any size runs
+    /// in bounded memory. An actor with work under way is never stopped.
+    pub actors_max: usize,
     /// At most this many wakes per second leave the timer (real time): after downtime the
     /// overdue backlog drains at this rate instead of in one burst.
     pub fire_rate_max_per_s: u32,
@@ -31,6 +35,7 @@ impl Default for EngineOptions {
         EngineOptions {
             snapshot_every: 64,
             passivate_after: Span::minutes(5),
+            actors_max: 2_000,
             fire_rate_max_per_s: 5_000,
             wake_in_flight_max: 10_000,
             timer_horizon: Span::minutes(10),

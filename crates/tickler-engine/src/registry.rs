@@ -137,6 +137,27 @@ impl Registry {
             .collect()
     }
 
+    /// The `count` least recently used entities with a live actor.
+    pub fn least_recently_used(&self, count: usize) -> Vec<EntityId> {
+        let mut all: Vec<(Instant, EntityId)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .iter()
+                    .map(|(id, entry)| (entry.last_used, id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if count < all.len() {
+            all.select_nth_unstable_by_key(count, |(used, _)| *used);
+            all.truncate(count);
+        }
+        all.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// Actors running now.
     pub fn len(&self) -> usize {
         self.shards
