@@ -222,7 +222,7 @@ fn write_config(shipped: &Path, work: &Path) -> PathBuf {
 }
 
 fn start(binary: &Path, config: &Path, work: &Path) -> Child {
-        let mut child = Command::new(binary)
+    let mut child = Command::new(binary)
         .arg("--config")
         .arg(config)
         .args(["serve", "--clock", "manual"])
@@ -243,9 +243,12 @@ fn start(binary: &Path, config: &Path, work: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-        let _ = child.kill();
+    let _ = child.kill();
     let _ = child.wait();
-    panic!("the daemon did not start; see {}", work.join("daemon.log").display());
+    panic!(
+        "the daemon did not start; see {}",
+        work.join("daemon.log").display()
+    );
 }
 
 /// The process's resident set, in KiB (0 if unreadable).
