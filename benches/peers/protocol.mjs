@@ -3,30 +3,69 @@
 // end-of-run rule, percentiles and the one JSON line. Keeping it here means
 // bullmq.mjs and pgboss.mjs differ only in how they talk to their system, and
 // tickler's own load generator can copy these rules exactly (see README.md).
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import os from 'node:os'
 import { performance } from 'node:perf_hooks'
 
+// CPU used by *other* work while the run was active (scheduling, and firing
+// from just before the first due instant; not the idle lead in between), as
+// a share of the whole machine: busy ticks of all CPUs (/proc/stat) minus the
+// ticks of the processes that belong to a run (node, redis-server, postgres,
+// and their reaped children). Short-lived foreign processes (each rustc of a
+// build) count too: they are in the machine total but not in ours. Well above
+// 0 means the run's numbers are skewed.
+const OURS = /^(node|redis-server|postgres)$/
+function machineTicks () {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = f.reduce((a, b) => a + b, 0)
+  // idle and iowait are not busy; irq and softirq are left out too, being
+  // mostly the kernel moving this run's own loopback traffic. steal stays in.
+  return { total, busy: total - f[3] - f[4] - f[5] - f[6] }
+}
+function ourTicks () {
+  let ticks = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const close = st.lastIndexOf(')')
+      if (!OURS.test(st.slice(st.indexOf('(') + 1, close))) continue
+      // utime + stime, plus cutime + cstime: the CPU of reaped children, such
+      // as PostgreSQL's short-lived autovacuum workers.
+      const f = st.slice(close + 2).split(' ')
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+    } catch { /* process exited meanwhile */ }
+  }
+  return ticks
+}
+// How busy the whole machine was in the second before the run (this process
+// is idle then), and the 1-minute load average at the start.
+const loadAtStart = os.loadavg()[0]
+const idle0 = machineTicks()
+await new Promise(resolve => setTimeout(resolve, 1000))
+const idle1 = machineTicks()
+const busyBeforePct = (100 * (idle1.busy - idle0.busy)) / Math.max(1, idle1.total - idle0.total)
+
+export function foreignCpuMeter () {
+  let foreign = 0; let total = 0; let from = null
+  const snap = () => ({ m: machineTicks(), o: ourTicks() })
+  const meter = {
+    resume () { if (!from) from = snap() },
+    pause () {
+      if (!from) return
+      const to = snap()
+      foreign += Math.max(0, (to.m.busy - from.m.busy) - (to.o - from.o))
+      total += to.m.total - from.m.total
+      from = null
+    },
+    pct () { meter.pause(); return (100 * foreign) / Math.max(1, total) }
+  }
+  meter.resume()
+  return meter
+}
+
 // N W C come from argv (`node bullmq.mjs 10000 2000 64`) or env; env also
 // holds the knobs that are not part of a run's identity.
-// How busy the machine was, from other processes, in the second before the
-// run (this process is idle then), and the 1-minute load average at start and
-// end: on a shared 2-core box a neighbour (a compiler, say) skews every
-// number, so each JSON line says how quiet the box was.
-function cpuTicks () {
-  let busy = 0; let total = 0
-  for (const { times } of os.cpus()) {
-    const t = times.user + times.nice + times.sys + times.irq + times.idle
-    total += t; busy += t - times.idle
-  }
-  return { busy, total }
-}
-const loadAtStart = os.loadavg()[0]
-const t1 = cpuTicks()
-await new Promise(resolve => setTimeout(resolve, 1000))
-const t2 = cpuTicks()
-const busyBeforePct = (100 * (t2.busy - t1.busy)) / Math.max(1, t2.total - t1.total)
-
 export function params () {
   const [a, b, c] = process.argv.slice(2)
   const num = (v, env, dflt) => Number(v ?? process.env[env] ?? dflt)
@@ -91,6 +130,7 @@ export class Tracker {
     this.doneCount = 0
     this.dup = 0 // a second run of a handler for the same job: reported, not hidden
     this.lastProgress = 0
+    this.cpu = foreignCpuMeter() // runs from scheduling start; see waitForFires()
   }
 
   fire (i, at = Date.now()) {
@@ -114,8 +154,10 @@ export class Tracker {
 // 30 min (after the last due instant) keeps a crawling system from hanging.
 export async function waitForFires (tr, timeoutMs) {
   const lastDue = tr.due[tr.n - 1]
+  tr.cpu.pause() // scheduling is over: the idle lead is not metered
   for (;;) {
     const now = Date.now()
+    if (now >= tr.due[0] - 200) tr.cpu.resume() // no-op once running
     if (tr.firedCount === tr.n) return
     if (now > lastDue + timeoutMs && now - tr.lastProgress > timeoutMs) return
     if (now > lastDue + 30 * 60 * 1000) return
@@ -171,7 +213,7 @@ export function report ({ system, p, tr, scheduleMs, leadMs, durability, version
     schedule_done_before_first_due: scheduleMs < leadMs,
     dup: tr.dup,
     completed: tr.doneCount,
-    host: { cpus: os.cpus().length, busy_pct_before: round1(busyBeforePct), load1_start: round1(loadAtStart), load1_end: round1(os.loadavg()[0]) },
+    host: { cpus: os.cpus().length, busy_pct_before: round1(busyBeforePct), foreign_cpu_pct: round1(tr.cpu.pct()), load1_start: round1(loadAtStart), load1_end: round1(os.loadavg()[0]) },
     ...extra
   }
   process.stdout.write(JSON.stringify(out) + '\n')

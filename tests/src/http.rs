@@ -1,6 +1,9 @@
 //! A real HTTP/1.1 server on loopback for channel tests: it accepts connections, reads each
 //! request (headers and a `Content-Length` body), records it, and answers with the next scripted
 //! response. Not a mock of the client: the channel's HTTP client talks to it over TCP.
+//!
+//! `crates/tickler/tests/support` includes this file too: the daemon tests use it as the
+//! receiver of a webhook channel.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +19,8 @@ pub struct Recorded {
     /// Header names lower-cased.
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
+    /// When the whole request had been read.
+    pub received_at: std::time::Instant,
 }
 
 /// A scripted answer: status, extra headers.
@@ -100,6 +105,7 @@ impl HttpServer {
                             path,
                             headers,
                             body,
+                            received_at: std::time::Instant::now(),
                         });
                         script[(all.len() - 1).min(script.len() - 1)].clone()
                     };

@@ -4,11 +4,15 @@
 pub mod http;
 pub mod smtp;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
 use tickler::config::Config;
-use tickler::{Engine, EntityId, ManualClock, MemoryStore, Message, SledStore, Store, Timestamp};
+
+use tickler::{
+    AttrValue, CreateEntity, Engine, EntityId, ManualClock, MemoryStore, Message, SledStore, Store,
+    Timestamp, Zone,
+};
 
 /// The repository's `config/` directory.
 pub fn config_dir() -> PathBuf {
@@ -102,5 +106,36 @@ pub fn read_outbox(path: &Path) -> Vec<Message> {
             .collect(),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(err) => panic!("cannot read {}: {err}", path.display()),
+    }
+}
+
+/// A reviewer report of the due-date policy (due in the workflow's 10 days unless `due_at`).
+pub fn reviewer_report(due_at: Option<&str>) -> CreateEntity {
+    CreateEntity {
+        policy: "due-date".into(),
+        workflow: Some("reviewer-report".into()),
+        recipient: "reviewer@example.org".into(),
+        zone: Zone::parse("Europe/Paris").unwrap(),
+        anchors: due_at
+            .map(|d| BTreeMap::from([("due_at".to_owned(), at(d))]))
+            .unwrap_or_default(),
+        attributes: BTreeMap::from([(
+            "title".to_owned(),
+            AttrValue::Text("Review of manuscript 42".into()),
+        )]),
+    }
+}
+
+/// Copies a directory tree (a config to edit, a data directory to tamper with).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }

@@ -8,23 +8,7 @@ use tickler::{
     AttrValue, Clock, Command, CreateEntity, MemoryStore, Outcome, PastEvent, Span, UnsentReason,
     Zone,
 };
-use tickler_tests::{Harness, StoreKind, at, id};
-
-fn reviewer_report(due_at: Option<&str>) -> CreateEntity {
-    CreateEntity {
-        policy: "due-date".into(),
-        workflow: Some("reviewer-report".into()),
-        recipient: "reviewer@example.org".into(),
-        zone: Zone::parse("Europe/Paris").unwrap(),
-        anchors: due_at
-            .map(|d| BTreeMap::from([("due_at".to_owned(), at(d))]))
-            .unwrap_or_default(),
-        attributes: BTreeMap::from([(
-            "title".to_owned(),
-            AttrValue::Text("Review of manuscript 42".into()),
-        )]),
-    }
-}
+use tickler_tests::{Harness, StoreKind, at, id, reviewer_report};
 
 fn outcome_of(past: &[PastEvent], occurrence: &str) -> String {
     past.iter()

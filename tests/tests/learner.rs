@@ -10,7 +10,7 @@ use tickler::{
     AttrValue, CourseSettings, Engine, Enrolled, Entity, EntityId, Error, Highlight, Message,
     Outcome, PauseScope, PreviewRequest, SiteSettings, Span, Timestamp, UnsentReason, Zone,
 };
-use tickler_tests::{Harness, at, id, read_outbox};
+use tickler_tests::{Harness, at, copy_dir, id, read_outbox};
 
 const COURSE: &str = "course-v1:Demo+Py101+2026";
 const OTHER_COURSE: &str = "course-v1:Demo+Stats+2026";
@@ -956,17 +956,4 @@ fn a_schedule_template_with_an_unknown_variable_or_missing_is_refused_at_load_ti
         err.contains("template \"schedule/course-update\" not found"),
         "{err}"
     );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

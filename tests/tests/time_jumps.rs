@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tickler::{CreateEntity, MemoryStore, Outcome, Span, UnsentReason, Zone};
-use tickler_tests::{Harness, StoreKind, at, config_dir, id};
+use tickler_tests::{Harness, StoreKind, at, config_dir, copy_dir, id};
 
 /// An hourly series of 960 (40 days), a 2-hour grace: the rule the jumps are run against.
 const POLICY: &str = r#"
@@ -59,19 +59,6 @@ fn config_with_hourly(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     )
     .unwrap();
     (policies, templates)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -409,7 +409,7 @@ async fn audit_finds_a_corrupt_record_a_gap_and_a_tampered_past_event() {
 
     let copy = |name: &str| {
         let target = work.path().join(name);
-        copy_dir(&daemon.data_dir, &target);
+        support::copy_dir(&daemon.data_dir, &target);
         target
     };
     let review = tickler::EntityId::parse("due/review-1").unwrap();
@@ -596,19 +596,6 @@ async fn another_user_is_refused_by_the_peer_credential_check() {
 }
 
 use std::os::unix::process::CommandExt;
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_past_events_as_they_are_recorded() {

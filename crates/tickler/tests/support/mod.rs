@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use tickler_admin::Client;
 
+/// The real HTTP server of the channel tests, as a receiver for a daemon's webhook channel.
+#[path = "../../../../tests/src/http.rs"]
+pub mod http;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tickler");
 /// How long a daemon may take to start listening before the test gives up (a readiness bound,
 /// not a timing assertion: it only turns a hang into a failure).
@@ -21,6 +25,8 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub socket: PathBuf,
     pub clock: &'static str,
+    /// Extra environment variables of the daemon process (a webhook's signing secret).
+    pub env: Vec<(String, String)>,
 }
 
 /// Copies the repository's `config/` into `work/config`, with the manual clock starting at
@@ -46,7 +52,7 @@ pub fn write_config(work: &Path, manual_start: &str) -> PathBuf {
     path
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -67,6 +73,16 @@ impl Daemon {
 
     /// Starts `tickler serve --clock <clock>` in `work` and waits until it answers.
     pub async fn start_with_clock(work: &Path, manual_start: &str, clock: &'static str) -> Daemon {
+        Daemon::start_with_env(work, manual_start, clock, Vec::new()).await
+    }
+
+    /// Starts `tickler serve --clock <clock>` in `work` with extra environment variables.
+    pub async fn start_with_env(
+        work: &Path,
+        manual_start: &str,
+        clock: &'static str,
+        env: Vec<(String, String)>,
+    ) -> Daemon {
         let config = work.join("config/tickler.toml");
         if !config.exists() {
             write_config(work, manual_start);
@@ -78,6 +94,7 @@ impl Daemon {
             data_dir: work.join("data"),
             socket: work.join("data/admin/tickler.sock"),
             clock,
+            env,
         };
         daemon.restart().await;
         daemon
@@ -85,6 +102,12 @@ impl Daemon {
 
     /// Starts the daemon process (again) on the same directories and waits until it answers.
     pub async fn restart(&mut self) {
+        self.spawn_only();
+        self.wait_until_answering().await;
+    }
+
+    /// Starts the daemon process without waiting for it (to kill it during recovery).
+    pub fn spawn_only(&mut self) {
         assert!(self.child.is_none(), "the daemon is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -99,12 +122,16 @@ impl Daemon {
             .arg(&self.data_dir)
             .arg("--clock")
             .arg(self.clock)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.work)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("the tickler binary starts");
         self.child = Some(child);
+    }
+
+    async fn wait_until_answering(&mut self) {
         let started = Instant::now();
         loop {
             if let Ok(mut client) = Client::connect(&self.socket).await

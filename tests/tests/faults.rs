@@ -1,0 +1,274 @@
+//! Faults (issue 6, suite 2) through the library, on a manual clock: a channel that hangs, and
+//! stored records damaged in each way a disk or a bad build can damage them. Channel errors with
+//! retries are in `engine.rs` and `webhook.rs`; a full disk under the real store is in
+//! `disk_full.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tickler::async_trait;
+use tickler::store::Record;
+use tickler::{
+    Channel, Clock, DeliveryError, Engine, Entity, EntityId, JoinGroup, ManualClock, MemoryStore,
+    Message, Outcome, Span, Store, Zone,
+};
+use tickler_tests::{Harness, StoreKind, at, id, reviewer_report, shipped_config};
+
+/// How long a test waits for something that must happen before it calls the engine stuck (a
+/// bound against hanging, not a timing assertion).
+const STUCK: Duration = Duration::from_secs(30);
+
+/// A channel that holds every delivery until the test opens the gate.
+struct Gate {
+    open: tokio::sync::Semaphore,
+    waiting: Mutex<Vec<String>>,
+}
+
+impl Gate {
+    fn closed() -> Gate {
+        Gate {
+            open: tokio::sync::Semaphore::new(0),
+            waiting: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for Gate {
+    async fn deliver(&self, message: &Message) -> Result<String, DeliveryError> {
+        self.waiting
+            .lock()
+            .unwrap()
+            .push(message.idempotency_key.clone());
+        let permit = self.open.acquire().await.expect("the gate is never closed");
+        permit.forget();
+        Ok("through the gate".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_channel_holds_up_neither_other_channels_nor_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config(dir.path());
+    let clock = ManualClock::new(at("2026-03-01T04:00:00Z"));
+    let gate = Arc::new(Gate::closed());
+    let builder = Engine::builder()
+        .options(config.engine.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(clock.clone()))
+        .catalog(config.catalog().unwrap());
+    // Contacts deliver through "rapidpro", which hangs; due dates through the file outbox.
+    let engine = config
+        .add_channels(builder)
+        .unwrap()
+        .channel("rapidpro", gate.clone())
+        .open()
+        .await
+        .unwrap();
+    let joined = engine
+        .join_group(
+            "karma",
+            JoinGroup {
+                contact: "c-1".into(),
+                recipient: "tel:+254700000001".into(),
+                zone: Zone::parse("Africa/Nairobi").unwrap(),
+                anchors: BTreeMap::new(),
+                attributes: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let contact = joined[0].0.clone();
+    let first_contact = engine
+        .show(&contact)
+        .await
+        .unwrap()
+        .active
+        .values()
+        .map(|r| r.planned_at)
+        .min()
+        .unwrap();
+    // A due date whose first reminder falls a few hours after the contact's first interaction,
+    // within that interaction's grace (6 h).
+    let review = id("due/review-1");
+    let due = first_contact.saturating_add(Span::hours(50)).ceil_to_hour();
+    engine
+        .create(&review, reviewer_report(Some(&due.to_string())))
+        .await
+        .unwrap();
+    let pre_due = engine
+        .show(&review)
+        .await
+        .unwrap()
+        .active
+        .values()
+        .map(|r| r.planned_at)
+        .min()
+        .unwrap();
+    assert!(pre_due > first_contact);
+    let mut past_events = engine.subscribe();
+
+    // Time passes both instants in one step; the contact's delivery hangs in the gate.
+    clock.set(pre_due);
+    let sent = tokio::time::timeout(STUCK, async {
+        loop {
+            let past = past_events.recv().await.unwrap();
+            if past.entity == review {
+                return past;
+            }
+        }
+    })
+    .await
+    .expect("the due date's reminder was sent while the other channel hung");
+    assert!(matches!(sent.outcome, Outcome::Sent { .. }), "{sent:?}");
+    assert_eq!(
+        *gate.waiting.lock().unwrap(),
+        [format!("{contact}#conversation-a#0")],
+        "the contact's delivery is still in the gate"
+    );
+    assert!(engine.history(&contact).await.unwrap().is_empty());
+
+    // Opened, the gate lets the held delivery end as sent, once.
+    gate.open.add_permits(1);
+    engine.settle().await.unwrap();
+    let history = engine.history(&contact).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(matches!(history[0].outcome, Outcome::Sent { .. }));
+    engine.shutdown().await.unwrap();
+}
+
+/// The ways stored bytes go bad, applied to event 2 of an entity's log.
+fn damage(kind: &str, bytes: &mut Vec<u8>) {
+    match kind {
+        "flipped bit" => bytes[5] ^= 0x10,
+        "truncated" => bytes.truncate(bytes.len() / 2),
+        "empty" => bytes.clear(),
+        // A record that checks out, of an event type this build does not know (written by a
+        // newer build, say).
+        "unknown event type" => {
+            let mut record = Record::decode(bytes).unwrap();
+            record.event_type = 9_999;
+            *bytes = record.encode();
+        }
+        // A record that checks out, whose payload is not the event its type says.
+        "garbled payload" => {
+            let mut record = Record::decode(bytes).unwrap();
+            record.payload = vec![0xff; record.payload.len()];
+            *bytes = record.encode();
+        }
+        other => unreachable!("no damage called {other}"),
+    }
+}
+
+const DAMAGES: [&str; 5] = [
+    "flipped bit",
+    "truncated",
+    "empty",
+    "unknown event type",
+    "garbled payload",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_corrupt_record_quarantines_its_entity_and_every_other_recovers_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start_with(
+        dir.path(),
+        StoreKind::Memory(store.clone()),
+        at("2026-03-01T09:30:00Z"),
+        // No snapshots: every restart replays the whole log, damaged event included.
+        |config| config.engine.snapshot_every = 1_000,
+    )
+    .await;
+    let damaged: Vec<EntityId> = (0..DAMAGES.len())
+        .map(|n| id(&format!("due/damaged-{n}")))
+        .collect();
+    let healthy: Vec<EntityId> = (0..10).map(|n| id(&format!("due/healthy-{n}"))).collect();
+    for entity in damaged.iter().chain(&healthy) {
+        h.engine
+            .create(entity, reviewer_report(None))
+            .await
+            .unwrap();
+        // A second event, so that event 2 exists.
+        h.engine
+            .execute(
+                entity,
+                tickler::Command::Toggle {
+                    occurrence: "first-late#0".parse().unwrap(),
+                    enabled: false,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut before: BTreeMap<EntityId, Entity> = BTreeMap::new();
+    for entity in &healthy {
+        before.insert(entity.clone(), h.engine.show(entity).await.unwrap());
+    }
+    let (_, clock) = h.stop().await;
+    let lengths: Vec<u64> = damaged
+        .iter()
+        .map(|e| Store::last_seq(store.as_ref(), e).unwrap())
+        .collect();
+    for (entity, kind) in damaged.iter().zip(DAMAGES) {
+        assert!(store.corrupt_event(entity, 2, |bytes| damage(kind, bytes)));
+    }
+
+    let h = Harness::start(dir.path(), StoreKind::Memory(store.clone()), clock.now()).await;
+    for entity in &healthy {
+        assert_eq!(
+            h.engine.show(entity).await.unwrap(),
+            before[entity],
+            "{entity} recovers as it was"
+        );
+    }
+    for (entity, kind) in damaged.iter().zip(DAMAGES) {
+        let err = h.engine.show(entity).await.unwrap_err();
+        assert_eq!(err.code(), "quarantined", "{kind}: {err}");
+        assert!(
+            err.to_string().contains("event 2"),
+            "{kind}: the error names the event: {err}"
+        );
+        let err = h
+            .engine
+            .execute(
+                entity,
+                tickler::Command::Complete {
+                    reason: "review-submitted".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "quarantined", "{kind}: commands are refused");
+    }
+    let status = h.engine.status().await.unwrap();
+    for entity in &damaged {
+        assert!(
+            status.quarantined.contains_key(&entity.to_string()),
+            "{entity} is listed: {:?}",
+            status.quarantined
+        );
+    }
+    assert_eq!(status.quarantined.len(), damaged.len());
+
+    // Time goes on: every healthy reminder fires; the damaged entities' wakes are refused and
+    // nothing of theirs is sent.
+    h.engine.advance(Span::days(15)).await.unwrap();
+    let mut sent: Vec<String> = h.outbox().into_iter().map(|m| m.idempotency_key).collect();
+    sent.sort();
+    let mut expected: Vec<String> = healthy
+        .iter()
+        .flat_map(|e| [format!("{e}#pre-due#0"), format!("{e}#second-late#0")])
+        .collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+    for (entity, length) in damaged.iter().zip(lengths) {
+        assert_eq!(
+            Store::last_seq(store.as_ref(), entity).unwrap(),
+            length,
+            "nothing was appended to {entity}'s damaged log"
+        );
+    }
+    h.stop().await;
+}
