@@ -4,10 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tickler::{
-    AttrValue, Clock, Command, CreateEntity, MemoryStore, Outcome, PastEvent, Span, UnsentReason,
-    Zone,
-};
+use tickler::{Clock, Command, MemoryStore, Outcome, PastEvent, Span, UnsentReason};
 use tickler_tests::{Harness, StoreKind, at, id, reviewer_report};
 
 fn outcome_of(past: &[PastEvent], occurrence: &str) -> String {

@@ -272,3 +272,138 @@ async fn each_kind_of_corrupt_record_quarantines_its_entity_and_every_other_reco
     }
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_store_fails_every_operation_commands_fail_with_a_storage_error_and_nothing_is_lost()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(store.clone()),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    let acknowledged: Vec<EntityId> = (0..3).map(|n| id(&format!("due/before-{n}"))).collect();
+    for entity in &acknowledged {
+        h.engine
+            .create(entity, reviewer_report(None))
+            .await
+            .unwrap();
+    }
+    // Half of them are read back from the store on their next command.
+    h.engine.passivate_idle();
+
+    store.set_unavailable(true);
+    let refused = id("due/during");
+    let err = h
+        .engine
+        .create(&refused, reviewer_report(None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "storage_error", "{err}");
+    assert!(err.to_string().contains("no space left"), "{err}");
+    for entity in &acknowledged {
+        let err = h
+            .engine
+            .execute(
+                entity,
+                tickler::Command::Toggle {
+                    occurrence: "first-late#0".parse().unwrap(),
+                    enabled: false,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "storage_error", "{entity}: {err}");
+        let err = h.engine.show(entity).await.unwrap_err();
+        assert_eq!(err.code(), "storage_error", "not quarantined: {err}");
+    }
+
+    // The disk has room again: the same engine serves, with everything acknowledged.
+    store.set_unavailable(false);
+    assert!(h.engine.status().await.unwrap().quarantined.is_empty());
+    for entity in &acknowledged {
+        assert!(h.engine.show(entity).await.unwrap().active.len() == 3);
+    }
+    assert_eq!(
+        h.engine.show(&refused).await.unwrap_err().code(),
+        "unknown_entity",
+        "the refused create left nothing"
+    );
+    h.engine.advance(Span::days(15)).await.unwrap();
+    let mut sent: Vec<String> = h.outbox().into_iter().map(|m| m.idempotency_key).collect();
+    sent.sort();
+    let mut expected: Vec<String> = acknowledged
+        .iter()
+        .flat_map(|e| ["pre-due", "first-late", "second-late"].map(|rule| format!("{e}#{rule}#0")))
+        .collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_flush_failed_but_which_was_stored_still_wakes_at_its_new_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start(
+        dir.path(),
+        StoreKind::Memory(store.clone()),
+        at("2026-03-01T09:40:00Z"),
+    )
+    .await;
+    // A neighbour with a wake at 10:00 too, sorting after the one the move below will store,
+    // paged in from the index as 10:00 comes within the timer's horizon: the timer's cursor in
+    // the index is past the point where the move's wake will go.
+    let neighbour = id("due/zz-neighbour");
+    h.engine
+        .create(&neighbour, reviewer_report(Some("2026-03-03T10:00:00Z")))
+        .await
+        .unwrap();
+    h.engine.advance(Span::minutes(15)).await.unwrap();
+    let review = id("due/review-1");
+    h.engine
+        .create(&review, reviewer_report(Some("2026-03-11T10:00:00Z")))
+        .await
+        .unwrap();
+    // The move is applied, its flush fails: the caller hears an error (outcome unknown), and the
+    // store holds a pre-due reminder five minutes away, in the part of the index the timer has
+    // already paged in and will not read again: the timer must be told.
+    store.fail_next_flushes(1);
+    let err = h
+        .engine
+        .execute(
+            &review,
+            tickler::Command::MoveAnchor {
+                anchor: "due_at".into(),
+                to: at("2026-03-03T10:00:00Z"),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "storage_error");
+    let moved = h.engine.show(&review).await.unwrap();
+    assert_eq!(moved.anchors["due_at"], at("2026-03-03T10:00:00Z"));
+
+    h.engine.advance(Span::hours(1)).await.unwrap();
+    let sent: Vec<(String, tickler::Timestamp)> = h
+        .outbox()
+        .into_iter()
+        .map(|m| (m.idempotency_key, m.fired_at))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (
+                "due/review-1#pre-due#0".to_owned(),
+                at("2026-03-01T10:00:00Z")
+            ),
+            (
+                "due/zz-neighbour#pre-due#0".to_owned(),
+                at("2026-03-01T10:00:00Z")
+            )
+        ]
+    );
+    h.stop().await;
+}

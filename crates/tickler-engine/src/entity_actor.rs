@@ -5,7 +5,9 @@
 //! index changes, a snapshot) are committed atomically and made durable, and only then does the
 //! actor adopt the new state, tell the timer, publish past events and start deliveries.
 //! A rejected command is a reply, not an actor error. A failed commit rebuilds the state from the
-//! store. A crash (a panic: a bug) stops the actor; the supervisor logs it, and the registry
+//! store, and tells the timer what the store turned out to hold. A store that cannot be read (a
+//! full disk, an I/O error) is not a corrupt log: the actor keeps its last durable state, refuses
+//! with the storage error, and reads again on its next message. A crash (a panic: a bug) stops the actor; the supervisor logs it, and the registry
 //! starts a fresh actor, which replays, on the entity's next message.
 
 use std::collections::{BTreeSet, HashSet};
@@ -69,6 +71,12 @@ pub(crate) struct EntityState {
     entity: Option<Entity>,
     /// Set when the log failed a check: every command is refused with the reason.
     quarantined: Option<String>,
+    /// Set while the store cannot be read: `entity` is the last state known durable, and the
+    /// next message reads the store again before using it.
+    unavailable: Option<tickler_store::Error>,
+    /// Set after a failed commit until the state is read back: the batch may have been applied
+    /// (the flush failed) or not, so the timer must be told whatever the store turns out to hold.
+    timers_unsure: bool,
     /// Messages handled, compared with the registry's count when passivating.
     handled: u64,
     /// Deliveries this actor started whose result has not come back.
@@ -91,6 +99,8 @@ impl Actor for EntityActor {
             id,
             entity: None,
             quarantined: None,
+            unavailable: None,
+            timers_unsure: false,
             handled: 0,
             in_flight: HashSet::new(),
             events_since_snapshot: 0,
@@ -112,10 +122,7 @@ impl Actor for EntityActor {
                 let _ = reply.send(result);
             }
             EntityMsg::Show { reply } => {
-                let _ = reply.send(match &state.quarantined {
-                    Some(reason) => Err(state.quarantine_error(reason)),
-                    None => Ok(state.entity.clone()),
-                });
+                let _ = reply.send(state.usable().map(|()| state.entity.clone()));
             }
             EntityMsg::Snapshot { reply } => {
                 let _ = reply.send(state.write_snapshot().await);
@@ -199,20 +206,73 @@ impl Actor for EntityActor {
 }
 
 impl EntityState {
-    /// Rebuilds the state from the store: the latest snapshot, then the events after it.
+    /// Rebuilds the state from the store: the latest snapshot, then the events after it. If the
+    /// store cannot be read, the state stays the last one known durable, marked unavailable.
     fn reload(&mut self) {
-        self.entity = None;
-        self.quarantined = None;
-        self.events_since_snapshot = 0;
         match load(&self.shared, &self.id) {
             Ok((entity, since_snapshot)) => {
+                if std::mem::take(&mut self.timers_unsure) {
+                    self.resync_timers(entity.as_ref());
+                }
                 self.entity = entity;
                 self.events_since_snapshot = since_snapshot;
+                self.quarantined = None;
+                self.unavailable = None;
             }
-            Err(reason) => {
+            Err(LoadError::Corrupt(reason)) => {
+                self.entity = None;
+                self.unavailable = None;
                 self.shared.quarantine(&self.id, &reason);
                 self.quarantined = Some(reason);
             }
+            Err(LoadError::Unavailable(err)) => {
+                tracing::warn!(entity = %self.id, error = %err, "cannot read the entity; will read again on its next message");
+                self.unavailable = Some(err);
+            }
+        }
+    }
+
+    /// Tells the timer the difference between the timers it knows (those of the last durable
+    /// state) and those of the state read back after a failed commit.
+    fn resync_timers(&self, reloaded: Option<&Entity>) {
+        let known: BTreeSet<_> = self
+            .entity
+            .as_ref()
+            .map(Entity::timers)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let stored: BTreeSet<_> = reloaded
+            .map(Entity::timers)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if known == stored {
+            return;
+        }
+        let entry = |(due, occurrence): &(Timestamp, OccurrenceId)| TimerEntry {
+            due: *due,
+            entity: self.id.clone(),
+            occurrence: occurrence.clone(),
+        };
+        let _ = self.shared.timer().cast(TimerMsg::Update {
+            remove: known.difference(&stored).map(entry).collect(),
+            insert: stored.difference(&known).map(entry).collect(),
+        });
+    }
+
+    /// Whether the state can be used: not quarantined, and read from the store (again, if the
+    /// last read failed).
+    fn usable(&mut self) -> Result<(), Error> {
+        if self.unavailable.is_some() {
+            self.reload();
+        }
+        if let Some(reason) = &self.quarantined {
+            return Err(self.quarantine_error(reason));
+        }
+        match &self.unavailable {
+            Some(err) => Err(Error::Store(err.clone())),
+            None => Ok(()),
         }
     }
 
@@ -234,9 +294,7 @@ impl EntityState {
 
     /// Writes a snapshot of the current state (no events) and makes it durable.
     async fn write_snapshot(&mut self) -> Result<u64, Error> {
-        if let Some(reason) = &self.quarantined {
-            return Err(self.quarantine_error(reason));
-        }
+        self.usable()?;
         let Some(entity) = &self.entity else {
             return Err(Rejection::UnknownEntity {
                 entity: self.id.clone(),
@@ -254,6 +312,7 @@ impl EntityState {
         };
         let version = entity.version;
         if let Err(err) = self.shared.commits.commit(batch).await {
+            self.timers_unsure = true;
             self.reload();
             return Err(err.into());
         }
@@ -271,9 +330,7 @@ impl EntityState {
     }
 
     async fn execute_inner(&mut self, command: Command) -> Result<Applied, Error> {
-        if let Some(reason) = &self.quarantined {
-            return Err(self.quarantine_error(reason));
-        }
+        self.usable()?;
         let now = self.shared.clock.now();
         let policy_name = match (&self.entity, &command) {
             (Some(entity), _) => entity.policy.clone(),
@@ -378,6 +435,7 @@ impl EntityState {
             // Whether the batch was applied depends on where it failed (before applying, or in
             // the flush after): only the store knows, so the state is rebuilt from it, as a
             // restarted actor would, without dropping the messages queued behind this one.
+            self.timers_unsure = true;
             self.reload();
             return Err(err.into());
         }
@@ -512,7 +570,8 @@ pub(crate) fn load_directory(shared: &Shared) -> Result<(), Error> {
                         directory.insert(id, entity);
                     }
                     Ok((None, _)) => {}
-                    Err(reason) => shared.quarantine(&id, &reason),
+                    Err(LoadError::Corrupt(reason)) => shared.quarantine(&id, &reason),
+                    Err(LoadError::Unavailable(err)) => return Err(err.into()),
                 }
             }
             if members.len() < PAGE {
@@ -529,11 +588,20 @@ pub(crate) fn load_directory(shared: &Shared) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why an entity could not be loaded.
+enum LoadError {
+    /// Its log failed a check: quarantine it, with this reason.
+    Corrupt(String),
+    /// The store could not be read (I/O): try again later.
+    Unavailable(tickler_store::Error),
+}
+
 /// Loads an entity from its snapshot and log tail. Returns the state and the number of events
-/// since the snapshot, or the reason to quarantine it.
-fn load(shared: &Shared, id: &EntityId) -> Result<(Option<Entity>, u64), String> {
+/// since the snapshot.
+fn load(shared: &Shared, id: &EntityId) -> Result<(Option<Entity>, u64), LoadError> {
     let snapshot = match shared.store.snapshot(id) {
         Ok(snapshot) => snapshot,
+        Err(err @ tickler_store::Error::Io(_)) => return Err(LoadError::Unavailable(err)),
         Err(err) => {
             tracing::warn!(entity = %id, error = %err, "unreadable snapshot; replaying the whole log");
             None
@@ -553,14 +621,17 @@ fn load(shared: &Shared, id: &EntityId) -> Result<(Option<Entity>, u64), String>
     let stored = shared
         .store
         .read_events(id, after)
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| match err {
+            tickler_store::Error::Io(_) => LoadError::Unavailable(err),
+            corrupt => LoadError::Corrupt(corrupt.to_string()),
+        })?;
     let mut decoded = Vec::with_capacity(stored.len());
     for event in &stored {
         let payload = codec::decode_event(&event.record)
-            .map_err(|reason| format!("event {}: {reason}", event.seq))?;
+            .map_err(|reason| LoadError::Corrupt(format!("event {}: {reason}", event.seq)))?;
         decoded.push((event.seq, event.record.recorded_at, payload));
     }
     let (entity, _) = fold(id, start, decoded.iter().map(|(s, t, e)| (*s, *t, e)))
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| LoadError::Corrupt(err.to_string()))?;
     Ok((entity, stored.len() as u64))
 }

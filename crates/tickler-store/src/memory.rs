@@ -28,6 +28,8 @@ pub struct MemoryStore {
 struct Faults {
     commits_to_fail: usize,
     flushes_to_fail: usize,
+    /// Every operation fails, as on a full disk under sled (which then fails reads too).
+    unavailable: bool,
 }
 
 impl MemoryStore {
@@ -51,6 +53,21 @@ impl MemoryStore {
     /// Makes the next `n` flushes fail with [`Error::Io`].
     pub fn fail_next_flushes(&self, n: usize) {
         self.faults().flushes_to_fail = n;
+    }
+
+    /// While `true`, every operation fails with [`Error::Io`] and changes nothing, as a store on
+    /// a full disk does; `false` brings it back with what it held.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.faults().unavailable = unavailable;
+    }
+
+    fn available(&self) -> Result<(), Error> {
+        if self.faults().unavailable {
+            return Err(Error::Io(
+                "injected: no space left on device (os error 28)".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Lets `mutate` change the stored bytes of one event, bypassing every check, for
@@ -127,27 +144,33 @@ impl Kv for Mutex<Map> {
 
 impl Store for MemoryStore {
     fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt, Error> {
+        self.available()?;
         self.injected("commit", |faults| &mut faults.commits_to_fail)?;
         commit::commit(&self.map, &self.locks, batch)
     }
 
     fn flush(&self) -> Result<(), Error> {
+        self.available()?;
         self.injected("flush", |faults| &mut faults.flushes_to_fail)
     }
 
     fn last_seq(&self, entity: &EntityId) -> Result<u64, Error> {
+        self.available()?;
         reads::last_seq(&self.map, entity)
     }
 
     fn read_events(&self, entity: &EntityId, after_seq: u64) -> Result<Vec<StoredEvent>, Error> {
+        self.available()?;
         reads::read_events(&self.map, entity, after_seq)
     }
 
     fn snapshot(&self, entity: &EntityId) -> Result<Option<Snapshot>, Error> {
+        self.available()?;
         reads::snapshot(&self.map, entity)
     }
 
     fn past_events(&self, entity: &EntityId) -> Result<Vec<(OccurrenceId, Record)>, Error> {
+        self.available()?;
         reads::past_events(&self.map, entity)
     }
 
@@ -156,6 +179,7 @@ impl Store for MemoryStore {
         entity: &EntityId,
         occurrence: &OccurrenceId,
     ) -> Result<Option<Record>, Error> {
+        self.available()?;
         reads::past_event(&self.map, entity, occurrence)
     }
 
@@ -164,6 +188,7 @@ impl Store for MemoryStore {
         after: Option<&TimerEntry>,
         limit: usize,
     ) -> Result<Vec<TimerEntry>, Error> {
+        self.available()?;
         reads::timers_after(&self.map, after, limit)
     }
 
@@ -173,6 +198,7 @@ impl Store for MemoryStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, Error> {
+        self.available()?;
         reads::index_members(&self.map, index, after, limit)
     }
 
@@ -181,18 +207,22 @@ impl Store for MemoryStore {
         after: Option<&EntityId>,
         limit: usize,
     ) -> Result<Vec<EntityId>, Error> {
+        self.available()?;
         reads::entities_after(&self.map, after, limit)
     }
 
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.available()?;
         reads::meta(&self.map, name)
     }
 
     fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.available()?;
         reads::set_meta(&self.map, name, value)
     }
 
     fn stats(&self) -> Result<StoreStats, Error> {
+        self.available()?;
         reads::stats(&self.map)
     }
 }

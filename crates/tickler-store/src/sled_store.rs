@@ -4,10 +4,22 @@
 //! `sync_file_range` (other platforms: `fsync`). That survives a crash of the process. It does
 //! not flush the drive's write cache or the file's metadata, so a power cut or kernel crash may
 //! still lose the last flushed commits; this is sled 0.34's guarantee, and ours.
+//!
+//! I/O errors: sled 0.34 latches the first I/O error (a full disk, say) and returns it from every
+//! later call, for the life of the database handle, even once the disk has room again. So after
+//! an I/O error this store closes the handle and opens the directory again (sled's recovery
+//! restores everything that was flushed), at most once per `REOPEN_RETRY` and only once a probe
+//! write in the directory succeeds. Writes applied to the old handle since its last successful
+//! flush may be gone with it, so while there are any, only a flush reopens, and that flush fails:
+//! its waiters are exactly those writes (group commit queues a waiter after its write), and no
+//! commit is acknowledged that the new handle does not hold.
 
+use std::io::Write as _;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use tickler_core::{EntityId, OccurrenceId};
 
@@ -39,16 +51,32 @@ const OPEN_LOCKED_RETRY_DELAY: Duration = Duration::from_millis(25);
 /// exists there.
 const SLED_DB_FILE: &str = "db";
 
+/// After an I/O error, the least time between two attempts to reopen the database.
+const REOPEN_RETRY: Duration = Duration::from_secs(1);
+
+/// What a probe writes before a reopen: room for a few of sled's segments (512 KiB each).
+const REOPEN_PROBE_LEN: usize = 4 * 1024 * 1024;
+const REOPEN_PROBE_FILE: &str = "space-probe";
+
 /// A [`Store`] in a sled database directory, owned exclusively by this process.
 ///
 /// sled's mode stays `LowSpace` (its default): sled already uses several times the logical data
 /// size on disk, and `HighThroughput` made no measurable difference to durable appends in
 /// `benches/benches/store.rs`, where flushes dominate.
 pub struct SledStore {
-    db: sled::Db,
+    /// `None` only while a reopen after an I/O error has not succeeded yet.
+    db: RwLock<Option<sled::Db>>,
     dir: PathBuf,
     read_only: bool,
     locks: EntityLocks,
+    /// An operation failed with an I/O error: sled has latched it (see the module docs).
+    failed: AtomicBool,
+    last_reopen: Mutex<Option<Instant>>,
+    /// Writes that returned `Ok` (each caller then waits for a flush), and how many of them a
+    /// flush has answered, successfully or not. More applied than answered means some callers
+    /// still wait for a flush of the current handle, which a reopen could lose. Both only grow.
+    writes_applied: AtomicU64,
+    writes_answered: AtomicU64,
 }
 
 impl SledStore {
@@ -63,10 +91,13 @@ impl SledStore {
             ))
         })?;
         let store = SledStore::open_db(dir, false)?;
-        if kv::check_format(&*store.db)? == Format::Empty {
-            kv::write_format_marker(&*store.db)?;
-            store.db.flush()?;
-        }
+        store.with_db(|db| {
+            if kv::check_format(&**db)? == Format::Empty {
+                kv::write_format_marker(&**db)?;
+                db.flush()?;
+            }
+            Ok(())
+        })?;
         Ok(store)
     }
 
@@ -81,41 +112,157 @@ impl SledStore {
             });
         }
         let store = SledStore::open_db(dir, true)?;
-        kv::check_format(&*store.db)?;
+        store.with_db(|db| kv::check_format(&**db))?;
         Ok(store)
     }
 
-    /// Opens sled, retrying for a moment while the directory is locked.
-    ///
-    /// sled's I/O threads release the data file a moment after the last handle is dropped, so
-    /// reopening within one process (tests; an engine restarted in place) can briefly see its
-    /// own lock; so can a daemon restarted while the old process is still exiting. A bounded
-    /// retry covers both; a store really held elsewhere is reported once the retries run out.
     fn open_db(dir: &Path, read_only: bool) -> Result<SledStore, Error> {
-        let mut attempt = 1;
-        let db = loop {
-            let opened = sled::Config::new()
-                .path(dir)
-                .cache_capacity(CACHE_CAPACITY_BYTES)
-                .flush_every_ms(Some(BACKGROUND_FLUSH_EVERY_MS))
-                .open()
-                .map_err(|e| open_error(dir, e));
-            match opened {
-                Err(Error::Locked { .. }) if attempt < OPEN_LOCKED_ATTEMPTS => {
-                    attempt += 1;
-                    std::thread::sleep(OPEN_LOCKED_RETRY_DELAY);
-                }
-                other => break other?,
-            }
-        };
         Ok(SledStore {
-            db,
+            db: RwLock::new(Some(open_sled(dir)?)),
             dir: dir.to_path_buf(),
             read_only,
             locks: EntityLocks::new(),
+            failed: AtomicBool::new(false),
+            last_reopen: Mutex::new(None),
+            writes_applied: AtomicU64::new(0),
+            writes_answered: AtomicU64::new(0),
         })
     }
 
+    /// Runs `f` on the database handle, first reopening it if an earlier I/O error closed it (and
+    /// it is time to try), and noting an I/O error `f` runs into.
+    fn with_db<T>(&self, f: impl FnOnce(&sled::Db) -> Result<T, Error>) -> Result<T, Error> {
+        if self.failed.load(Ordering::Acquire) {
+            // Only a flush learns of lost writes; see `try_reopen`.
+            let _ = self.try_reopen(Reopener::Other);
+        }
+        let guard = self.read_db();
+        let Some(db) = guard.as_ref() else {
+            return Err(Error::Io(format!(
+                "the store in {} is closed after an I/O error and could not be reopened yet",
+                self.dir.display()
+            )));
+        };
+        let result = f(db);
+        if let Err(Error::Io(_)) = &result {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Like `with_db`, for a write: counts it, for a reopen (see `try_reopen`).
+    fn write_db<T>(&self, f: impl FnOnce(&sled::Db) -> Result<T, Error>) -> Result<T, Error> {
+        self.writable()?;
+        let result = self.with_db(f);
+        // A write that returned `Ok` is waited on: its caller queues for the next flush. One that
+        // failed was answered already (its outcome unknown), so it does not hold a reopen back.
+        if result.is_ok() {
+            self.writes_applied.fetch_add(1, Ordering::AcqRel);
+        }
+        result
+    }
+
+    fn read_db(&self) -> RwLockReadGuard<'_, Option<sled::Db>> {
+        // Nothing is left half-done under the lock: a reopen only swaps the handle.
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the handle whose I/O error sled latched and opens the directory again, if the
+    /// last attempt was long enough ago and the directory takes a probe write. Only a flush
+    /// reopens while writes are unflushed; it then learns that they may be lost (`Err`).
+    fn try_reopen(&self, by: Reopener) -> Result<(), Error> {
+        {
+            let mut last = self
+                .last_reopen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < REOPEN_RETRY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(err) = probe_write(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %err, "the store stays closed: the data directory takes no writes yet");
+            return Ok(());
+        }
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(()); // another caller reopened it while this one waited
+        }
+        let applied = self.writes_applied.load(Ordering::Acquire);
+        let unflushed = applied > self.writes_answered.load(Ordering::Acquire);
+        if unflushed && by == Reopener::Other {
+            return Ok(()); // the flush those writes wait for will reopen, and fail them
+        }
+        // The old handle must be gone before the directory can be opened (sled's file lock).
+        drop(db.take());
+        match open_sled(&self.dir) {
+            Ok(reopened) => {
+                *db = Some(reopened);
+                // The flush doing this answers every earlier write, with the error below.
+                self.writes_answered.fetch_max(applied, Ordering::AcqRel);
+                self.failed.store(false, Ordering::Release);
+                tracing::warn!(dir = %self.dir.display(), "store reopened after an I/O error");
+            }
+            Err(err) => {
+                tracing::error!(dir = %self.dir.display(), error = %err, "reopening the store failed; will retry");
+            }
+        }
+        if unflushed {
+            return Err(Error::Io(
+                "the store was reopened after an I/O error; writes since its last flush may be \
+                 lost"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Who asks for a reopen: see `SledStore::try_reopen`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reopener {
+    Flush,
+    Other,
+}
+
+/// Writes and removes a file of `REOPEN_PROBE_LEN` bytes in `dir`: whether a reopened
+/// database could write its next segments.
+fn probe_write(dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(REOPEN_PROBE_FILE);
+    let written = std::fs::File::create(&path)
+        .and_then(|mut file| file.write_all(&vec![0; REOPEN_PROBE_LEN]));
+    let removed = std::fs::remove_file(&path);
+    written.and(removed)
+}
+
+/// Opens sled, retrying for a moment while the directory is locked.
+///
+/// sled's I/O threads release the data file a moment after the last handle is dropped, so
+/// reopening within one process (tests; an engine restarted in place; a reopen after an I/O
+/// error) can briefly see its own lock; so can a daemon restarted while the old process is still
+/// exiting. A bounded retry covers these; a store really held elsewhere is reported once the
+/// retries run out.
+fn open_sled(dir: &Path) -> Result<sled::Db, Error> {
+    let mut attempt = 1;
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .flush_every_ms(Some(BACKGROUND_FLUSH_EVERY_MS))
+            .open()
+            .map_err(|e| open_error(dir, e));
+        match opened {
+            Err(Error::Locked { .. }) if attempt < OPEN_LOCKED_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(OPEN_LOCKED_RETRY_DELAY);
+            }
+            other => return other,
+        }
+    }
+}
+
+impl SledStore {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -132,17 +279,19 @@ impl SledStore {
         seq: u64,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.writable()?;
-        self.db.insert(keys::event_key(entity, seq), bytes)?;
-        Ok(())
+        self.write_db(|db| {
+            db.insert(keys::event_key(entity, seq), bytes)?;
+            Ok(())
+        })
     }
 
     /// Deletes one event, bypassing every check: audit tests only (it makes a sequence gap).
     #[doc(hidden)]
     pub fn delete_event_for_tests(&self, entity: &EntityId, seq: u64) -> Result<(), Error> {
-        self.writable()?;
-        self.db.remove(keys::event_key(entity, seq))?;
-        Ok(())
+        self.write_db(|db| {
+            db.remove(keys::event_key(entity, seq))?;
+            Ok(())
+        })
     }
 
     /// Overwrites a past event's record, bypassing write-once: audit tests only.
@@ -153,10 +302,10 @@ impl SledStore {
         occurrence: &OccurrenceId,
         record: &Record,
     ) -> Result<(), Error> {
-        self.writable()?;
-        self.db
-            .insert(keys::past_event_key(entity, occurrence), record.encode())?;
-        Ok(())
+        self.write_db(|db| {
+            db.insert(keys::past_event_key(entity, occurrence), record.encode())?;
+            Ok(())
+        })
     }
 
     /// Copies every entry into a new store in `target` (which must not exist yet) and flushes
@@ -176,23 +325,25 @@ impl SledStore {
             .cache_capacity(CACHE_CAPACITY_BYTES)
             .open()
             .map_err(|e| open_error(target, e))?;
-        let mut copied = 0u64;
-        let mut batch = sled::Batch::default();
-        let mut pending = 0;
-        for entry in self.db.iter() {
-            let (key, value) = entry?;
-            batch.insert(key, value);
-            pending += 1;
-            if pending == COPY_BATCH_LEN {
-                copy.apply_batch(std::mem::take(&mut batch))?;
-                copied += pending as u64;
-                pending = 0;
+        self.with_db(|db| {
+            let mut copied = 0u64;
+            let mut batch = sled::Batch::default();
+            let mut pending = 0;
+            for entry in db.iter() {
+                let (key, value) = entry?;
+                batch.insert(key, value);
+                pending += 1;
+                if pending == COPY_BATCH_LEN {
+                    copy.apply_batch(std::mem::take(&mut batch))?;
+                    copied += pending as u64;
+                    pending = 0;
+                }
             }
-        }
-        copy.apply_batch(batch)?;
-        copied += pending as u64;
-        copy.flush()?;
-        Ok(copied)
+            copy.apply_batch(batch)?;
+            copied += pending as u64;
+            copy.flush()?;
+            Ok(copied)
+        })
     }
 
     fn writable(&self) -> Result<(), Error> {
@@ -250,34 +401,42 @@ impl Kv for sled::Tree {
 
 impl Store for SledStore {
     fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt, Error> {
-        self.writable()?;
-        commit::commit(&*self.db, &self.locks, batch)
+        self.write_db(|db| commit::commit(&**db, &self.locks, batch))
     }
 
     /// Waits until every earlier commit is in sled's log on disk: survives a process crash, not
     /// necessarily a power cut (see the module documentation). A read-only store has nothing to
     /// flush.
     fn flush(&self) -> Result<(), Error> {
-        if !self.read_only {
-            self.db.flush()?;
+        if self.read_only {
+            return Ok(());
         }
-        Ok(())
+        // This flush answers the writes applied before it began, whatever its outcome.
+        let covered = self.writes_applied.load(Ordering::Acquire);
+        let result = if self.failed.load(Ordering::Acquire) {
+            self.try_reopen(Reopener::Flush)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| self.with_db(|db| Ok(db.flush()?)));
+        self.writes_answered.fetch_max(covered, Ordering::AcqRel);
+        result.map(drop)
     }
 
     fn last_seq(&self, entity: &EntityId) -> Result<u64, Error> {
-        reads::last_seq(&*self.db, entity)
+        self.with_db(|db| reads::last_seq(&**db, entity))
     }
 
     fn read_events(&self, entity: &EntityId, after_seq: u64) -> Result<Vec<StoredEvent>, Error> {
-        reads::read_events(&*self.db, entity, after_seq)
+        self.with_db(|db| reads::read_events(&**db, entity, after_seq))
     }
 
     fn snapshot(&self, entity: &EntityId) -> Result<Option<Snapshot>, Error> {
-        reads::snapshot(&*self.db, entity)
+        self.with_db(|db| reads::snapshot(&**db, entity))
     }
 
     fn past_events(&self, entity: &EntityId) -> Result<Vec<(OccurrenceId, Record)>, Error> {
-        reads::past_events(&*self.db, entity)
+        self.with_db(|db| reads::past_events(&**db, entity))
     }
 
     fn past_event(
@@ -285,7 +444,7 @@ impl Store for SledStore {
         entity: &EntityId,
         occurrence: &OccurrenceId,
     ) -> Result<Option<Record>, Error> {
-        reads::past_event(&*self.db, entity, occurrence)
+        self.with_db(|db| reads::past_event(&**db, entity, occurrence))
     }
 
     fn timers_after(
@@ -293,7 +452,7 @@ impl Store for SledStore {
         after: Option<&TimerEntry>,
         limit: usize,
     ) -> Result<Vec<TimerEntry>, Error> {
-        reads::timers_after(&*self.db, after, limit)
+        self.with_db(|db| reads::timers_after(&**db, after, limit))
     }
 
     fn index_members(
@@ -302,7 +461,7 @@ impl Store for SledStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, Error> {
-        reads::index_members(&*self.db, index, after, limit)
+        self.with_db(|db| reads::index_members(&**db, index, after, limit))
     }
 
     fn entities_after(
@@ -310,21 +469,22 @@ impl Store for SledStore {
         after: Option<&EntityId>,
         limit: usize,
     ) -> Result<Vec<EntityId>, Error> {
-        reads::entities_after(&*self.db, after, limit)
+        self.with_db(|db| reads::entities_after(&**db, after, limit))
     }
 
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
-        reads::meta(&*self.db, name)
+        self.with_db(|db| reads::meta(&**db, name))
     }
 
     fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
-        self.writable()?;
-        reads::set_meta(&*self.db, name, value)
+        self.write_db(|db| reads::set_meta(&**db, name, value))
     }
 
     fn stats(&self) -> Result<StoreStats, Error> {
-        let mut stats = reads::stats(&*self.db)?;
-        stats.size_on_disk = self.db.size_on_disk()?;
-        Ok(stats)
+        self.with_db(|db| {
+            let mut stats = reads::stats(&**db)?;
+            stats.size_on_disk = db.size_on_disk()?;
+            Ok(stats)
+        })
     }
 }
