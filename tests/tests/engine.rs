@@ -471,6 +471,13 @@ impl tickler::Store for PanicOnce {
     ) -> Result<Vec<tickler::store::TimerEntry>, tickler::store::Error> {
         self.inner.timers_after(after, limit)
     }
+    fn timers_from(
+        &self,
+        due: tickler::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<tickler::store::TimerEntry>, tickler::store::Error> {
+        self.inner.timers_from(due, limit)
+    }
     fn entities_after(
         &self,
         after: Option<&tickler::EntityId>,

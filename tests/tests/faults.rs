@@ -407,3 +407,44 @@ async fn a_commit_whose_flush_failed_but_which_was_stored_still_wakes_at_its_new
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advance_over_a_wake_whose_commit_failed_retries_it_and_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    // With a two-hour horizon the timer pages the index in at 08:10 (until 10:10) and next at
+    // 09:10, so nothing re-reads the index between the failed wake at 09:00 and its retry.
+    let h = Harness::start_with(
+        dir.path(),
+        StoreKind::Memory(store.clone()),
+        at("2026-03-01T08:10:00Z"),
+        |config| config.engine.timer_horizon = Span::hours(2),
+    )
+    .await;
+    let review = id("due/review-1");
+    h.engine
+        .create(&review, reviewer_report(Some("2026-03-03T09:00:00Z")))
+        .await
+        .unwrap();
+
+    // The wake at 09:00 fails to commit: it is retried a second later, and the clock moves on
+    // (the index still says 09:00, which must not hold the advance at 09:00 for ever).
+    store.fail_next_commits(1);
+    tokio::time::timeout(STUCK, h.engine.advance(Span::hours(1)))
+        .await
+        .expect("the advance is not stuck on the failed wake")
+        .unwrap();
+    let sent: Vec<(String, tickler::Timestamp)> = h
+        .outbox()
+        .into_iter()
+        .map(|m| (m.idempotency_key, m.fired_at))
+        .collect();
+    assert_eq!(
+        sent,
+        [(
+            "due/review-1#pre-due#0".to_owned(),
+            at("2026-03-01T09:00:01Z")
+        )]
+    );
+    h.stop().await;
+}

@@ -349,12 +349,17 @@ impl TimerState {
     }
 
     /// The earliest due instant, in memory or in the index beyond what is paged in.
+    ///
+    /// The index is read from `loaded_until`, not from the cursor: what is due before it is in
+    /// memory already (in the wheel, in flight or parked), possibly at another instant than its
+    /// index entry says (a failed wake waits for its retry; a paused one for a resume), and an
+    /// entry inserted since the last page-in may sort after the cursor.
     fn next_due(&self) -> Option<Timestamp> {
         let in_memory = self
             .wheel
             .next_deadline()
             .and_then(|ms| Timestamp::from_millis(ms as i64));
-        let in_index = match self.shared.store.timers_after(self.cursor.as_ref(), 1) {
+        let in_index = match self.shared.store.timers_from(self.loaded_until, 1) {
             Ok(entries) => entries.into_iter().next().map(|entry| entry.due),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the timer index");

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             invalid_batches_are_refused,
             timers_sort_by_due_then_entity_then_occurrence,
             timers_after_pages_with_a_cursor_and_a_limit,
+            timers_from_starts_at_an_instant_whatever_sorts_before_it,
             timer_insert_and_remove_in_one_commit,
             snapshots_replace_earlier_snapshots,
             entities_are_listed_in_key_order_with_a_cursor,

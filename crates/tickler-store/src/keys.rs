@@ -132,12 +132,19 @@ pub(crate) fn decode_past_event_key(key: &[u8]) -> Result<(EntityId, OccurrenceI
 pub(crate) fn timer_key(entry: &TimerEntry) -> Vec<u8> {
     let entity = entry.entity.as_str();
     let mut key = Vec::with_capacity(1 + 8 + 2 + entity.len() + 2 + RULE_NAME_LEN_MAX + 4);
-    key.push(TIMER);
-    // Timestamps are never negative (1970..=9999), so the cast keeps their order.
-    let due = u64::try_from(entry.due.as_millis()).expect("timestamps are at least 0");
-    key.extend_from_slice(&due.to_be_bytes());
+    key.extend_from_slice(&timer_key_prefix(entry.due));
     put_id(&mut key, entity);
     put_occurrence(&mut key, &entry.occurrence);
+    key
+}
+
+/// The start of every timer key due at `due`: before all of them, after all earlier ones.
+pub(crate) fn timer_key_prefix(due: Timestamp) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 8);
+    key.push(TIMER);
+    // Timestamps are never negative (1970..=9999), so the cast keeps their order.
+    let due = u64::try_from(due.as_millis()).expect("timestamps are at least 0");
+    key.extend_from_slice(&due.to_be_bytes());
     key
 }
 

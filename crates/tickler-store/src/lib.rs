@@ -181,6 +181,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<TimerEntry>, Error>;
 
+    /// Up to `limit` timer entries due at or after `due`, in [`TimerEntry`]'s order: where the
+    /// index goes on past a point in time, whatever was inserted before it.
+    fn timers_from(&self, due: Timestamp, limit: usize) -> Result<Vec<TimerEntry>, Error>;
+
     /// Up to `limit` entity ids strictly after `after`, in key order (shorter ids first, then
     /// bytewise): every entity with at least one event.
     fn entities_after(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tickler_core::{EntityId, OccurrenceId};
+use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
 use crate::commit::{self, EntityLocks};
 use crate::kv::{self, Kv, Visit, Write};
@@ -190,6 +190,11 @@ impl Store for MemoryStore {
     ) -> Result<Vec<TimerEntry>, Error> {
         self.available()?;
         reads::timers_after(&self.map, after, limit)
+    }
+
+    fn timers_from(&self, due: Timestamp, limit: usize) -> Result<Vec<TimerEntry>, Error> {
+        self.available()?;
+        reads::timers_from(&self.map, due, limit)
     }
 
     fn index_members(

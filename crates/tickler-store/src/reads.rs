@@ -3,7 +3,7 @@
 
 use std::ops::{Bound, ControlFlow};
 
-use tickler_core::{EntityId, OccurrenceId};
+use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
 use crate::keys::{self, META_VALUE_LEN_MAX};
 use crate::kv::Kv;
@@ -140,6 +140,26 @@ pub(crate) fn timers_after(
     kv.scan(&prefix, start, &mut |key, _| {
         let entry = keys::decode_timer_key(key)?;
         debug_assert!(after.is_none_or(|after| &entry > after));
+        entries.push(entry);
+        Ok(stop_at(entries.len(), limit))
+    })?;
+    Ok(entries)
+}
+
+pub(crate) fn timers_from(
+    kv: &dyn Kv,
+    due: Timestamp,
+    limit: usize,
+) -> Result<Vec<TimerEntry>, Error> {
+    let prefix = keys::keyspace(keys::TIMER);
+    let start = keys::timer_key_prefix(due);
+    let mut entries = Vec::with_capacity(limit.min(LISTING_PREALLOCATE_MAX));
+    if limit == 0 {
+        return Ok(entries);
+    }
+    kv.scan(&prefix, Bound::Included(&start), &mut |key, _| {
+        let entry = keys::decode_timer_key(key)?;
+        debug_assert!(entry.due >= due);
         entries.push(entry);
         Ok(stop_at(entries.len(), limit))
     })?;

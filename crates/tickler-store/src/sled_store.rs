@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use tickler_core::{EntityId, OccurrenceId};
+use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
 use crate::commit::{self, EntityLocks};
 use crate::kv::{self, Format, Kv, Visit, Write};
@@ -453,6 +453,10 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Vec<TimerEntry>, Error> {
         self.with_db(|db| reads::timers_after(&**db, after, limit))
+    }
+
+    fn timers_from(&self, due: Timestamp, limit: usize) -> Result<Vec<TimerEntry>, Error> {
+        self.with_db(|db| reads::timers_from(&**db, due, limit))
     }
 
     fn index_members(

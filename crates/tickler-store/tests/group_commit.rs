@@ -78,6 +78,13 @@ impl Store for Probe {
     ) -> Result<Vec<TimerEntry>, Error> {
         self.inner.timers_after(after, limit)
     }
+    fn timers_from(
+        &self,
+        due: tickler_core::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerEntry>, Error> {
+        self.inner.timers_from(due, limit)
+    }
     fn entities_after(
         &self,
         after: Option<&EntityId>,

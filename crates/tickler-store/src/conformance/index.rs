@@ -1,7 +1,7 @@
 //! Cases about everything beside the log: the timer index, snapshots, the entity listing,
 //! meta and stats.
 
-use tickler_core::EntityId;
+use tickler_core::{EntityId, Timestamp};
 
 use super::{Fixture, all_timers, append, entity, occurrence, record, records, timer};
 use crate::{CommitBatch, Error, IndexEntry, Snapshot, StoreStats, TimerEntry};
@@ -93,6 +93,44 @@ pub fn timers_after_pages_with_a_cursor_and_a_limit(fixture: &dyn Fixture) {
     let resumed = store.timers_after(Some(&gone), usize::MAX).unwrap();
     let expected: Vec<TimerEntry> = sorted.iter().filter(|t| **t > gone).cloned().collect();
     assert_eq!(resumed, expected);
+}
+
+pub fn timers_from_starts_at_an_instant_whatever_sorts_before_it(fixture: &dyn Fixture) {
+    let store = fixture.store();
+    let entries = vec![
+        timer(999, "due/z", "late#0"),
+        timer(1_000, "due/a", "late#0"),
+        timer(1_000, "due/z", "late#0"),
+        timer(1_001, "due/a", "late#0"),
+    ];
+    store
+        .commit(CommitBatch {
+            timers_insert: entries.clone(),
+            ..CommitBatch::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store
+            .timers_from(Timestamp::from_millis(1_000).unwrap(), usize::MAX)
+            .unwrap(),
+        entries[1..]
+    );
+    assert_eq!(
+        store
+            .timers_from(Timestamp::from_millis(1_000).unwrap(), 1)
+            .unwrap(),
+        entries[1..2]
+    );
+    assert_eq!(
+        store.timers_from(Timestamp::EPOCH, usize::MAX).unwrap(),
+        entries
+    );
+    assert_eq!(
+        store
+            .timers_from(Timestamp::from_millis(1_002).unwrap(), usize::MAX)
+            .unwrap(),
+        vec![]
+    );
 }
 
 pub fn timer_insert_and_remove_in_one_commit(fixture: &dyn Fixture) {
