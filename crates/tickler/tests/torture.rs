@@ -41,22 +41,6 @@ const CLIENTS: usize = 6;
 const START: &str = "2026-03-01T09:30:00Z";
 const SECRET_ENV: &str = "TICKLER_TORTURE_SECRET";
 
-/// Points the shipped config's `file` channel (the due-date policy's) at `url` instead.
-fn deliver_to_webhook(config: &std::path::Path, url: &str) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let file_channel =
-        "[channels.file]\nkind = \"file\"\npath = \"outbox.jsonl\"        # relative to data_dir\n";
-    assert!(
-        text.contains(file_channel),
-        "the shipped config has the file channel"
-    );
-    let webhook = format!(
-        "[channels.file]\nkind = \"webhook\"\nurl = \"{url}\"\nallow_hosts = [\"127.0.0.1\"]\n\
-         allow_private = true\nsecret_env = \"{SECRET_ENV}\"\n"
-    );
-    std::fs::write(config, text.replace(file_channel, &webhook)).unwrap();
-}
-
 /// splitmix64: small, seeded, the same on every machine.
 #[derive(Clone)]
 struct Rng(u64);
@@ -275,7 +259,7 @@ async fn killed_at_random_moments_the_daemon_loses_and_duplicates_nothing() {
     let work = tempfile::tempdir().unwrap();
     let receiver = HttpServer::start(vec![Answer::status(200)]).await;
     let config = support::write_config(work.path(), START);
-    deliver_to_webhook(&config, &receiver.url("/deliveries"));
+    support::deliver_to_webhook(&config, &receiver.url("/deliveries"), SECRET_ENV);
     // When each daemon process was started: a key may reach the receiver again only from a
     // later process than the one that sent it first.
     let mut spawned = vec![Instant::now()];

@@ -198,6 +198,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     call(&socket, request, cli.json).await
 }
 
+/// Makes every file and directory this process creates from now on private to its user
+/// (umask 077), whatever umask it was started with: the store and the outboxes hold recipients'
+/// addresses and messages. A `socket_group` widens the socket and its directory explicitly.
+pub fn create_files_privately() {
+    // SAFETY: umask(2) only replaces the process's file-mode creation mask; it cannot fail and
+    // reads or writes no memory of ours.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 pub fn write_stdout(line: std::fmt::Arguments) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

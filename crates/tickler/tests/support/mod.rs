@@ -27,6 +27,8 @@ pub struct Daemon {
     pub clock: &'static str,
     /// Extra environment variables of the daemon process (a webhook's signing secret).
     pub env: Vec<(String, String)>,
+    /// The umask the daemon process starts with, if not this process's.
+    pub umask: Option<&'static str>,
 }
 
 /// Copies the repository's `config/` into `work/config`, with the manual clock starting at
@@ -50,6 +52,23 @@ pub fn write_config(work: &Path, manual_start: &str) -> PathBuf {
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Points the shipped config's `file` channel (the due-date policy's) at a webhook `url` on
+/// loopback, signed with the secret in the environment variable `secret_env`.
+pub fn deliver_to_webhook(config: &Path, url: &str, secret_env: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let file_channel =
+        "[channels.file]\nkind = \"file\"\npath = \"outbox.jsonl\"        # relative to data_dir\n";
+    assert!(
+        text.contains(file_channel),
+        "the shipped config has the file channel"
+    );
+    let webhook = format!(
+        "[channels.file]\nkind = \"webhook\"\nurl = \"{url}\"\nallow_hosts = [\"127.0.0.1\"]\n\
+         allow_private = true\nsecret_env = \"{secret_env}\"\n"
+    );
+    std::fs::write(config, text.replace(file_channel, &webhook)).unwrap();
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -83,21 +102,28 @@ impl Daemon {
         clock: &'static str,
         env: Vec<(String, String)>,
     ) -> Daemon {
+        let mut daemon = Daemon::configure(work, manual_start, clock);
+        daemon.env = env;
+        daemon.restart().await;
+        daemon
+    }
+
+    /// A daemon in `work`, configured but not started: set its fields, then `restart` it.
+    pub fn configure(work: &Path, manual_start: &str, clock: &'static str) -> Daemon {
         let config = work.join("config/tickler.toml");
         if !config.exists() {
             write_config(work, manual_start);
         }
-        let mut daemon = Daemon {
+        Daemon {
             child: None,
             work: work.to_owned(),
             config,
             data_dir: work.join("data"),
             socket: work.join("data/admin/tickler.sock"),
             clock,
-            env,
-        };
-        daemon.restart().await;
-        daemon
+            env: Vec::new(),
+            umask: None,
+        }
     }
 
     /// Starts the daemon process (again) on the same directories and waits until it answers.
@@ -114,7 +140,19 @@ impl Daemon {
             .append(true)
             .open(self.work.join("daemon.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        // With a umask, a shell sets it and then becomes the daemon (`exec`).
+        let mut command = match self.umask {
+            Some(umask) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                shell
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
