@@ -16,7 +16,7 @@ pub use async_trait::async_trait;
 pub use tickler_core::{
     ActiveReminder, AttrValue, Command, CreateEntity, DeliveryPolicy, DeliveryResult, Entity,
     EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy, Rejection,
-    Span, Timestamp, UnsentReason, Zone, learner, policy,
+    Span, Timestamp, UnsentReason, Zone, fold, learner, policy,
 };
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
