@@ -24,6 +24,7 @@ use tickler::{
     Channel, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, Message, SledStore, Span,
     Store, Timestamp, Zone, async_trait,
 };
+use tickler_benches::{fill, shipped_config};
 
 const CALLERS: usize = 64;
 const TIMERS_PER_ENTITY: usize = 3;
@@ -44,9 +45,7 @@ impl Channel for Counter {
 }
 
 fn config(dir: &std::path::Path) -> Config {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let mut config = Config::load(&root.join("tickler.toml")).expect("the shipped config loads");
-    config.data_dir = dir.to_owned();
+    let mut config = shipped_config(dir);
     config.engine.fire_rate_max_per_s = 1_000_000;
     config
 }
@@ -90,38 +89,19 @@ async fn main() {
     };
 
     let (engine, _) = open(dir.path(), t0, counter()).await;
-    let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut callers = Vec::new();
-    for _ in 0..CALLERS {
-        let engine = engine.clone();
-        let next = next.clone();
-        callers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                if i >= entities {
-                    break;
-                }
-                let id = EntityId::parse(&format!("due/bench-{i:07}")).unwrap();
-                let create = CreateEntity {
-                    policy: "due-date".into(),
-                    workflow: Some("reviewer-report".into()),
-                    recipient: format!("r{i}@example.org"),
-                    zone: Zone::UTC,
-                    anchors: BTreeMap::from([("due_at".to_owned(), due(i))]),
-                    attributes: BTreeMap::new(),
-                };
-                engine.create(&id, create).await.unwrap();
-                if i.is_multiple_of(64) {
-                    engine.passivate_idle();
-                }
-            }
-        }));
-    }
-    for caller in callers {
-        caller.await.unwrap();
-    }
-    let fill = started.elapsed();
+    let fill = fill(&engine, entities, CALLERS, move |i| {
+        let id = EntityId::parse(&format!("due/bench-{i:07}")).unwrap();
+        let create = CreateEntity {
+            policy: "due-date".into(),
+            workflow: Some("reviewer-report".into()),
+            recipient: format!("r{i}@example.org"),
+            zone: Zone::UTC,
+            anchors: BTreeMap::from([("due_at".to_owned(), due(i))]),
+            attributes: BTreeMap::new(),
+        };
+        (id, create)
+    })
+    .await;
     let stats = engine.store_stats().unwrap();
     engine.shutdown().await.unwrap();
     drop(engine);

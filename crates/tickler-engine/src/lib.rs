@@ -22,6 +22,7 @@ mod metrics;
 mod operations;
 mod options;
 mod pause;
+mod rate_limit;
 mod registry;
 pub mod replay;
 mod shared;

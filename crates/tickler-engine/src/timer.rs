@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::activity::ActivityGuard;
 use crate::entity_actor::EntityMsg;
+use crate::rate_limit::RateLimit;
 use crate::shared::Shared;
 
 /// Index entries read per page when paging timers in.
@@ -132,7 +133,7 @@ pub(crate) struct TimerState {
     in_flight: HashSet<Key>,
     /// Wakes whose delivery is paused, with their due instants, until a resume.
     parked: BTreeMap<Key, Timestamp>,
-    bucket: TokenBucket,
+    rate: RateLimit,
     driver: Option<(Timestamp, JoinHandle<()>)>,
     fired: u64,
     page_in_failed: bool,
@@ -156,7 +157,7 @@ impl Actor for TimerActor {
             loaded_until: Timestamp::EPOCH,
             in_flight: HashSet::new(),
             parked: BTreeMap::new(),
-            bucket: TokenBucket::new(rate),
+            rate: RateLimit::new(rate, Instant::now()),
             driver: None,
             fired: 0,
             page_in_failed: false,
@@ -279,9 +280,9 @@ impl TimerState {
             .options
             .wake_in_flight_max
             .saturating_sub(self.in_flight.len());
-        let budget = self.bucket.take(WAKE_BATCH_MAX.min(room));
+        let budget = self.rate.take(WAKE_BATCH_MAX.min(room), Instant::now());
         let expired = self.wheel.poll(millis(now), budget);
-        self.bucket.give_back(budget - expired.len());
+        self.rate.give_back(budget - expired.len());
         for (key, due) in expired {
             let due =
                 Timestamp::from_millis(due as i64).expect("wheel deadlines come from timestamps");
@@ -420,35 +421,4 @@ impl TimerState {
 
 fn millis(at: Timestamp) -> u64 {
     at.as_millis() as u64
-}
-
-/// Wakes per second in real time: a full bucket is one second's worth.
-struct TokenBucket {
-    rate_per_s: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate_per_s: u32) -> TokenBucket {
-        TokenBucket {
-            rate_per_s: f64::from(rate_per_s),
-            tokens: f64::from(rate_per_s),
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self, wanted: usize) -> usize {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate_per_s).min(self.rate_per_s);
-        let granted = (self.tokens.floor() as usize).min(wanted);
-        self.tokens -= granted as f64;
-        granted
-    }
-
-    fn give_back(&mut self, unused: usize) {
-        self.tokens = (self.tokens + unused as f64).min(self.rate_per_s);
-    }
 }

@@ -1,0 +1,147 @@
+//! The fire-rate limit: at most `rate` wakes leave the timer in any one-second window (real
+//! time), handed out smoothly.
+//!
+//! A plain token bucket holding a second's worth would let a herd out at twice the rate in its
+//! first second (the full bucket, then the refill), so the window itself is kept: a log of the
+//! recent grants, at most one entry per timer tick. Within the window a small bucket (a
+//! twentieth of a second's worth) spreads the wakes out, so a backlog drains as a steady stream
+//! rather than one burst a second. Instants are arguments, so the arithmetic is tested without a
+//! clock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The window the limit applies to.
+const WINDOW: Duration = Duration::from_secs(1);
+/// How many windows' fraction the smoothing bucket holds.
+const SMOOTHING_PER_WINDOW: usize = 20;
+
+pub(crate) struct RateLimit {
+    rate: usize,
+    tokens: f64,
+    capacity: f64,
+    last: Instant,
+    /// Grants of the last window: when, and how many.
+    granted: VecDeque<(Instant, usize)>,
+    in_window: usize,
+}
+
+impl RateLimit {
+    pub fn new(rate_per_s: u32, now: Instant) -> RateLimit {
+        let rate = rate_per_s.max(1) as usize;
+        let capacity = (rate / SMOOTHING_PER_WINDOW).max(1) as f64;
+        RateLimit {
+            rate,
+            tokens: capacity,
+            capacity,
+            last: now,
+            granted: VecDeque::new(),
+            in_window: 0,
+        }
+    }
+
+    /// How many of `wanted` wakes may go at `now`.
+    pub fn take(&mut self, wanted: usize, now: Instant) -> usize {
+        while let Some(&(at, count)) = self.granted.front() {
+            if now.saturating_duration_since(at) < WINDOW {
+                break;
+            }
+            self.in_window -= count;
+            self.granted.pop_front();
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate as f64).min(self.capacity);
+        let granted = (self.tokens.floor() as usize)
+            .min(wanted)
+            .min(self.rate - self.in_window);
+        if granted > 0 {
+            self.tokens -= granted as f64;
+            self.granted.push_back((now, granted));
+            self.in_window += granted;
+        }
+        granted
+    }
+
+    /// Wakes taken by the last `take` but not used: back in the bucket and out of the window.
+    pub fn give_back(&mut self, unused: usize) {
+        let Some(last) = self.granted.back_mut() else {
+            return;
+        };
+        let unused = unused.min(last.1);
+        last.1 -= unused;
+        self.in_window -= unused;
+        self.tokens = (self.tokens + unused as f64).min(self.capacity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives the limit with a backlog larger than it lets through, one call per `step`, for
+    /// `seconds`; returns (offset, granted) per call.
+    fn drain(rate: u32, step: Duration, seconds: u64) -> Vec<(Duration, usize)> {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(rate, start);
+        let mut grants = Vec::new();
+        let mut offset = Duration::ZERO;
+        while offset < Duration::from_secs(seconds) {
+            let granted = limit.take(usize::MAX, start + offset);
+            grants.push((offset, granted));
+            offset += step;
+        }
+        grants
+    }
+
+    fn most_in_any_window(grants: &[(Duration, usize)]) -> usize {
+        grants
+            .iter()
+            .map(|(from, _)| {
+                grants
+                    .iter()
+                    .filter(|(at, _)| *at >= *from && *at < *from + WINDOW)
+                    .map(|(_, n)| n)
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_backlog_never_gets_more_than_the_rate_in_any_one_second_window() {
+        for (rate, step_ms) in [(5_000, 5), (5_000, 1), (100, 7), (3, 50), (50_000, 5)] {
+            let grants = drain(rate, Duration::from_millis(step_ms), 4);
+            let most = most_in_any_window(&grants);
+            assert!(most <= rate as usize, "rate {rate}: {most} in one window");
+            // And it lets the backlog out at the rate, not far below it.
+            let total: usize = grants.iter().map(|(_, n)| n).sum();
+            assert!(
+                total as f64 >= f64::from(rate) * 4.0 * 0.95,
+                "rate {rate}: only {total} in 4 s"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_second_after_a_start_is_not_a_burst() {
+        let grants = drain(5_000, Duration::from_millis(5), 1);
+        let first_50_ms: usize = grants
+            .iter()
+            .filter(|(at, _)| *at < Duration::from_millis(50))
+            .map(|(_, n)| n)
+            .sum();
+        // A twentieth of a second's worth up front, then the refill: about 500, not 5,000.
+        assert!(first_50_ms <= 5_000 / 20 * 2 + 1, "{first_50_ms}");
+    }
+
+    #[test]
+    fn wakes_given_back_can_go_again_within_the_window() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(100, start);
+        assert_eq!(limit.take(5, start), 5);
+        limit.give_back(5);
+        assert_eq!(limit.in_window, 0);
+        assert_eq!(limit.take(5, start), 5);
+    }
+}
