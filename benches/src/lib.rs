@@ -100,18 +100,20 @@ impl Channel for Recorder {
     }
 }
 
-/// A clock that reads `start` when created and then runs in real time: a restart "at 08:59:58"
-/// without waiting for that hour.
+/// A clock that reads `start` when created and then runs `speed` times faster than real time: a
+/// restart "at 08:59:58" without waiting for that hour, and an hour of deliveries in a minute.
 pub struct OffsetClock {
     start: Timestamp,
     origin: Instant,
+    speed: u32,
 }
 
 impl OffsetClock {
-    pub fn starting_at(start: Timestamp) -> OffsetClock {
+    pub fn starting_at(start: Timestamp, speed: u32) -> OffsetClock {
         OffsetClock {
             start,
             origin: Instant::now(),
+            speed: speed.max(1),
         }
     }
 }
@@ -119,13 +121,13 @@ impl OffsetClock {
 #[async_trait]
 impl Clock for OffsetClock {
     fn now(&self) -> Timestamp {
-        self.start
-            .saturating_add(Span::from_millis(self.origin.elapsed().as_millis() as i64))
+        let elapsed_ms = self.origin.elapsed().as_millis() as i64 * i64::from(self.speed);
+        self.start.saturating_add(Span::from_millis(elapsed_ms))
     }
 
     async fn sleep_until(&self, deadline: Timestamp) {
-        let wait_ms = deadline.since(self.now()).as_millis().clamp(0, 1_000) as u64;
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let wait_ms = deadline.since(self.now()).as_millis() / i64::from(self.speed);
+        tokio::time::sleep(Duration::from_millis(wait_ms.clamp(0, 1_000) as u64)).await;
     }
 }
 
