@@ -1,6 +1,10 @@
 //! What the load tools share: the shipped config, a concurrent fill through the engine, a
 //! channel that records when each delivery arrived, a clock that starts at a chosen instant and
-//! runs in real time, and percentiles.
+//! runs in real time, and percentiles. `protocol` holds the peers' benchmark protocol and `cpu`
+//! how undisturbed a run was.
+
+pub mod cpu;
+pub mod protocol;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

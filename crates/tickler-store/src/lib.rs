@@ -13,6 +13,7 @@
 
 mod commit;
 pub mod conformance;
+mod durability;
 mod error;
 #[cfg(test)]
 mod golden_tests;
@@ -29,6 +30,7 @@ use std::cmp::Ordering;
 use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
 pub use commit::BATCH_ENTRIES_MAX;
+pub use durability::Durability;
 pub use error::Error;
 pub use group_commit::{GroupCommit, GroupCommitStats};
 pub use keys::{INDEX_MEMBER_LEN_MAX, INDEX_NAME_LEN_MAX};

@@ -3,7 +3,9 @@
 //! Durability: sled's `flush` writes its log buffers and, on Linux, waits for them with
 //! `sync_file_range` (other platforms: `fsync`). That survives a crash of the process. It does
 //! not flush the drive's write cache or the file's metadata, so a power cut or kernel crash may
-//! still lose the last flushed commits; this is sled 0.34's guarantee, and ours.
+//! still lose the last flushed commits: sled 0.34's guarantee, and ours by default
+//! ([`Durability::Process`]). [`Durability::Device`] adds an `fdatasync` after each flush (see
+//! `durability.rs`), one per group commit.
 //!
 //! I/O errors: sled 0.34 latches the first I/O error (a full disk, say) and returns it from every
 //! later call, for the life of the database handle, even once the disk has room again. So after
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
 use crate::commit::{self, EntityLocks};
+use crate::durability::{DeviceSync, Durability};
 use crate::kv::{self, Format, Kv, Visit, Write};
 use crate::{
     CommitBatch, CommitReceipt, Error, Record, Snapshot, Store, StoreStats, StoredEvent,
@@ -77,6 +80,8 @@ pub struct SledStore {
     /// still wait for a flush of the current handle, which a reopen could lose. Both only grow.
     writes_applied: AtomicU64,
     writes_answered: AtomicU64,
+    /// `Some` for [`Durability::Device`]: what a flush syncs after sled's own flush.
+    device: Option<DeviceSync>,
 }
 
 impl SledStore {
@@ -84,13 +89,18 @@ impl SledStore {
     /// [`Error::Locked`] while another process (or another `SledStore` in this process) has it
     /// open, after retrying for half a second.
     pub fn open(dir: &Path) -> Result<SledStore, Error> {
+        SledStore::open_with(dir, Durability::Process)
+    }
+
+    /// Like [`SledStore::open`], with the durability its flushes give.
+    pub fn open_with(dir: &Path, durability: Durability) -> Result<SledStore, Error> {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::Io(format!(
                 "creating the data directory {}: {e}",
                 dir.display()
             ))
         })?;
-        let store = SledStore::open_db(dir, false)?;
+        let mut store = SledStore::open_db(dir, false)?;
         store.with_db(|db| {
             if kv::check_format(&**db)? == Format::Empty {
                 kv::write_format_marker(&**db)?;
@@ -98,7 +108,19 @@ impl SledStore {
             }
             Ok(())
         })?;
+        if durability == Durability::Device {
+            let device = DeviceSync::open(dir)?;
+            device.sync()?;
+            store.device = Some(device);
+        }
         Ok(store)
+    }
+
+    pub fn durability(&self) -> Durability {
+        match self.device {
+            Some(_) => Durability::Device,
+            None => Durability::Process,
+        }
     }
 
     /// Opens an existing store for reading only (offline tools). sled 0.34 has no read-only
@@ -126,6 +148,7 @@ impl SledStore {
             last_reopen: Mutex::new(None),
             writes_applied: AtomicU64::new(0),
             writes_answered: AtomicU64::new(0),
+            device: None,
         })
     }
 
@@ -418,7 +441,11 @@ impl Store for SledStore {
         } else {
             Ok(())
         }
-        .and_then(|()| self.with_db(|db| Ok(db.flush()?)));
+        .and_then(|()| self.with_db(|db| Ok(db.flush()?)))
+        .and_then(|_| match &self.device {
+            Some(device) => device.sync(),
+            None => Ok(()),
+        });
         self.writes_answered.fetch_max(covered, Ordering::AcqRel);
         result.map(drop)
     }

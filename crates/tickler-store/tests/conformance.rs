@@ -1,8 +1,8 @@
-//! The conformance suite, run against both stores.
+//! The conformance suite, run against both stores (the sled one at both durability levels).
 
 use tickler_core::EntityId;
 use tickler_store::conformance::Fixture;
-use tickler_store::{SledStore, Store};
+use tickler_store::{Durability, SledStore, Store};
 
 mod memory {
     tickler_store::conformance_tests!(tickler_store::MemoryStore::new);
@@ -16,8 +16,17 @@ struct SledFixture {
 
 impl SledFixture {
     fn new() -> SledFixture {
+        SledFixture::with(Durability::Process)
+    }
+
+    fn device() -> SledFixture {
+        SledFixture::with(Durability::Device)
+    }
+
+    fn with(durability: Durability) -> SledFixture {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = SledStore::open(dir.path()).expect("a new sled store opens");
+        let store = SledStore::open_with(dir.path(), durability).expect("a new sled store opens");
+        assert_eq!(store.durability(), durability);
         SledFixture { store, _dir: dir }
     }
 }
@@ -36,4 +45,8 @@ impl Fixture for SledFixture {
 
 mod sled {
     tickler_store::conformance_tests!(super::SledFixture::new);
+}
+
+mod sled_device {
+    tickler_store::conformance_tests!(super::SledFixture::device);
 }

@@ -44,6 +44,10 @@ pub struct Config {
     pub learning: PathBuf,
     #[serde(default)]
     pub clock: ClockMode,
+    /// What an acknowledged command survives: `process` (a crash of the daemon) or `device` (a
+    /// power cut too: an fdatasync after each group commit's flush).
+    #[serde(default)]
+    pub durability: DurabilityConfig,
     /// Where a manual clock starts the first time (later starts resume where it stopped).
     #[serde(default)]
     pub manual_clock_start: Option<Timestamp>,
@@ -66,6 +70,23 @@ pub struct LearningSeed {
     pub sites: Vec<SiteSettings>,
     #[serde(default)]
     pub courses: Vec<CourseSettings>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilityConfig {
+    #[default]
+    Process,
+    Device,
+}
+
+impl DurabilityConfig {
+    pub fn store(self) -> tickler_store::Durability {
+        match self {
+            DurabilityConfig::Process => tickler_store::Durability::Process,
+            DurabilityConfig::Device => tickler_store::Durability::Device,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -34,7 +34,7 @@ pub async fn run(
         )
     })?;
     let store: Arc<dyn Store> = Arc::new(
-        SledStore::open(&config.data_dir.join("store"))
+        SledStore::open_with(&config.data_dir.join("store"), config.durability.store())
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     let clock: Arc<dyn Clock> = match config.clock {
@@ -63,6 +63,7 @@ pub async fn run(
         socket = %socket.display(),
         data_dir = %config.data_dir.display(),
         clock = ?config.clock,
+        durability = config.durability.store().name(),
         now = %engine.now(),
         "tickler serving"
     );
