@@ -416,10 +416,13 @@ async fn far_future_timers_stay_in_the_index_until_they_come_near() {
     h.stop().await;
 }
 
-/// A store that panics in the middle of one commit: a stand-in for a bug inside an actor.
+/// A store that, once armed, fails one commit and then panics when the actor reads its state
+/// back: a stand-in for a bug inside an actor (commits run on the group-commit thread, reads on
+/// the actor).
 struct PanicOnce {
     inner: Arc<MemoryStore>,
     armed: std::sync::atomic::AtomicBool,
+    panic_on_read: std::sync::atomic::AtomicBool,
 }
 
 impl tickler::Store for PanicOnce {
@@ -427,10 +430,19 @@ impl tickler::Store for PanicOnce {
         &self,
         batch: tickler::store::CommitBatch,
     ) -> Result<tickler::store::CommitReceipt, tickler::store::Error> {
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            panic!("injected panic inside an entity actor");
-        }
         self.inner.commit(batch)
+    }
+    fn commit_group(
+        &self,
+        batches: Vec<tickler::store::CommitBatch>,
+    ) -> Vec<Result<tickler::store::CommitReceipt, tickler::store::Error>> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.panic_on_read
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let failure = tickler::store::Error::Io("injected commit failure".into());
+            return vec![Err(failure); batches.len()];
+        }
+        self.inner.commit_group(batches)
     }
     fn flush(&self) -> Result<(), tickler::store::Error> {
         self.inner.flush()
@@ -449,6 +461,12 @@ impl tickler::Store for PanicOnce {
         &self,
         entity: &tickler::EntityId,
     ) -> Result<Option<tickler::store::Snapshot>, tickler::store::Error> {
+        if self
+            .panic_on_read
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected panic inside an entity actor");
+        }
         self.inner.snapshot(entity)
     }
     fn past_events(
@@ -511,6 +529,7 @@ async fn a_crashed_entity_actor_is_replaced_by_one_that_replays_its_log() {
     let store = Arc::new(PanicOnce {
         inner: memory.clone(),
         armed: std::sync::atomic::AtomicBool::new(false),
+        panic_on_read: std::sync::atomic::AtomicBool::new(false),
     });
     let config = tickler_tests::shipped_config(dir.path());
     let clock = tickler::ManualClock::new(at("2026-03-01T09:30:00Z"));

@@ -1,8 +1,11 @@
 //! Atomic commits: validate the batch, check the expected version and the write-once rule under
-//! the entity's lock, then apply every write as one backend batch.
+//! the entity's lock, then apply every write as one backend batch. A group of commits (group
+//! commit's) is checked batch by batch, each against the store and the ones before it, and what
+//! passes is applied as one backend batch: sled pays its per-batch costs (a global lock, two log
+//! buffer rolls) once per group instead of once per commit.
 
-use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -41,11 +44,32 @@ impl EntityLocks {
         }
     }
 
-    fn lock(&self, entity: &EntityId) -> MutexGuard<'_, ()> {
+    fn stripe(entity: &EntityId) -> usize {
         let mut hasher = DefaultHasher::new();
         entity.hash(&mut hasher);
         // The modulo keeps the value below LOCK_STRIPES, so the cast cannot truncate.
-        let stripe = (hasher.finish() % LOCK_STRIPES as u64) as usize;
+        (hasher.finish() % LOCK_STRIPES as u64) as usize
+    }
+
+    fn lock(&self, entity: &EntityId) -> MutexGuard<'_, ()> {
+        self.lock_stripe(EntityLocks::stripe(entity))
+    }
+
+    /// The locks of several entities, taken in stripe order: a single commit holds one stripe
+    /// at a time, so no two lockers can wait for each other.
+    fn lock_all<'a>(
+        &self,
+        entities: impl Iterator<Item = &'a EntityId>,
+    ) -> Vec<MutexGuard<'_, ()>> {
+        let stripes: std::collections::BTreeSet<usize> =
+            entities.map(EntityLocks::stripe).collect();
+        stripes
+            .into_iter()
+            .map(|stripe| self.lock_stripe(stripe))
+            .collect()
+    }
+
+    fn lock_stripe(&self, stripe: usize) -> MutexGuard<'_, ()> {
         // The mutex guards no data, so a panic in another commit leaves nothing inconsistent.
         self.stripes[stripe]
             .lock()
@@ -59,14 +83,75 @@ pub(crate) fn commit(
     locks: &EntityLocks,
     batch: CommitBatch,
 ) -> Result<CommitReceipt, Error> {
-    let new_last_seq = validate(&batch)?;
-    let Some(entity) = batch.entity.clone() else {
-        kv.apply(timer_writes(&batch))?;
-        return Ok(CommitReceipt { last_seq: 0 });
-    };
+    let _guard = batch.entity.as_ref().map(|entity| locks.lock(entity));
+    let (receipt, writes) = check(kv, &batch, &Pending::default())?;
+    kv.apply(writes)?;
+    Ok(receipt)
+}
 
-    let _guard = locks.lock(&entity);
-    let actual = reads::last_seq(kv, &entity)?;
+/// See [`crate::Store::commit_group`]. The outer error is a failure to apply the group's writes
+/// (none of them was applied); the inner ones are each batch's own refusal.
+pub(crate) fn commit_group(
+    kv: &dyn Kv,
+    locks: &EntityLocks,
+    batches: Vec<CommitBatch>,
+) -> Result<Vec<Result<CommitReceipt, Error>>, Error> {
+    let _guards = locks.lock_all(batches.iter().filter_map(|b| b.entity.as_ref()));
+    let mut pending = Pending::default();
+    let mut writes = Vec::new();
+    let mut results = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let result = check(kv, batch, &pending).map(|(receipt, batch_writes)| {
+            pending.add(batch, receipt);
+            writes.extend(batch_writes);
+            receipt
+        });
+        results.push(result);
+    }
+    if !writes.is_empty() {
+        kv.apply(writes)?;
+    }
+    Ok(results)
+}
+
+/// What the batches checked so far in a group will write, which the store does not show yet:
+/// a later batch of the group is checked against it too.
+#[derive(Default)]
+struct Pending {
+    last_seqs: HashMap<EntityId, u64>,
+    past_events: HashSet<Vec<u8>>,
+}
+
+impl Pending {
+    fn add(&mut self, batch: &CommitBatch, receipt: CommitReceipt) {
+        let Some(entity) = &batch.entity else {
+            return;
+        };
+        if !batch.events.is_empty() {
+            self.last_seqs.insert(entity.clone(), receipt.last_seq);
+        }
+        for (occurrence, _) in &batch.past_events {
+            self.past_events
+                .insert(keys::past_event_key(entity, occurrence));
+        }
+    }
+}
+
+/// Checks a batch against the store and the group's pending writes, under the entity's lock;
+/// returns its receipt and its writes.
+fn check(
+    kv: &dyn Kv,
+    batch: &CommitBatch,
+    pending: &Pending,
+) -> Result<(CommitReceipt, Vec<Write>), Error> {
+    let new_last_seq = validate(batch)?;
+    let Some(entity) = batch.entity.clone() else {
+        return Ok((CommitReceipt { last_seq: 0 }, timer_writes(batch)));
+    };
+    let actual = match pending.last_seqs.get(&entity) {
+        Some(seq) => *seq,
+        None => reads::last_seq(kv, &entity)?,
+    };
     if actual != batch.expected_seq {
         return Err(Error::VersionConflict {
             entity,
@@ -75,10 +160,8 @@ pub(crate) fn commit(
         });
     }
     for (occurrence, _) in &batch.past_events {
-        if kv
-            .get(&keys::past_event_key(&entity, occurrence))?
-            .is_some()
-        {
+        let key = keys::past_event_key(&entity, occurrence);
+        if pending.past_events.contains(&key) || kv.get(&key)?.is_some() {
             tracing::error!(
                 %entity,
                 %occurrence,
@@ -91,7 +174,7 @@ pub(crate) fn commit(
         }
     }
 
-    let mut writes = timer_writes(&batch);
+    let mut writes = timer_writes(batch);
     for (offset, record) in (1..).zip(&batch.events) {
         let seq = batch.expected_seq + offset;
         let key = keys::event_key(&entity, seq);
@@ -116,10 +199,12 @@ pub(crate) fn commit(
         let value = keys::encode_snapshot(snapshot.seq, &encode_checked(&snapshot.record));
         writes.push((key, Some(value)));
     }
-    kv.apply(writes)?;
-    Ok(CommitReceipt {
-        last_seq: new_last_seq,
-    })
+    Ok((
+        CommitReceipt {
+            last_seq: new_last_seq,
+        },
+        writes,
+    ))
 }
 
 /// Removals first, then insertions: backends apply writes in order (sled's batch keeps the last

@@ -8,11 +8,13 @@
 //! }
 //! ```
 
+mod group;
 mod index;
 mod log;
 
 use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
+pub use group::*;
 pub use index::*;
 pub use log::*;
 
@@ -68,6 +70,10 @@ macro_rules! conformance_tests {
             index_members_change_with_commits_and_list_in_key_order,
             index_members_page_with_a_cursor_and_a_limit,
             invalid_index_entries_are_refused,
+            a_group_writes_the_batches_that_pass_and_refuses_only_the_others,
+            batches_of_one_entity_in_a_group_follow_each_other,
+            a_past_event_written_earlier_in_a_group_is_write_once_too,
+            an_empty_group_writes_nothing,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

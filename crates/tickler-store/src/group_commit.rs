@@ -1,11 +1,13 @@
-//! Group commit: one flush shared by every commit that is waiting when it starts.
+//! Group commit: one write and one flush shared by every commit waiting when they start.
 //!
-//! A dedicated OS thread loops: wait for at least one waiter, take every waiter queued so far,
-//! flush, hand each the result. A waiter is queued only after its commit returned, so the flush
-//! that serves it started after its commit: exactly what durability needs. Commits arriving
-//! while a flush runs queue up and share the next one, so N concurrent commands cost about two
-//! flushes, not N. The flush blocks, which is why it runs on its own thread rather than on the
-//! async runtime.
+//! A dedicated OS thread loops: wait for at least one commit or `durable` call, take all of them
+//! queued so far, apply the commits as one group (`Store::commit_group`: each checked on its
+//! own, those that pass written together), flush, and hand each its result. The flush starts
+//! after every write it answers for: exactly what durability needs. Commits arriving while a
+//! group is written queue up and share the next one, so N concurrent commands cost about two
+//! writes and two flushes, not N of each (sled pays a global lock and two log-buffer rolls per
+//! write, whatever its size). The store's calls block, which is why they run on this thread
+//! rather than on the async runtime.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,7 @@ use tokio::sync::oneshot;
 use crate::{CommitBatch, CommitReceipt, Error, Store};
 
 type Waiter = oneshot::Sender<Result<(), Error>>;
+type Committer = oneshot::Sender<Result<CommitReceipt, Error>>;
 
 /// A cloneable handle to the flusher thread; the thread stops when the last handle is dropped.
 #[derive(Clone)]
@@ -31,6 +34,9 @@ pub struct GroupCommitStats {
     pub flushes: u64,
     /// Waiters (commits and `durable` calls) answered by those flushes.
     pub waiters_served: u64,
+    /// Commits applied, and the groups they were applied in.
+    pub commits: u64,
+    pub commit_groups: u64,
     /// The most waiters one flush answered.
     pub largest_group: u64,
     /// Waiters queued for the next flush right now.
@@ -51,12 +57,21 @@ struct Shared {
     flushes: AtomicU64,
     waiters_served: AtomicU64,
     largest_group: AtomicU64,
+    commits: AtomicU64,
+    commit_groups: AtomicU64,
 }
 
 #[derive(Default)]
 struct Queue {
+    commits: Vec<(CommitBatch, Committer)>,
     waiters: Vec<Waiter>,
     closed: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.commits.is_empty() && self.waiters.is_empty()
+    }
 }
 
 impl GroupCommit {
@@ -69,6 +84,8 @@ impl GroupCommit {
             flushes: AtomicU64::new(0),
             waiters_served: AtomicU64::new(0),
             largest_group: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            commit_groups: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name("tickler-group-commit".to_owned())
@@ -89,13 +106,21 @@ impl GroupCommit {
         &self.handle.shared.store
     }
 
-    /// Commits the batch, then waits for a flush that started after the commit returned: when
-    /// this returns `Ok`, the commit survives a process crash. A flush failure is returned as
-    /// the error even though the commit is applied (visible, but not known to be durable).
+    /// Commits the batch with whatever else is waiting, then waits for the flush after that
+    /// write: when this returns `Ok`, the commit is durable. A flush failure is returned as the
+    /// error even though the commit is applied (visible, but not known to be durable).
     pub async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt, Error> {
-        let receipt = self.handle.shared.store.commit(batch)?;
-        self.durable().await?;
-        Ok(receipt)
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut queue = self.handle.shared.queue();
+            queue.commits.push((batch, sender));
+        }
+        self.handle.shared.queued.notify_one();
+        receiver.await.unwrap_or_else(|_| {
+            Err(Error::Io(
+                "the group-commit thread stopped before committing".to_owned(),
+            ))
+        })
     }
 
     /// Waits for a flush that started after this call: makes every write that returned before
@@ -120,7 +145,12 @@ impl GroupCommit {
             flushes: shared.flushes.load(Ordering::Relaxed),
             waiters_served: shared.waiters_served.load(Ordering::Relaxed),
             largest_group: shared.largest_group.load(Ordering::Relaxed),
-            waiting: shared.queue().waiters.len() as u64,
+            commits: shared.commits.load(Ordering::Relaxed),
+            commit_groups: shared.commit_groups.load(Ordering::Relaxed),
+            waiting: {
+                let queue = shared.queue();
+                (queue.commits.len() + queue.waiters.len()) as u64
+            },
         }
     }
 }
@@ -148,32 +178,58 @@ impl Drop for Handle {
 
 fn run(shared: &Shared) {
     loop {
-        let waiters = {
+        let (commits, waiters) = {
             let mut queue = shared.queue();
-            while queue.waiters.is_empty() && !queue.closed {
+            while queue.is_empty() && !queue.closed {
                 queue = shared
                     .queued
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            if queue.waiters.is_empty() {
+            if queue.is_empty() {
                 return;
             }
-            std::mem::take(&mut queue.waiters)
+            (
+                std::mem::take(&mut queue.commits),
+                std::mem::take(&mut queue.waiters),
+            )
         };
         // A panicking store must not strand the waiters of this and every later round.
-        let result = catch_unwind(AssertUnwindSafe(|| shared.store.flush()))
-            .unwrap_or_else(|_| Err(Error::Io("the store's flush panicked".to_owned())));
-        if let Err(error) = &result {
-            tracing::error!(%error, waiters = waiters.len(), "group-commit flush failed");
+        let (batches, committers): (Vec<_>, Vec<_>) = commits.into_iter().unzip();
+        let count = batches.len();
+        let results = if batches.is_empty() {
+            Vec::new()
+        } else {
+            catch_unwind(AssertUnwindSafe(|| shared.store.commit_group(batches))).unwrap_or_else(
+                |_| vec![Err(Error::Io("the store's commit panicked".to_owned())); count],
+            )
+        };
+        // Refused commits wrote nothing: a group of only those needs no flush.
+        if waiters.is_empty() && !results.iter().any(Result::is_ok) {
+            for (committer, result) in committers.into_iter().zip(results) {
+                let _ = committer.send(result);
+            }
+            continue;
         }
-        let group = waiters.len() as u64;
+        let flushed = catch_unwind(AssertUnwindSafe(|| shared.store.flush()))
+            .unwrap_or_else(|_| Err(Error::Io("the store's flush panicked".to_owned())));
+        if let Err(error) = &flushed {
+            tracing::error!(%error, commits = count, waiters = waiters.len(), "group-commit flush failed");
+        }
+        let group = (committers.len() + waiters.len()) as u64;
         shared.flushes.fetch_add(1, Ordering::Relaxed);
         shared.waiters_served.fetch_add(group, Ordering::Relaxed);
         shared.largest_group.fetch_max(group, Ordering::Relaxed);
+        if count > 0 {
+            shared.commits.fetch_add(count as u64, Ordering::Relaxed);
+            shared.commit_groups.fetch_add(1, Ordering::Relaxed);
+        }
+        // A waiter whose caller gave up (dropped its future) no longer listens.
+        for (committer, result) in committers.into_iter().zip(results) {
+            let _ = committer.send(result.and_then(|receipt| flushed.clone().map(|()| receipt)));
+        }
         for waiter in waiters {
-            // A waiter whose caller gave up (dropped its future) no longer listens.
-            let _ = waiter.send(result.clone());
+            let _ = waiter.send(flushed.clone());
         }
     }
 }

@@ -153,6 +153,17 @@ pub trait Store: Send + Sync + 'static {
     /// durable: see [`Store::flush`].
     fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt, Error>;
 
+    /// Commits several batches as one write: each is checked as [`Store::commit`] checks it,
+    /// against the store and the batches before it in the group, and those that pass are applied
+    /// together, atomically (all of them or, on a failed write, none). One result per batch, in
+    /// order. Not yet durable either. The default commits them one by one.
+    fn commit_group(&self, batches: Vec<CommitBatch>) -> Vec<Result<CommitReceipt, Error>> {
+        batches
+            .into_iter()
+            .map(|batch| self.commit(batch))
+            .collect()
+    }
+
     /// Makes every commit that returned before this call durable against a process crash.
     fn flush(&self) -> Result<(), Error>;
 

@@ -149,6 +149,18 @@ impl Store for MemoryStore {
         commit::commit(&self.map, &self.locks, batch)
     }
 
+    fn commit_group(&self, batches: Vec<CommitBatch>) -> Vec<Result<CommitReceipt, Error>> {
+        let count = batches.len();
+        let applied = self
+            .available()
+            .and_then(|()| self.injected("commit", |faults| &mut faults.commits_to_fail))
+            .and_then(|()| commit::commit_group(&self.map, &self.locks, batches));
+        match applied {
+            Ok(results) => results,
+            Err(err) => vec![Err(err); count],
+        }
+    }
+
     fn flush(&self) -> Result<(), Error> {
         self.available()?;
         self.injected("flush", |faults| &mut faults.flushes_to_fail)

@@ -74,6 +74,8 @@ pub struct SledStore {
     locks: EntityLocks,
     /// An operation failed with an I/O error: sled has latched it (see the module docs).
     failed: AtomicBool,
+    /// What that error said, for the refusals until the reopen.
+    last_error: Mutex<Option<String>>,
     last_reopen: Mutex<Option<Instant>>,
     /// Writes that returned `Ok` (each caller then waits for a flush), and how many of them a
     /// flush has answered, successfully or not. More applied than answered means some callers
@@ -145,6 +147,7 @@ impl SledStore {
             read_only,
             locks: EntityLocks::new(),
             failed: AtomicBool::new(false),
+            last_error: Mutex::new(None),
             last_reopen: Mutex::new(None),
             writes_applied: AtomicU64::new(0),
             writes_answered: AtomicU64::new(0),
@@ -154,10 +157,27 @@ impl SledStore {
 
     /// Runs `f` on the database handle, first reopening it if an earlier I/O error closed it (and
     /// it is time to try), and noting an I/O error `f` runs into.
+    ///
+    /// A handle that met an I/O error is not used again, not even to read: a sled batch that
+    /// failed half-way can leave part of itself in the live tree (sled restores batches whole
+    /// only on recovery), and a reader would take that for a damaged log.
     fn with_db<T>(&self, f: impl FnOnce(&sled::Db) -> Result<T, Error>) -> Result<T, Error> {
         if self.failed.load(Ordering::Acquire) {
             // Only a flush learns of lost writes; see `try_reopen`.
             let _ = self.try_reopen(Reopener::Other);
+            if self.failed.load(Ordering::Acquire) {
+                let cause = self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+                    .unwrap_or_default();
+                return Err(Error::Io(format!(
+                    "the store in {} is closed after an I/O error ({cause}); it reopens once \
+                     the disk takes writes again",
+                    self.dir.display()
+                )));
+            }
         }
         let guard = self.read_db();
         let Some(db) = guard.as_ref() else {
@@ -167,7 +187,11 @@ impl SledStore {
             )));
         };
         let result = f(db);
-        if let Err(Error::Io(_)) = &result {
+        if let Err(Error::Io(cause)) = &result {
+            *self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(cause.clone());
             self.failed.store(true, Ordering::Release);
         }
         result
@@ -425,6 +449,14 @@ impl Kv for sled::Tree {
 impl Store for SledStore {
     fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt, Error> {
         self.write_db(|db| commit::commit(&**db, &self.locks, batch))
+    }
+
+    fn commit_group(&self, batches: Vec<CommitBatch>) -> Vec<Result<CommitReceipt, Error>> {
+        let count = batches.len();
+        match self.write_db(|db| commit::commit_group(&**db, &self.locks, batches)) {
+            Ok(results) => results,
+            Err(err) => vec![Err(err); count],
+        }
     }
 
     /// Waits until every earlier commit is in sled's log on disk: survives a process crash, not
