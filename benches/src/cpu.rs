@@ -67,6 +67,13 @@ impl ForeignCpuMeter {
         meter
     }
 
+    /// Counts another process as part of the run from now on (a daemon started after the meter).
+    pub fn also(&mut self, pid: u32) {
+        self.pause();
+        self.also = Some(pid);
+        self.resume();
+    }
+
     fn own_ticks(&self) -> u64 {
         process_ticks("self") + self.also.map_or(0, |pid| process_ticks(&pid.to_string()))
     }

@@ -1,10 +1,13 @@
 //! What the load tools share: the shipped config, a concurrent fill through the engine, a
 //! channel that records when each delivery arrived, a clock that starts at a chosen instant and
-//! runs in real time, and percentiles. `protocol` holds the peers' benchmark protocol and `cpu`
-//! how undisturbed a run was.
+//! runs in real time, and percentiles. `protocol` holds the peers' benchmark protocol, `cpu` how
+//! undisturbed a run was, `daemon` the real daemon as a child process and `receiver` an HTTP
+//! endpoint for its webhook channel.
 
 pub mod cpu;
+pub mod daemon;
 pub mod protocol;
+pub mod receiver;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,10 +14,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tickler_benches::daemon::{Daemon, rss_kib_of, tickler_binary};
 
 const COURSES: [&str; 2] = ["course-v1:Bench+A+2026", "course-v1:Bench+B+2026"];
 /// How long an idle actor lives in this run (the shipped default is five minutes).
@@ -29,14 +31,7 @@ fn main() {
         .map(|n| n.parse().expect("ENROLMENTS is a number"))
         .unwrap_or(100_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let binary = std::env::var_os("TICKLER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/tickler"));
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build --release -p tickler` first (or set TICKLER_BIN)",
-        binary.display()
-    );
+    let binary = tickler_binary();
     let work = tempfile::tempdir().unwrap();
     let config = write_config(&root.join("config"), work.path());
     let cli = |args: &[&str]| {
@@ -60,8 +55,17 @@ fn main() {
         reply["result"][field].as_u64().unwrap_or(0)
     };
 
-    let mut daemon = start(&binary, &config, work.path());
-    let baseline = rss_kib(daemon.id());
+    let start = || {
+        Daemon::start(
+            &config,
+            &work.path().join("data/admin/tickler.sock"),
+            &["--clock", "manual"],
+            &[],
+            &work.path().join("daemon.log"),
+        )
+    };
+    let mut daemon = start();
+    let baseline = rss_kib_of(daemon.pid());
     cli(&[
         "site",
         "set",
@@ -107,7 +111,7 @@ fn main() {
     drop(csv);
 
     // Sample the daemon's memory while it imports.
-    let pid = daemon.id();
+    let pid = daemon.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -116,7 +120,7 @@ fn main() {
             let mut samples = Vec::new();
             let started = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let rss = rss_kib(pid);
+                let rss = rss_kib_of(pid);
                 peak.fetch_max(rss, Ordering::Relaxed);
                 samples.push((started.elapsed(), rss));
                 std::thread::sleep(Duration::from_millis(100));
@@ -129,25 +133,24 @@ fn main() {
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.join().unwrap();
-    let after_import = rss_kib(pid);
+    let after_import = rss_kib_of(pid);
     let actors_after_import = status("actors");
     std::thread::sleep(Duration::from_secs(4));
     let actors_idle = status("actors");
-    let rss_idle = rss_kib(pid);
+    let rss_idle = rss_kib_of(pid);
     let timers = status("pending_timers");
     let store_bytes = status("store_bytes");
 
     // Durability: kill -9 and count what a restarted daemon finds.
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.kill();
     let restarted_at = Instant::now();
-    let mut daemon = start(&binary, &config, work.path());
+    let mut daemon = start();
     let ready = restarted_at.elapsed();
     let entities = status("entities");
     let timers_after = status("pending_timers");
-    let rss_restarted = rss_kib(daemon.id());
+    let rss_restarted = rss_kib_of(daemon.pid());
     let _ = cli(&["shutdown"]);
-    let _ = daemon.wait();
+    daemon.wait();
 
     println!("{}", summary.trim());
     println!(
@@ -219,47 +222,4 @@ fn write_config(shipped: &Path, work: &Path) -> PathBuf {
     let path = work.join("tickler.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn start(binary: &Path, config: &Path, work: &Path) -> Child {
-    let mut child = Command::new(binary)
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--clock", "manual"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(work.join("daemon.log"))
-                .unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    let socket = work.join("data/admin/tickler.sock");
-    for _ in 0..600 {
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!(
-        "the daemon did not start; see {}",
-        work.join("daemon.log").display()
-    );
-}
-
-/// The process's resident set, in KiB (0 if unreadable).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }

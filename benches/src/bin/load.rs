@@ -2,20 +2,29 @@
 //! printing the same JSON line as `benches/peers/bullmq.mjs` and `pgboss.mjs`.
 //!
 //! ```text
-//! cargo run --release -p tickler-benches --bin load -- [N] [W] [C] [--durability process|device]
+//! cargo run --release -p tickler-benches --bin load -- [N] [W] [C] [--daemon] [--durability process|device]
 //! ```
 //!
 //! N one-shot timers (the `oneshot` policy of `benches/config/`) due evenly over W ms are created
-//! through the engine by C concurrent callers on a sled store in `$TMPDIR`, after a lead chosen
-//! from a calibration batch; each create returns only once durable. The engine runs on the
-//! system clock with its fire-rate limit lifted (the peers have none), and a channel records when
-//! each timer fired; a timer is complete when its past event is durable (the engine publishes a
-//! past event after its commit's flush). stdout: one JSON line; stderr: progress and a table.
+//! by C concurrent callers on a sled store in `$TMPDIR`, after a lead chosen from a calibration
+//! batch; each create returns only once durable. The engine runs on the system clock with its
+//! fire-rate limit lifted (the peers have none). A timer *fires* when its channel is called; it
+//! is *complete* when its past event is durable (the engine publishes a past event after its
+//! commit's flush).
 //!
-//! Extras in the line: peak RSS, memory per pending timer (resident memory added by scheduling
-//! N timers), and bytes on disk per event against the encoded record.
+//! - library (default): the engine in this process; callers are tasks calling `Engine::create`,
+//!   the channel is an in-process recorder, completions come from `Engine::subscribe`;
+//! - `--daemon`: `target/release/tickler serve` (or `$TICKLER_BIN`) as a child process; callers
+//!   are C admin-socket connections sending `entity.create`, the channel is a webhook to an HTTP
+//!   receiver in this process (keep-alive), completions come from a `watch` connection.
+//!
+//! stdout: one JSON line; stderr: progress. Extras in the line: peak RSS, memory per pending
+//! timer (resident memory added by scheduling N timers), bytes on disk per event against the
+//! encoded record.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -24,65 +33,23 @@ use tickler::{
     Catalog, Channel, CreateEntity, DeliveryError, Engine, EntityId, Message, SledStore, Store,
     SystemClock, Timestamp, Zone, async_trait,
 };
+use tickler_admin::protocol::EntityCreate;
+use tickler_admin::{Client, Request};
 use tickler_benches::cpu::{ForeignCpuMeter, busy_pct_over_a_second};
+use tickler_benches::daemon::{Daemon, rss_kib_of};
 use tickler_benches::protocol::{
     CALIBRATION_JOBS, Params, RunFacts, Tracker, report, run_callers, sleep_until, wall_ms,
 };
-use tickler_benches::{rss_kib, shipped_config};
+use tickler_benches::{receiver, rss_kib, shipped_config};
 
-/// Calls the tracker for each timer the channel is asked to deliver.
-struct FireRecorder {
-    tracker: Arc<Tracker>,
+fn bench_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
-/// `timer/t<i>` → i.
-fn timer_index(entity: &str) -> Option<usize> {
+/// `timer/t<i>`, or a key of its occurrence (`timer/t<i>#fire#0`) → i.
+fn timer_index(text: &str) -> Option<usize> {
+    let entity = text.split('#').next()?;
     entity.strip_prefix("timer/t")?.parse().ok()
-}
-
-#[async_trait]
-impl Channel for FireRecorder {
-    async fn deliver(&self, message: &Message) -> Result<String, DeliveryError> {
-        let at = wall_ms();
-        if let Some(i) = timer_index(&message.entity) {
-            self.tracker.fire(i, at);
-        }
-        Ok(String::new())
-    }
-}
-
-/// A channel for the calibration engine, whose timers never fall due during the run.
-struct Discard;
-
-#[async_trait]
-impl Channel for Discard {
-    async fn deliver(&self, _message: &Message) -> Result<String, DeliveryError> {
-        Ok(String::new())
-    }
-}
-
-async fn open(dir: &std::path::Path, durability: Durability, channel: Arc<dyn Channel>) -> Engine {
-    let bench_config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let mut options = shipped_config(dir).engine;
-    // Capacity is what is measured: the peers run without a rate limit too.
-    options.fire_rate_max_per_s = u32::MAX;
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open_with(&dir.join("store"), durability).unwrap());
-    Engine::builder()
-        .options(options)
-        .store(store)
-        .clock(Arc::new(SystemClock))
-        .catalog(
-            Catalog::load(
-                &bench_config.join("policies"),
-                &bench_config.join("templates"),
-            )
-            .unwrap(),
-        )
-        .channel("file", channel)
-        .open()
-        .await
-        .unwrap()
 }
 
 fn timer(i: usize, due_ms: f64) -> (EntityId, CreateEntity) {
@@ -99,15 +66,60 @@ fn timer(i: usize, due_ms: f64) -> (EntityId, CreateEntity) {
     (id, create)
 }
 
-/// Schedules timers `0..count` due at `due(i)` from `callers` tasks; returns the ms it took.
-async fn schedule(
+/// What a run measured besides the tracker.
+struct Outcome {
+    schedule_ms: f64,
+    rss_before_kib: u64,
+    rss_scheduled_kib: u64,
+    rss_peak_kib: u64,
+    disk_bytes: u64,
+    events: u64,
+    completion_lagged: u64,
+}
+
+// ---- library mode -----------------------------------------------------------------------------
+
+/// Calls the tracker for each timer the channel is asked to deliver.
+struct FireRecorder {
+    tracker: Option<Arc<Tracker>>,
+}
+
+#[async_trait]
+impl Channel for FireRecorder {
+    async fn deliver(&self, message: &Message) -> Result<String, DeliveryError> {
+        let at = wall_ms();
+        if let (Some(tracker), Some(i)) = (&self.tracker, timer_index(&message.entity)) {
+            tracker.fire(i, at);
+        }
+        Ok(String::new())
+    }
+}
+
+async fn open_engine(dir: &Path, durability: Durability, tracker: Option<Arc<Tracker>>) -> Engine {
+    let mut options = shipped_config(dir).engine;
+    // Capacity is what is measured: the peers run without a rate limit too.
+    options.fire_rate_max_per_s = u32::MAX;
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open_with(&dir.join("store"), durability).unwrap());
+    let config = bench_config();
+    Engine::builder()
+        .options(options)
+        .store(store)
+        .clock(Arc::new(SystemClock))
+        .catalog(Catalog::load(&config.join("policies"), &config.join("templates")).unwrap())
+        .channel("file", Arc::new(FireRecorder { tracker }))
+        .open()
+        .await
+        .unwrap()
+}
+
+async fn schedule_library(
     engine: &Engine,
     count: usize,
     callers: usize,
-    due: impl Fn(usize) -> f64 + Send + Sync + 'static,
+    due: Arc<dyn Fn(usize) -> f64 + Send + Sync>,
 ) -> f64 {
     let engine = engine.clone();
-    let due = Arc::new(due);
     run_callers(count, callers, move |i| {
         let (engine, due) = (engine.clone(), due.clone());
         async move {
@@ -118,64 +130,29 @@ async fn schedule(
     .await
 }
 
-fn parse_args() -> Result<(Params, Durability), String> {
-    let mut positional = Vec::new();
-    let mut durability = Durability::Process;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--durability" => {
-                durability = match args.next().as_deref() {
-                    Some("process") => Durability::Process,
-                    Some("device") => Durability::Device,
-                    other => return Err(format!("--durability process|device, not {other:?}")),
-                }
-            }
-            _ => positional.push(arg),
-        }
-    }
-    Ok((Params::from(&positional)?, durability))
-}
-
-#[tokio::main]
-async fn main() {
-    let (params, durability) = parse_args().unwrap_or_else(|err| {
-        eprintln!("load: {err}\nusage: load [N] [W] [C] [--durability process|device]");
-        std::process::exit(2);
-    });
-    let tmp = std::env::temp_dir();
-
-    // Calibration, into a throw-away store: the lead that keeps scheduling before firing.
-    let calibration_count = params.n.min(CALIBRATION_JOBS);
-    let calibration_ms = {
-        let dir = tempfile::tempdir_in(&tmp).unwrap();
-        let engine = open(dir.path(), durability, Arc::new(Discard)).await;
-        let in_an_hour = wall_ms() + 3_600_000.0;
-        let ms = schedule(&engine, calibration_count, params.callers, move |_| {
-            in_an_hour
-        })
-        .await;
-        engine.shutdown().await.unwrap();
-        ms
-    };
-    let lead_ms = params.lead_ms(calibration_count, calibration_ms);
-    eprintln!(
-        "calibration: {calibration_count} timers in {calibration_ms:.0} ms; lead {lead_ms} ms"
-    );
-
-    let busy_pct_before = busy_pct_over_a_second();
-    let dir = tempfile::tempdir_in(&tmp).unwrap();
-    let t0 = wall_ms();
-    let tracker = Arc::new(Tracker::new(&params, t0, lead_ms));
-    let engine = open(
-        dir.path(),
-        durability,
-        Arc::new(FireRecorder {
-            tracker: tracker.clone(),
-        }),
+async fn calibrate_library(params: &Params, durability: Durability, count: usize) -> f64 {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let engine = open_engine(dir.path(), durability, None).await;
+    let in_an_hour = wall_ms() + 3_600_000.0;
+    let ms = schedule_library(
+        &engine,
+        count,
+        params.callers,
+        Arc::new(move |_| in_an_hour),
     )
     .await;
-    // Completions: past events are published once their commit is durable.
+    engine.shutdown().await.unwrap();
+    ms
+}
+
+async fn run_library(
+    params: &Params,
+    durability: Durability,
+    tracker: Arc<Tracker>,
+    meter: &mut ForeignCpuMeter,
+) -> Outcome {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let engine = open_engine(dir.path(), durability, Some(tracker.clone())).await;
     let mut past_events = engine.subscribe();
     let completions = {
         let tracker = tracker.clone();
@@ -194,56 +171,321 @@ async fn main() {
             }
         })
     };
-
-    let mut meter = ForeignCpuMeter::started(None);
-    let (rss_before, _) = rss_kib();
-    let schedule_ms = {
-        let due = tracker.clone();
-        schedule(&engine, params.n, params.callers, move |i| due.due[i]).await
-    };
+    let (rss_before_kib, _) = rss_kib();
+    let due = tracker.clone();
+    let schedule_ms = schedule_library(
+        &engine,
+        params.n,
+        params.callers,
+        Arc::new(move |i| due.due[i]),
+    )
+    .await;
     engine.passivate_idle();
-    let (rss_scheduled, _) = rss_kib();
+    let (rss_scheduled_kib, _) = rss_kib();
+    fire_phase(params, &tracker, meter, schedule_ms).await;
+    let stats = engine.store_stats().unwrap();
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    let completion_lagged = completions.await.unwrap();
+    Outcome {
+        schedule_ms,
+        rss_before_kib,
+        rss_scheduled_kib,
+        rss_peak_kib: rss_kib().1,
+        disk_bytes: stats.size_on_disk,
+        events: stats.events,
+        completion_lagged,
+    }
+}
+
+// ---- daemon mode ------------------------------------------------------------------------------
+
+const SECRET_ENV: &str = "TICKLER_LOAD_SECRET";
+
+/// A daemon on a fresh data directory in `work`, whose timers are delivered to `receiver`.
+fn start_daemon(work: &Path, durability: Durability, receiver: std::net::SocketAddr) -> Daemon {
+    let config = bench_config();
+    let text = format!(
+        "data_dir = {data:?}\npolicies = {policies:?}\ntemplates = {templates:?}\n\
+         learning = {learning:?}\nclock = \"system\"\ndurability = {durability:?}\n\n\
+         [log]\nfilter = \"warn\"\n\n\
+         [engine]\nfire_rate_max_per_s = {rate}\n\n\
+         [channels.file]\nkind = \"webhook\"\nurl = \"http://{receiver}/fire\"\n\
+         allow_hosts = [\"127.0.0.1\"]\nallow_private = true\nsecret_env = \"{SECRET_ENV}\"\n",
+        data = work.join("data"),
+        policies = config.join("policies"),
+        templates = config.join("templates"),
+        learning = work.join("no-seeds"),
+        durability = durability.name(),
+        rate = u32::MAX,
+    );
+    let path = work.join("tickler.toml");
+    std::fs::write(&path, text).unwrap();
+    Daemon::start(
+        &path,
+        &work.join("data/admin/tickler.sock"),
+        &[],
+        &[(SECRET_ENV, "load")],
+        &work.join("daemon.log"),
+    )
+}
+
+async fn schedule_daemon(
+    socket: &Path,
+    count: usize,
+    callers: usize,
+    due: Arc<dyn Fn(usize) -> f64 + Send + Sync>,
+) -> f64 {
+    let started = std::time::Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..callers.min(count) {
+        let (next, due, socket) = (next.clone(), due.clone(), socket.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&socket).await.unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let (entity, create) = timer(i, due(i));
+                let request = Request::EntityCreate(EntityCreate {
+                    entity,
+                    policy: create.policy,
+                    workflow: None,
+                    recipient: create.recipient,
+                    zone: create.zone,
+                    anchors: create.anchors,
+                    attributes: create.attributes,
+                });
+                let reply = client.call(request).await.unwrap();
+                assert!(reply.ok, "entity.create refused: {:?}", reply.error);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+async fn calibrate_daemon(params: &Params, durability: Durability, count: usize) -> f64 {
+    let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let receiver = receiver::start(|_| {}).await;
+    let mut daemon = start_daemon(work.path(), durability, receiver);
+    let in_an_hour = wall_ms() + 3_600_000.0;
+    let ms = schedule_daemon(
+        &daemon.socket,
+        count,
+        params.callers,
+        Arc::new(move |_| in_an_hour),
+    )
+    .await;
+    daemon.kill();
+    ms
+}
+
+async fn run_daemon(
+    params: &Params,
+    durability: Durability,
+    tracker: Arc<Tracker>,
+    meter: &mut ForeignCpuMeter,
+) -> Outcome {
+    let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let fires = tracker.clone();
+    let receiver = receiver::start(move |key| {
+        if let Some(i) = timer_index(key) {
+            fires.fire(i, wall_ms());
+        }
+    })
+    .await;
+    let mut daemon = start_daemon(work.path(), durability, receiver);
+    meter.also(daemon.pid());
+    let mut watch = Client::connect(&daemon.socket).await.unwrap();
+    assert!(watch.call(Request::Watch).await.unwrap().ok);
+    let completions = {
+        let tracker = tracker.clone();
+        tokio::spawn(async move {
+            let mut lagged = 0;
+            while let Ok(reply) = watch.next_reply().await {
+                match (reply.result, reply.error) {
+                    (Some(result), _) => {
+                        if let Some(i) = result["entity"].as_str().and_then(timer_index) {
+                            tracker.done(i, wall_ms());
+                        }
+                    }
+                    // "N past events were missed by this slow watcher"
+                    (None, Some(error)) if error.code == "watch_lagged" => {
+                        lagged += error
+                            .message
+                            .split_whitespace()
+                            .next()
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .unwrap_or(0);
+                    }
+                    _ => {}
+                }
+            }
+            lagged
+        })
+    };
+    let rss_before_kib = rss_kib_of(daemon.pid());
+    let due = tracker.clone();
+    let schedule_ms = schedule_daemon(
+        &daemon.socket,
+        params.n,
+        params.callers,
+        Arc::new(move |i| due.due[i]),
+    )
+    .await;
+    let rss_scheduled_kib = rss_kib_of(daemon.pid());
+    fire_phase(params, &tracker, meter, schedule_ms).await;
+    let mut client = Client::connect(&daemon.socket).await.unwrap();
+    let status = client.call(Request::Status).await.unwrap().result.unwrap();
+    let rss_peak_kib = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        })
+        .unwrap_or(0);
+    let _ = client.call(Request::Shutdown).await;
+    daemon.wait();
+    let completion_lagged = completions.await.unwrap();
+    Outcome {
+        schedule_ms,
+        rss_before_kib,
+        rss_scheduled_kib,
+        rss_peak_kib,
+        disk_bytes: status["store_bytes"].as_u64().unwrap_or(0),
+        events: status["events"].as_u64().unwrap_or(0),
+        completion_lagged,
+    }
+}
+
+// ---- the protocol -----------------------------------------------------------------------------
+
+/// Waits out the lead (not metered), then meters firing until the end-of-run rule holds.
+async fn fire_phase(
+    params: &Params,
+    tracker: &Tracker,
+    meter: &mut ForeignCpuMeter,
+    schedule_ms: f64,
+) {
     meter.pause();
     eprintln!(
         "scheduled {} in {schedule_ms:.0} ms ({:.0}/s)",
         params.n,
         params.n as f64 / schedule_ms * 1e3
     );
-
-    // The idle lead is not metered; firing is, from just before the first due instant.
     sleep_until(tracker.due[0] - 200.0, || false).await;
     meter.resume();
-    while !tracker.finished(&params) {
+    while !tracker.finished(params) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stats = engine.store_stats().unwrap();
-    engine.shutdown().await.unwrap();
-    drop(engine);
-    let lagged = completions.await.unwrap();
-    let (_, rss_peak) = rss_kib();
+}
 
-    let record_len = {
-        let (_, create) = timer(0, t0);
-        let event = tickler::Event::Created {
-            policy: create.policy,
-            policy_version: 1,
-            workflow: None,
-            recipient: create.recipient,
-            zone: create.zone,
-            anchors: create.anchors,
-            attributes: create.attributes,
-        };
-        tickler::codec::encode_event(&event, Timestamp::EPOCH)
-            .encode()
-            .len()
+struct Args {
+    params: Params,
+    durability: Durability,
+    daemon: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut positional = Vec::new();
+    let mut durability = Durability::Process;
+    let mut daemon = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--daemon" => daemon = true,
+            "--durability" => {
+                durability = match args.next().as_deref() {
+                    Some("process") => Durability::Process,
+                    Some("device") => Durability::Device,
+                    other => return Err(format!("--durability process|device, not {other:?}")),
+                }
+            }
+            _ => positional.push(arg),
+        }
+    }
+    Ok(Args {
+        params: Params::from(&positional)?,
+        durability,
+        daemon,
+    })
+}
+
+/// The encoded size of a timer's first record, to compare the disk's bytes per event with.
+fn created_record_len() -> usize {
+    let (_, create) = timer(0, 0.0);
+    let event = tickler::Event::Created {
+        policy: create.policy,
+        policy_version: 1,
+        workflow: None,
+        recipient: create.recipient,
+        zone: create.zone,
+        anchors: create.anchors,
+        attributes: create.attributes,
+    };
+    tickler::codec::encode_event(&event, Timestamp::EPOCH)
+        .encode()
+        .len()
+}
+
+#[tokio::main]
+async fn main() {
+    let Args {
+        params,
+        durability,
+        daemon,
+    } = parse_args().unwrap_or_else(|err| {
+        eprintln!("load: {err}\nusage: load [N] [W] [C] [--daemon] [--durability process|device]");
+        std::process::exit(2);
+    });
+
+    // Calibration into a throw-away store: the lead that keeps scheduling before firing.
+    let calibration_count = params.n.min(CALIBRATION_JOBS);
+    let calibration_ms = if daemon {
+        calibrate_daemon(&params, durability, calibration_count).await
+    } else {
+        calibrate_library(&params, durability, calibration_count).await
+    };
+    let lead_ms = params.lead_ms(calibration_count, calibration_ms);
+    eprintln!(
+        "calibration: {calibration_count} timers in {calibration_ms:.0} ms; lead {lead_ms} ms"
+    );
+
+    let busy_pct_before = busy_pct_over_a_second();
+    let tracker = Arc::new(Tracker::new(&params, wall_ms(), lead_ms));
+    let mut meter = ForeignCpuMeter::started(None);
+    let outcome = if daemon {
+        run_daemon(&params, durability, tracker.clone(), &mut meter).await
+    } else {
+        run_library(&params, durability, tracker.clone(), &mut meter).await
+    };
+
+    let (system, worker, completion) = if daemon {
+        (
+            "tickler+sled (daemon)",
+            "tickler serve, system clock, fire_rate_max_per_s lifted; callers on C admin-socket connections; webhook channel to a keep-alive HTTP receiver",
+            "past event streamed by the daemon's watch after its commit's flush",
+        )
+    } else {
+        (
+            "tickler+sled",
+            "library, system clock, fire_rate_max_per_s lifted, group commit",
+            "past event published after its commit's flush (Engine::subscribe)",
+        )
     };
     let line = report(
         &params,
         &tracker,
         &mut meter,
         RunFacts {
-            system: "tickler+sled".into(),
-            schedule_ms,
+            system: system.into(),
+            schedule_ms: outcome.schedule_ms,
             lead_ms,
             durability: match durability {
                 Durability::Process => {
@@ -255,16 +497,16 @@ async fn main() {
             },
             busy_pct_before,
             extra: json!({
-                "worker": "library, system clock, fire_rate_max_per_s lifted, group commit",
-                "completion": "past event published after its commit's flush (Engine::subscribe)",
-                "completion_lagged": lagged,
-                "peak_rss_kib": rss_peak,
-                "pending_timer_bytes": (rss_scheduled.saturating_sub(rss_before) * 1024) as f64
+                "worker": worker,
+                "completion": completion,
+                "completion_lagged": outcome.completion_lagged,
+                "peak_rss_kib": outcome.rss_peak_kib,
+                "pending_timer_bytes": (outcome.rss_scheduled_kib.saturating_sub(outcome.rss_before_kib) * 1024) as f64
                     / params.n as f64,
-                "disk_bytes": stats.size_on_disk,
-                "events": stats.events,
-                "disk_bytes_per_event": stats.size_on_disk as f64 / stats.events.max(1) as f64,
-                "created_record_bytes": record_len,
+                "disk_bytes": outcome.disk_bytes,
+                "events": outcome.events,
+                "disk_bytes_per_event": outcome.disk_bytes as f64 / outcome.events.max(1) as f64,
+                "created_record_bytes": created_record_len(),
             }),
         },
     );
