@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# run.sh [N] [W] [C] — measure the peers once each and print one JSON line per
-# system on stdout (progress goes to stderr). SYSTEMS="bullmq pgboss" picks which;
+# run.sh [N] [W] [C] — measure tickler and the peers once each, print one JSON
+# line per system on stdout (progress goes to stderr), then, on stderr, a table
+# of tickler's figures beside the peers' as ratios (compare.mjs), all from this
+# one run. SYSTEMS picks which (default "tickler tickler-device bullmq pgboss";
+# also "tickler-daemon"); tickler's measurer is `benches/src/bin/load.rs`,
+# built here in release mode;
 # WAIT_QUIET=1 waits (up to ~5 min) for the machine to be idle before each one;
 # MAX_TRIES=n measures a system again when other work disturbed its run.
 #
@@ -12,7 +16,7 @@ set -euo pipefail
 N=${1:-10000}
 W=${2:-2000}
 C=${3:-64}
-SYSTEMS=${SYSTEMS:-bullmq pgboss}
+SYSTEMS=${SYSTEMS:-tickler tickler-device bullmq pgboss}
 REDIS_PORT=6390
 PG_PORT=5440
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +35,14 @@ chmod 755 "$tmp" # the postgres user must reach its subdirectory
 
 redis_pid=
 pg_dir="$tmp/pg"
+
+lines="$tmp/lines.jsonl"
+root=$(cd "$here/../.." && pwd)
+load_bin="$root/target/release/load"
+if grep -qw 'tickler[a-z-]*' <<<"$SYSTEMS"; then
+  echo "run.sh: building tickler's load generator (release)" >&2
+  (cd "$root" && cargo build --release --locked -q -p tickler -p tickler-benches --bin load --bin tickler) >&2
+fi
 
 # PostgreSQL refuses to run as root: when root, run its tools as `postgres`.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -139,12 +151,16 @@ measure() {
         start_pg || return 1
         out=$(PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" node pgboss.mjs "$N" "$W" "$C") || code=$?
         stop_pg ;;
+      # tickler's data goes to $TMPDIR too (the run's disk-backed temp dir).
+      tickler) out=$(TMPDIR="$tmp" "$load_bin" "$N" "$W" "$C") || code=$? ;;
+      tickler-device) out=$(TMPDIR="$tmp" "$load_bin" "$N" "$W" "$C" --durability device) || code=$? ;;
+      tickler-daemon) out=$(TMPDIR="$tmp" "$load_bin" "$N" "$W" "$C" --daemon) || code=$? ;;
       *) echo "run.sh: unknown system $s" >&2; return 2 ;;
     esac
     foreign=$(grep -o '"foreign_cpu_pct":[0-9.]*' <<<"$out" | cut -d: -f2)
     if [ $code != 0 ] || [ -z "$foreign" ] || [ "$try" = "${MAX_TRIES:-1}" ] ||
        awk -v f="$foreign" 'BEGIN { exit !(f < 5) }'; then
-      [ -n "$out" ] && printf '%s\n' "$out"
+      [ -n "$out" ] && printf '%s\n' "$out" | tee -a "$lines"
       return $code
     fi
     echo "run.sh: $s: other work took ${foreign}% of the CPU during the run; measuring again" >&2
@@ -156,4 +172,5 @@ cd "$here"
 for s in $SYSTEMS; do
   measure "$s" || rc=$?
 done
+node compare.mjs <"$lines" >&2 || rc=$?
 exit $rc

@@ -67,9 +67,14 @@ pub fn wall_ms() -> f64 {
         * 1e3
 }
 
+/// How long each call took to be acknowledged (ms), in call order per caller; `percentile`
+/// after sorting.
+pub type CallLatencies = Arc<Mutex<Vec<f64>>>;
+
 /// Runs `call(0..count)` from `callers` concurrent tasks, each taking the next index once its
-/// previous call was acknowledged; returns the ms from the first call to the last acknowledgement.
-pub async fn run_callers<F, Fut>(count: usize, callers: usize, call: F) -> f64
+/// previous call was acknowledged; returns the ms from the first call to the last acknowledgement,
+/// and each call's latency.
+pub async fn run_callers<F, Fut>(count: usize, callers: usize, call: F) -> (f64, CallLatencies)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
@@ -77,23 +82,35 @@ where
     let started = std::time::Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let call = Arc::new(call);
+    let latencies: CallLatencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
     let mut tasks = Vec::new();
     for _ in 0..callers.min(count) {
-        let (next, call) = (next.clone(), call.clone());
+        let (next, call, latencies) = (next.clone(), call.clone(), latencies.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
                     break;
                 }
+                let called = std::time::Instant::now();
                 call(i).await;
+                let ms = called.elapsed().as_secs_f64() * 1e3;
+                latencies.lock().unwrap().push(ms);
             }
         }));
     }
     for task in tasks {
         task.await.expect("a caller task panicked");
     }
-    started.elapsed().as_secs_f64() * 1e3
+    (started.elapsed().as_secs_f64() * 1e3, latencies)
+}
+
+/// p50 / p99 / max of call latencies, for the JSON line.
+pub fn latency_summary(latencies: &CallLatencies) -> Value {
+    let mut sorted = latencies.lock().unwrap().clone();
+    sorted.sort_by(f64::total_cmp);
+    let p = |q| percentile(&sorted, q).map_or(Value::Null, round1);
+    json!({"p50": p(0.5), "p99": p(0.99), "max": sorted.last().copied().map_or(Value::Null, round1)})
 }
 
 /// Per-timer bookkeeping: due instant, first fire, completion (all wall ms), and repeats.

@@ -18,6 +18,9 @@
 //!   are C admin-socket connections sending `entity.create`, the channel is a webhook to an HTTP
 //!   receiver in this process (keep-alive), completions come from a `watch` connection.
 //!
+//! - `--store memory`: the library on the in-memory store: nothing is durable, so this is what
+//!   the engine itself costs, the ceiling any store could reach.
+//!
 //! stdout: one JSON line; stderr: progress. Extras in the line: peak RSS, memory per pending
 //! timer (resident memory added by scheduling N timers), bytes on disk per event against the
 //! encoded record.
@@ -38,7 +41,8 @@ use tickler_admin::{Client, Request};
 use tickler_benches::cpu::{ForeignCpuMeter, busy_pct_over_a_second};
 use tickler_benches::daemon::{Daemon, rss_kib_of};
 use tickler_benches::protocol::{
-    CALIBRATION_JOBS, Params, RunFacts, Tracker, report, run_callers, sleep_until, wall_ms,
+    CALIBRATION_JOBS, CallLatencies, Params, RunFacts, Tracker, latency_summary, report,
+    run_callers, sleep_until, wall_ms,
 };
 use tickler_benches::{receiver, rss_kib, shipped_config};
 
@@ -69,6 +73,7 @@ fn timer(i: usize, due_ms: f64) -> (EntityId, CreateEntity) {
 /// What a run measured besides the tracker.
 struct Outcome {
     schedule_ms: f64,
+    schedule_latencies: CallLatencies,
     rss_before_kib: u64,
     rss_scheduled_kib: u64,
     rss_peak_kib: u64,
@@ -95,12 +100,24 @@ impl Channel for FireRecorder {
     }
 }
 
-async fn open_engine(dir: &Path, durability: Durability, tracker: Option<Arc<Tracker>>) -> Engine {
+/// Where the engine keeps its data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreChoice {
+    Sled(Durability),
+    /// The in-memory store: nothing is durable; what the engine costs without a disk.
+    Memory,
+}
+
+async fn open_engine(dir: &Path, store: StoreChoice, tracker: Option<Arc<Tracker>>) -> Engine {
     let mut options = shipped_config(dir).engine;
     // Capacity is what is measured: the peers run without a rate limit too.
     options.fire_rate_max_per_s = u32::MAX;
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open_with(&dir.join("store"), durability).unwrap());
+    let store: Arc<dyn Store> = match store {
+        StoreChoice::Sled(durability) => {
+            Arc::new(SledStore::open_with(&dir.join("store"), durability).unwrap())
+        }
+        StoreChoice::Memory => Arc::new(tickler::MemoryStore::new()),
+    };
     let config = bench_config();
     Engine::builder()
         .options(options)
@@ -118,7 +135,7 @@ async fn schedule_library(
     count: usize,
     callers: usize,
     due: Arc<dyn Fn(usize) -> f64 + Send + Sync>,
-) -> f64 {
+) -> (f64, CallLatencies) {
     let engine = engine.clone();
     run_callers(count, callers, move |i| {
         let (engine, due) = (engine.clone(), due.clone());
@@ -130,11 +147,11 @@ async fn schedule_library(
     .await
 }
 
-async fn calibrate_library(params: &Params, durability: Durability, count: usize) -> f64 {
+async fn calibrate_library(params: &Params, store: StoreChoice, count: usize) -> f64 {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let engine = open_engine(dir.path(), durability, None).await;
+    let engine = open_engine(dir.path(), store, None).await;
     let in_an_hour = wall_ms() + 3_600_000.0;
-    let ms = schedule_library(
+    let (ms, _) = schedule_library(
         &engine,
         count,
         params.callers,
@@ -147,12 +164,12 @@ async fn calibrate_library(params: &Params, durability: Durability, count: usize
 
 async fn run_library(
     params: &Params,
-    durability: Durability,
+    store: StoreChoice,
     tracker: Arc<Tracker>,
     meter: &mut ForeignCpuMeter,
 ) -> Outcome {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let engine = open_engine(dir.path(), durability, Some(tracker.clone())).await;
+    let engine = open_engine(dir.path(), store, Some(tracker.clone())).await;
     let mut past_events = engine.subscribe();
     let completions = {
         let tracker = tracker.clone();
@@ -173,7 +190,7 @@ async fn run_library(
     };
     let (rss_before_kib, _) = rss_kib();
     let due = tracker.clone();
-    let schedule_ms = schedule_library(
+    let (schedule_ms, schedule_latencies) = schedule_library(
         &engine,
         params.n,
         params.callers,
@@ -189,6 +206,7 @@ async fn run_library(
     let completion_lagged = completions.await.unwrap();
     Outcome {
         schedule_ms,
+        schedule_latencies,
         rss_before_kib,
         rss_scheduled_kib,
         rss_peak_kib: rss_kib().1,
@@ -235,12 +253,14 @@ async fn schedule_daemon(
     count: usize,
     callers: usize,
     due: Arc<dyn Fn(usize) -> f64 + Send + Sync>,
-) -> f64 {
+) -> (f64, CallLatencies) {
     let started = std::time::Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
+    let latencies = CallLatencies::default();
     let mut tasks = Vec::new();
     for _ in 0..callers.min(count) {
         let (next, due, socket) = (next.clone(), due.clone(), socket.to_owned());
+        let latencies = latencies.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(&socket).await.unwrap();
             loop {
@@ -258,7 +278,10 @@ async fn schedule_daemon(
                     anchors: create.anchors,
                     attributes: create.attributes,
                 });
+                let called = std::time::Instant::now();
                 let reply = client.call(request).await.unwrap();
+                let ms = called.elapsed().as_secs_f64() * 1e3;
+                latencies.lock().unwrap().push(ms);
                 assert!(reply.ok, "entity.create refused: {:?}", reply.error);
             }
         }));
@@ -266,7 +289,7 @@ async fn schedule_daemon(
     for task in tasks {
         task.await.unwrap();
     }
-    started.elapsed().as_secs_f64() * 1e3
+    (started.elapsed().as_secs_f64() * 1e3, latencies)
 }
 
 async fn calibrate_daemon(params: &Params, durability: Durability, count: usize) -> f64 {
@@ -274,7 +297,7 @@ async fn calibrate_daemon(params: &Params, durability: Durability, count: usize)
     let receiver = receiver::start(|_| {}).await;
     let mut daemon = start_daemon(work.path(), durability, receiver);
     let in_an_hour = wall_ms() + 3_600_000.0;
-    let ms = schedule_daemon(
+    let (ms, _) = schedule_daemon(
         &daemon.socket,
         count,
         params.callers,
@@ -331,7 +354,7 @@ async fn run_daemon(
     };
     let rss_before_kib = rss_kib_of(daemon.pid());
     let due = tracker.clone();
-    let schedule_ms = schedule_daemon(
+    let (schedule_ms, schedule_latencies) = schedule_daemon(
         &daemon.socket,
         params.n,
         params.callers,
@@ -355,6 +378,7 @@ async fn run_daemon(
     let completion_lagged = completions.await.unwrap();
     Outcome {
         schedule_ms,
+        schedule_latencies,
         rss_before_kib,
         rss_scheduled_kib,
         rss_peak_kib,
@@ -390,16 +414,26 @@ struct Args {
     params: Params,
     durability: Durability,
     daemon: bool,
+    memory: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut positional = Vec::new();
     let mut durability = Durability::Process;
     let mut daemon = false;
+    let mut memory = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--daemon" => daemon = true,
+            "--store" => {
+                memory = match args.next().as_deref() {
+                    Some("sled") => false,
+                    Some("memory") => true,
+                    other => return Err(format!("--store sled|memory, not {other:?}")),
+                }
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             "--durability" => {
                 durability = match args.next().as_deref() {
                     Some("process") => Durability::Process,
@@ -410,10 +444,17 @@ fn parse_args() -> Result<Args, String> {
             _ => positional.push(arg),
         }
     }
+    if positional.len() > 3 {
+        return Err(format!("at most N W C, not {positional:?}"));
+    }
+    if daemon && memory {
+        return Err("--store memory is for the library; the daemon keeps its data in sled".into());
+    }
     Ok(Args {
         params: Params::from(&positional)?,
         durability,
         daemon,
+        memory,
     })
 }
 
@@ -440,17 +481,25 @@ async fn main() {
         params,
         durability,
         daemon,
+        memory,
     } = parse_args().unwrap_or_else(|err| {
-        eprintln!("load: {err}\nusage: load [N] [W] [C] [--daemon] [--durability process|device]");
+        eprintln!(
+            "load: {err}\nusage: load [N] [W] [C] [--daemon] [--durability process|device] [--store sled|memory]"
+        );
         std::process::exit(2);
     });
 
+    let store = if memory {
+        StoreChoice::Memory
+    } else {
+        StoreChoice::Sled(durability)
+    };
     // Calibration into a throw-away store: the lead that keeps scheduling before firing.
     let calibration_count = params.n.min(CALIBRATION_JOBS);
     let calibration_ms = if daemon {
         calibrate_daemon(&params, durability, calibration_count).await
     } else {
-        calibrate_library(&params, durability, calibration_count).await
+        calibrate_library(&params, store, calibration_count).await
     };
     let lead_ms = params.lead_ms(calibration_count, calibration_ms);
     eprintln!(
@@ -463,10 +512,16 @@ async fn main() {
     let outcome = if daemon {
         run_daemon(&params, durability, tracker.clone(), &mut meter).await
     } else {
-        run_library(&params, durability, tracker.clone(), &mut meter).await
+        run_library(&params, store, tracker.clone(), &mut meter).await
     };
 
-    let (system, worker, completion) = if daemon {
+    let (system, worker, completion) = if memory {
+        (
+            "tickler+memory",
+            "library on the in-memory store (nothing durable: the engine's own ceiling), system clock, fire_rate_max_per_s lifted",
+            "past event published after its commit (Engine::subscribe)",
+        )
+    } else if daemon {
         (
             "tickler+sled (daemon)",
             "tickler serve, system clock, fire_rate_max_per_s lifted; callers on C admin-socket connections; webhook channel to a keep-alive HTTP receiver",
@@ -487,11 +542,12 @@ async fn main() {
             system: system.into(),
             schedule_ms: outcome.schedule_ms,
             lead_ms,
-            durability: match durability {
-                Durability::Process => {
+            durability: match (memory, durability) {
+                (true, _) => "none: in-memory store".into(),
+                (false, Durability::Process) => {
                     "sled flush (sync_file_range) before each reply: survives kill -9".into()
                 }
-                Durability::Device => {
+                (false, Durability::Device) => {
                     "sled flush + fdatasync before each reply: survives power loss".into()
                 }
             },
@@ -500,6 +556,7 @@ async fn main() {
                 "worker": worker,
                 "completion": completion,
                 "completion_lagged": outcome.completion_lagged,
+                "schedule_call_ms": latency_summary(&outcome.schedule_latencies),
                 "peak_rss_kib": outcome.rss_peak_kib,
                 "pending_timer_bytes": (outcome.rss_scheduled_kib.saturating_sub(outcome.rss_before_kib) * 1024) as f64
                     / params.n as f64,
