@@ -23,7 +23,8 @@ pub struct Recorded {
     pub received_at: std::time::Instant,
 }
 
-/// A scripted answer: status, extra headers.
+/// A scripted answer: status, extra headers. Status 0: no answer at all (the request is read,
+/// the connection stays open, nothing is written back), as a hung server does.
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
@@ -31,6 +32,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads the request and never answers.
+    pub fn hang() -> Answer {
+        Answer::status(0)
+    }
+
     pub fn status(status: u16) -> Answer {
         Answer {
             status,
@@ -109,6 +115,11 @@ impl HttpServer {
                         });
                         script[(all.len() - 1).min(script.len() - 1)].clone()
                     };
+                    if answer.status == 0 {
+                        // Hold the connection open without a word, until the client gives up.
+                        let _ = reader.read_to_end(&mut Vec::new()).await;
+                        return;
+                    }
                     let mut response = format!(
                         "HTTP/1.1 {} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n",
                         answer.status

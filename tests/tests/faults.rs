@@ -387,11 +387,12 @@ async fn a_commit_whose_flush_failed_but_which_was_stored_still_wakes_at_its_new
     assert_eq!(moved.anchors["due_at"], at("2026-03-03T10:00:00Z"));
 
     h.engine.advance(Span::hours(1)).await.unwrap();
-    let sent: Vec<(String, tickler::Timestamp)> = h
+    let mut sent: Vec<(String, tickler::Timestamp)> = h
         .outbox()
         .into_iter()
         .map(|m| (m.idempotency_key, m.fired_at))
         .collect();
+    sent.sort();
     assert_eq!(
         sent,
         [

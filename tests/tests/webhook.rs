@@ -26,6 +26,11 @@ struct Setup {
 /// An engine whose "rapidpro" channel posts to `url`, with one contact who joined the karma
 /// group before its first window opened (its first interaction is on 2026-03-02).
 async fn setup(url: &str) -> Setup {
+    setup_with_timeout(url, std::time::Duration::from_secs(5)).await
+}
+
+/// Like `setup`, with the channel's total timeout per request.
+async fn setup_with_timeout(url: &str, timeout: std::time::Duration) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut config = shipped_config(dir.path());
     config.engine.delivery.jitter = 0.0;
@@ -38,7 +43,7 @@ async fn setup(url: &str) -> Setup {
         secret: SECRET.to_vec(),
         signature_header: "x-tickler-signature".into(),
         connect_timeout: std::time::Duration::from_secs(2),
-        timeout: std::time::Duration::from_secs(5),
+        timeout,
         payload: Payload::Body,
     })
     .unwrap();
@@ -225,5 +230,31 @@ async fn a_refused_connection_is_retried_then_recorded_with_its_cause() {
         Outcome::Unsent { reason: UnsentReason::SystemError, attempts: 5, ref detail }
             if detail.contains("refused")
     ));
+    setup.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out_each_attempt_then_ends_as_a_system_error() {
+    let server = HttpServer::start(vec![Answer::hang()]).await;
+    let setup =
+        setup_with_timeout(&server.url("/hook"), std::time::Duration::from_millis(200)).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    // Every attempt reached the server, under the same key, and none was answered.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 5, "one request per attempt");
+    let keys: std::collections::BTreeSet<_> = requests
+        .iter()
+        .map(|r| r.headers["idempotency-key"].clone())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        matches!(
+            first_outcome(&setup).await,
+            Outcome::Unsent { reason: UnsentReason::SystemError, attempts: 5, ref detail }
+                if detail.contains("timed out")
+        ),
+        "{:?}",
+        first_outcome(&setup).await
+    );
     setup.engine.shutdown().await.unwrap();
 }

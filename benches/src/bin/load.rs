@@ -433,7 +433,6 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--store sled|memory, not {other:?}")),
                 }
             }
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             "--durability" => {
                 durability = match args.next().as_deref() {
                     Some("process") => Durability::Process,
@@ -441,6 +440,7 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--durability process|device, not {other:?}")),
                 }
             }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg),
         }
     }

@@ -167,7 +167,10 @@ async fn deliver_one(
             ));
         };
         match &slot.target {
-            Target::External(external) => external.deliver(&message).await,
+            Target::External(external) => {
+                shared.outgoing.acquire().await;
+                external.deliver(&message).await
+            }
             Target::Digest(target) => digest::collect(shared, target, &message, zone).await,
         }
     };

@@ -144,6 +144,7 @@ impl EngineBuilder {
                 (name, ChannelSlot { target, permits })
             })
             .collect();
+        let outgoing = crate::rate_limit::OutgoingRate::new(self.options.fire_rate_max_per_s);
         let shared = Arc::new(Shared {
             commits: GroupCommit::new(store.clone()),
             store,
@@ -160,6 +161,7 @@ impl EngineBuilder {
             metrics: Metrics::default(),
             pauses: std::sync::RwLock::new(pauses),
             directory: std::sync::RwLock::new(BTreeMap::new()),
+            outgoing,
         });
         crate::entity_actor::load_directory(&shared)?;
         let (supervisor, _) = Actor::spawn(None, EntitySupervisor, ())

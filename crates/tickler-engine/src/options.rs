@@ -15,9 +15,9 @@ pub struct EngineOptions {
     /// idle ones are passivated early (within half a second), so a bulk import of any size runs
     /// in bounded memory. An actor with work under way is never stopped.
     pub actors_max: usize,
-    /// At most this many wakes leave the timer in any one-second window (real time), spread
-    /// out within it: after downtime, or when a herd falls due at once, the backlog drains at
-    /// this rate instead of in one burst.
+    /// At most this many wakes leave the timer, and at most this many messages enter external
+    /// channels, in any one-second window (real time), spread out within it: after downtime, or
+    /// when a herd falls due at once, the backlog drains at this rate instead of in one burst.
     pub fire_rate_max_per_s: u32,
     /// At most this many wakes handed to entities and not yet handled.
     pub wake_in_flight_max: usize,

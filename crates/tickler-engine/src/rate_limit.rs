@@ -3,7 +3,7 @@
 //!
 //! A plain token bucket holding a second's worth would let a herd out at twice the rate in its
 //! first second (the full bucket, then the refill), so the window itself is kept: a log of the
-//! recent grants, at most one entry per timer tick. Within the window a small bucket (a
+//! recent grants, at most one entry per timer tick (or per message, for `OutgoingRate`). Within the window a small bucket (a
 //! twentieth of a second's worth) spreads the wakes out, so a backlog drains as a steady stream
 //! rather than one burst a second. Instants are arguments, so the arithmetic is tested without a
 //! clock.
@@ -63,6 +63,18 @@ impl RateLimit {
         granted
     }
 
+    /// How long until `take` can grant again (if nothing is given back meanwhile).
+    pub fn wait(&self, now: Instant) -> Duration {
+        if self.in_window >= self.rate {
+            // The window is full: the oldest grant must leave it.
+            return self.granted.front().map_or(Duration::ZERO, |(at, _)| {
+                (*at + WINDOW).saturating_duration_since(now)
+            });
+        }
+        let missing = (1.0 - self.tokens).max(0.0);
+        Duration::from_secs_f64(missing / self.rate as f64)
+    }
+
     /// Wakes taken by the last `take` but not used: back in the bucket and out of the window.
     pub fn give_back(&mut self, unused: usize) {
         let Some(last) = self.granted.back_mut() else {
@@ -72,6 +84,35 @@ impl RateLimit {
         last.1 -= unused;
         self.in_window -= unused;
         self.tokens = (self.tokens + unused as f64).min(self.capacity);
+    }
+}
+
+/// The same limit where messages leave the engine for their channels: deliveries follow the
+/// group commits of their wakes and arrive in bunches, so limiting wakes alone lets a second's
+/// worth of messages bunch past the rate. Waiters queue in order (a fair async mutex); only the
+/// first sleeps, until the limit can grant again.
+pub(crate) struct OutgoingRate {
+    limit: tokio::sync::Mutex<RateLimit>,
+}
+
+impl OutgoingRate {
+    pub fn new(rate_per_s: u32) -> OutgoingRate {
+        OutgoingRate {
+            limit: tokio::sync::Mutex::new(RateLimit::new(rate_per_s, Instant::now())),
+        }
+    }
+
+    /// Returns when one more message may go.
+    pub async fn acquire(&self) {
+        let mut limit = self.limit.lock().await;
+        loop {
+            let now = Instant::now();
+            if limit.take(1, now) == 1 {
+                return;
+            }
+            let wait = limit.wait(now).max(Duration::from_micros(100));
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -143,5 +184,35 @@ mod tests {
         limit.give_back(5);
         assert_eq!(limit.in_window, 0);
         assert_eq!(limit.take(5, start), 5);
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_is_until_a_token_or_until_the_oldest_grant_leaves_the_window() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(20, start);
+        // One token up front (a twentieth of 20/s), then one every 50 ms.
+        assert_eq!(limit.take(10, start), 1);
+        let wait = limit.wait(start);
+        assert!(
+            wait > Duration::from_millis(45) && wait <= Duration::from_millis(50),
+            "{wait:?}"
+        );
+        // Full window: 20 granted within the second; the next waits for the first to leave.
+        let mut at = start;
+        for _ in 0..19 {
+            at += Duration::from_millis(50);
+            assert_eq!(limit.take(1, at), 1);
+        }
+        at += Duration::from_millis(10);
+        assert_eq!(limit.take(1, at), 0);
+        assert_eq!(
+            limit.wait(at),
+            (start + WINDOW).saturating_duration_since(at)
+        );
     }
 }

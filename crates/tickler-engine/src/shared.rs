@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     /// commands of other entities (kill switches, references in templates). Updated after each
     /// commit of a directory entity, so a reader sees a state that is already durable.
     pub directory: std::sync::RwLock<tickler_core::Directory>,
+    /// At most `fire_rate_max_per_s` messages handed to external channels per second.
+    pub outgoing: crate::rate_limit::OutgoingRate,
 }
 
 pub(crate) struct ChannelSlot {

@@ -266,6 +266,32 @@ impl SledStore {
     }
 }
 
+/// Removes the snapshot files sled did not finish writing.
+///
+/// sled 0.34 writes its page-table snapshot to `snap.<lsn>.generating`, syncs it, and only then
+/// renames it to `snap.<lsn>`; a crash in between leaves the `.generating` file, which its
+/// recovery then takes for the newest snapshot and refuses as corrupt ("Read corrupted data at
+/// file offset None": spacejam/sled#1527, #1533), so the store would never open again. Such a
+/// file is never a finished snapshot: the previous snapshot and the log still hold everything,
+/// and sled recovers from them.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<(), Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io(format!("reading {}: {e}", dir.display()))),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %entry.path().display(), "removing a snapshot sled did not finish writing (a crash during its write)");
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::Io(format!("removing {}: {e}", entry.path().display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// Who asks for a reopen: see `SledStore::try_reopen`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reopener {
@@ -291,6 +317,7 @@ fn probe_write(dir: &Path) -> std::io::Result<()> {
 /// exiting. A bounded retry covers these; a store really held elsewhere is reported once the
 /// retries run out.
 fn open_sled(dir: &Path) -> Result<sled::Db, Error> {
+    remove_unfinished_snapshots(dir)?;
     let mut attempt = 1;
     loop {
         let opened = sled::Config::new()

@@ -259,3 +259,27 @@ fn a_sled_database_of_someone_else_is_refused() {
         ro.err()
     );
 }
+
+#[test]
+fn a_snapshot_sled_did_not_finish_writing_does_not_stop_the_store_from_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        append(&store, 0, 5);
+        store.flush().unwrap();
+    }
+    // What a crash while sled writes its page-table snapshot leaves: the newest-looking
+    // snapshot, half written (spacejam/sled#1527). sled alone refuses to open over it.
+    std::fs::write(
+        dir.path().join("snap.7FFFFFFFFFFFFFFF.generating"),
+        b"half a snapshot, cut off by kill -9",
+    )
+    .unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_events(&store, 5);
+    drop(store);
+    assert!(!dir.path().join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+    // The offline tools open the same way.
+    let read_only = SledStore::open_read_only(dir.path()).unwrap();
+    assert_events(&read_only, 5);
+}
