@@ -215,9 +215,16 @@ async fn recovery(events: usize, overdue: usize) {
     {
         let (completed, last) = (completed.clone(), last_completion_ms.clone());
         tokio::spawn(async move {
-            while let Ok(past) = past_events.recv().await {
-                let _ = past;
-                completed.fetch_add(1, Ordering::Relaxed);
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                // A catch-up outruns the subscription's buffer: the past events it skipped were
+                // published too (after their commit's flush), so they count as completed.
+                let published = match past_events.recv().await {
+                    Ok(_) => 1,
+                    Err(RecvError::Lagged(skipped)) => skipped,
+                    Err(RecvError::Closed) => break,
+                };
+                completed.fetch_add(published, Ordering::Relaxed);
                 *last.lock().unwrap() = wall_ms();
             }
         });

@@ -439,6 +439,10 @@ pub enum ClockCmd {
 }
 
 fn main() -> ExitCode {
+    // Before anything can create a file: the daemon's store and outboxes, the files sled writes
+    // when an offline tool (`audit`, `replay`) opens a store, an export or an import report all
+    // hold recipients' addresses.
+    cli::create_files_privately();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -17,7 +17,6 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
             old_dir.display()
         );
     }
-    super::create_files_privately();
     let before = dir_size(&store_dir)?;
     let store = SledStore::open_read_only(&store_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;

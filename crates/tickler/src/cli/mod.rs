@@ -199,8 +199,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Makes every file and directory this process creates from now on private to its user
-/// (umask 077), whatever umask it was started with: the store and the outboxes hold recipients'
-/// addresses and messages. A `socket_group` widens the socket and its directory explicitly.
+/// (umask 077), whatever umask it was started with: the store, the outboxes, exports and import
+/// reports hold recipients' addresses and messages, and sled writes files into a store even
+/// when an offline tool only reads it. A `socket_group` widens the socket and its directory
+/// explicitly.
 pub fn create_files_privately() {
     // SAFETY: umask(2) only replaces the process's file-mode creation mask; it cannot fail and
     // reads or writes no memory of ours.

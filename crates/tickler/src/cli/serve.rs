@@ -25,7 +25,6 @@ pub async fn run(
         config.clock = clock;
     }
     init_logging(&config);
-    super::create_files_privately();
 
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
