@@ -26,6 +26,17 @@ fn ok(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A due date for someone: what makes the daemon write a recipient's address to its store.
+fn create_a_due_date(daemon: &Daemon) {
+    ok(&daemon.cli(&[
+        "due-date",
+        "create",
+        "review-1",
+        "--recipient",
+        "someone@example.org",
+    ]));
+}
+
 /// Every path under `dir` whose mode lets its group or others in, with that mode.
 fn shared_paths(dir: &Path) -> Vec<String> {
     let mut shared = Vec::new();
@@ -48,13 +59,7 @@ async fn what_the_daemon_creates_is_private_even_under_umask_000() {
     let mut daemon = Daemon::configure(work.path(), START, "manual");
     daemon.umask = Some("000");
     daemon.restart().await;
-    ok(&daemon.cli(&[
-        "due-date",
-        "create",
-        "review-1",
-        "--recipient",
-        "someone@example.org",
-    ]));
+    create_a_due_date(&daemon);
     // The outbox is created by the first delivery.
     ok(&daemon.cli(&["clock", "advance", "9d"]));
     assert!(daemon.data_dir.join("outbox.jsonl").exists());
@@ -66,42 +71,19 @@ async fn what_the_daemon_creates_is_private_even_under_umask_000() {
     daemon.kill();
 }
 
-/// Runs the CLI as a process started with umask 000, as a careless shell would start it.
-fn cli_under_umask_000(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg("umask 000; exec \"$0\" \"$@\"")
-        .arg(support::BIN)
-        .arg("--config")
-        .arg(&daemon.config)
-        .args(args)
-        .current_dir(&daemon.work)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offline_tools_keep_the_data_private_even_under_umask_000() {
     let work = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::configure(work.path(), START, "manual");
     daemon.restart().await;
-    ok(&daemon.cli(&[
-        "due-date",
-        "create",
-        "review-1",
-        "--recipient",
-        "someone@example.org",
-    ]));
+    create_a_due_date(&daemon);
     daemon.kill();
     // Opening a store, even only to read it, makes sled write files into it (a new snapshot
     // of its page table): they must be as private as the daemon's own.
     let data_dir = daemon.data_dir.to_str().unwrap().to_owned();
-    ok(&cli_under_umask_000(
-        &daemon,
-        &["audit", "--data-dir", &data_dir],
-    ));
-    ok(&cli_under_umask_000(
-        &daemon,
+    ok(&daemon.cli_under_umask(Some("000"), &["audit", "--data-dir", &data_dir]));
+    ok(&daemon.cli_under_umask(
+        Some("000"),
         &["replay", "--data-dir", &data_dir, "due/review-1"],
     ));
     assert_eq!(shared_paths(&daemon.data_dir), Vec::<String>::new());

@@ -31,6 +31,22 @@ pub struct Daemon {
     pub umask: Option<&'static str>,
 }
 
+/// The tickler binary as a command; with a umask, a shell sets it and then becomes tickler
+/// (`exec`).
+fn tickler_command(umask: Option<&str>) -> Command {
+    match umask {
+        Some(umask) => {
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+                .arg(BIN);
+            shell
+        }
+        None => Command::new(BIN),
+    }
+}
+
 /// Copies the repository's `config/` into `work/config`, with the manual clock starting at
 /// `manual_start`.
 pub fn write_config(work: &Path, manual_start: &str) -> PathBuf {
@@ -140,19 +156,7 @@ impl Daemon {
             .append(true)
             .open(self.work.join("daemon.log"))
             .unwrap();
-        // With a umask, a shell sets it and then becomes the daemon (`exec`).
-        let mut command = match self.umask {
-            Some(umask) => {
-                let mut shell = Command::new("sh");
-                shell
-                    .arg("-c")
-                    .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-                    .arg(BIN);
-                shell
-            }
-            None => Command::new(BIN),
-        };
-        let child = command
+        let child = tickler_command(self.umask)
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -205,7 +209,13 @@ impl Daemon {
 
     /// Runs the CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        self.cli_under_umask(None, args)
+    }
+
+    /// Runs the CLI against this daemon, started with `umask` if given, as a careless shell
+    /// would start it.
+    pub fn cli_under_umask(&self, umask: Option<&str>, args: &[&str]) -> Output {
+        tickler_command(umask)
             .arg("--config")
             .arg(&self.config)
             .arg("--socket")
