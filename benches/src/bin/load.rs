@@ -223,8 +223,8 @@ async fn run_library(
 const SECRET_ENV: &str = "TICKLER_LOAD_SECRET";
 
 /// Timers whose create call started at or after their due instant (a run whose scheduling
-/// outlasted its lead). The engine does not plan an occurrence already past when its entity is
-/// created, so such a timer never fires: reported beside `lost` to tell the two apart.
+/// outlasted its lead). The one-shot policy says `if_moved_into_past = "fire-now"`, so such a timer
+/// fires as soon as it is created, late; the count says how many of the late fires are that.
 static CREATED_AFTER_DUE: AtomicUsize = AtomicUsize::new(0);
 
 fn note_if_created_after_due(due_ms: f64) {

@@ -25,10 +25,20 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
         }]
     };
     if let Some(completion) = &entity.completed {
-        return unsent(
-            UnsentReason::Completed,
-            format!("the entity was completed first ({})", completion.reason),
-        );
+        // A wake while delivering means the attempt's lease ran out without a result (the
+        // process stopped during it, or the channel hung): it may have reached the recipient.
+        // No new attempt is made for a completed entity, and the record must not claim more
+        // than is known.
+        let detail = match &reminder.phase {
+            Phase::Delivering { attempt, .. } => format!(
+                "the entity was completed ({}) while attempt {attempt} was under way; that \
+                 attempt's outcome is unknown (its lease ran out without a result), so it may \
+                 have reached the recipient",
+                completion.reason
+            ),
+            _ => format!("the entity was completed first ({})", completion.reason),
+        };
+        return unsent(UnsentReason::Completed, detail);
     }
     let Some(rule) = ctx.policy.rule(&reminder.occurrence.rule) else {
         return unsent(

@@ -91,28 +91,45 @@ pub(crate) fn reconcile(
             Rearm::AtANewInstant => processed_at == Some(p.at),
             Rearm::Never => processed_at.is_some(),
         };
-        let lead = ctx
-            .policy
-            .rule(&p.rule)
-            .and_then(|rule| rule.min_lead)
-            .unwrap_or(crate::Span::ZERO);
-        if p.at < now.saturating_add(lead)
-            || entity.active_for_slot(&p.rule, p.slot).is_some()
-            || already_processed
-        {
+        if entity.active_for_slot(&p.rule, p.slot).is_some() || already_processed {
             continue;
         }
+        let rule = ctx.policy.rule(&p.rule);
+        let already_past = p.at < now;
+        if already_past && processed_at.is_some() {
+            continue; // the slot ended already; moving it within the past asks for nothing new
+        }
+        let lead = rule
+            .and_then(|rule| rule.min_lead)
+            .unwrap_or(crate::Span::ZERO);
+        if !already_past && p.at < now.saturating_add(lead) {
+            continue; // too close to plan (Sakai: at least 3 minutes ahead); not yet due either
+        }
+        // A slot whose instant passed before it could be planned (a timer created after its due
+        // instant, an anchor set in the past) is treated like one moved into the past: it fires
+        // now if its rule says so, and otherwise ends unsent "not applicable" with a past event,
+        // so an acknowledged request never vanishes without a record.
+        let fire_now =
+            already_past && rule.map(|r| r.if_moved_into_past) == Some(MovedIntoPast::FireNow);
         let index = next_index
             .entry(p.rule.clone())
             .or_insert_with(|| entity.next_index(&p.rule));
+        let occurrence = crate::OccurrenceId::new(p.rule, *index);
+        *index += 1;
         events.push(Event::OccurrencePlanned {
-            occurrence: crate::OccurrenceId::new(p.rule, *index),
+            occurrence: occurrence.clone(),
             slot: p.slot,
             kind: p.kind,
-            at: p.at,
+            at: if fire_now { now } else { p.at },
             cause,
         });
-        *index += 1;
+        if already_past && !fire_now {
+            events.push(Event::OccurrenceUnsent {
+                occurrence,
+                reason: UnsentReason::NotApplicable,
+                detail: format!("planned for {}, which had passed when it was planned", p.at),
+            });
+        }
     }
     events
 }

@@ -200,9 +200,9 @@ fn an_explicit_due_date_is_rounded_up_to_the_hour() {
 }
 
 #[test]
-fn an_event_whose_time_has_already_passed_at_creation_is_not_planned() {
+fn an_event_whose_time_has_already_passed_at_creation_is_not_armed_but_recorded_not_applicable() {
     let mut chase = Chase::new();
-    chase
+    let events = chase
         .when(
             at("2026-03-01T09:30:00Z"),
             create(Some("2026-03-02T12:00:00Z")),
@@ -210,6 +210,32 @@ fn an_event_whose_time_has_already_passed_at_creation_is_not_planned() {
         .unwrap();
     let planned: Vec<String> = chase.planned().into_iter().map(|p| p.0).collect();
     assert_eq!(planned, ["first-late#0", "second-late#0"]);
+    // "Due in two days" was already wrong when the task was created: no reminder, but a record
+    // that says why, so the request did not vanish.
+    let unsent: Vec<_> = events.iter().filter_map(unsent_reason).collect();
+    assert_eq!(unsent, [("pre-due#0".into(), UnsentReason::NotApplicable)]);
+    let past = chase.past_events();
+    assert_eq!(past.len(), 1);
+    assert!(matches!(
+        &past[0].outcome,
+        Outcome::Unsent { reason: UnsentReason::NotApplicable, detail, .. }
+            if detail == "planned for 2026-02-28T12:00:00Z, which had passed when it was planned"
+    ));
+    // A later command does not record the same slot again.
+    let events = chase
+        .when(
+            at("2026-03-01T10:00:00Z"),
+            Command::MoveAnchor {
+                anchor: "due_at".into(),
+                to: at("2026-03-02T18:00:00Z"),
+            },
+        )
+        .unwrap();
+    assert!(
+        events.iter().all(|e| unsent_reason(e).is_none()),
+        "{events:?}"
+    );
+    assert_eq!(chase.past_events().len(), 1);
 }
 
 #[test]
@@ -614,6 +640,61 @@ fn an_attempt_under_way_when_the_task_completes_is_left_to_finish_and_recorded_t
         .into_iter()
         .find(|p| p.occurrence == occ("pre-due#0"));
     assert!(matches!(sent.unwrap().outcome, Outcome::Sent { .. }));
+}
+
+#[test]
+fn an_attempt_cut_short_by_a_crash_after_completion_is_recorded_as_of_unknown_outcome() {
+    let mut chase = Chase::created();
+    let now = at("2026-03-09T10:00:00Z");
+    let started = chase
+        .when(
+            now,
+            Command::Wake {
+                occurrence: occ("pre-due#0"),
+            },
+        )
+        .unwrap();
+    let Some(Event::DeliveryStarted { lease_until, .. }) = started.first().cloned() else {
+        panic!("the attempt did not start: {started:?}");
+    };
+    // The process stops before the channel's result is recorded; the task is completed after
+    // the restart; then the attempt's lease runs out.
+    chase
+        .when(
+            now.saturating_add(Span::minutes(1)),
+            Command::Complete {
+                reason: "review-submitted".into(),
+            },
+        )
+        .unwrap();
+    let events = chase
+        .when(
+            lease_until,
+            Command::Wake {
+                occurrence: occ("pre-due#0"),
+            },
+        )
+        .unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::DeliveryStarted { .. })),
+        "no new attempt for a completed task: {events:?}"
+    );
+    let past = chase.past_events();
+    let record = past
+        .iter()
+        .find(|p| p.occurrence == occ("pre-due#0"))
+        .unwrap();
+    assert!(
+        matches!(
+            &record.outcome,
+            Outcome::Unsent { reason: UnsentReason::Completed, detail, .. }
+                if detail.contains("attempt 1 was under way") && detail.contains("outcome is unknown")
+        ),
+        "{:?}",
+        record.outcome
+    );
 }
 
 #[test]

@@ -234,6 +234,80 @@ fn conditions_are_checked_at_fire_time() {
 }
 
 #[test]
+fn a_slot_already_past_when_planned_fires_at_once_if_its_rule_says_fire_now() {
+    let policy = policy(
+        r#"
+        [[rules]]
+        name = "closing"
+        kind = "closing"
+        anchor = "due"
+        offset = "0s"
+        if_moved_into_past = "fire-now"
+        template = "t"
+
+        [[rules]]
+        name = "opening"
+        kind = "opening"
+        anchor = "start"
+        offset = "0s"
+        template = "t"
+        "#,
+    );
+    let id = EntityId::parse("eval/97").unwrap();
+    let delivery = DeliveryPolicy::default();
+    let now = at("2026-03-10T08:00:00Z");
+    let ctx = Context {
+        now,
+        policy: &policy,
+        delivery: &delivery,
+        directory: &tickler_core::NO_DIRECTORY,
+    };
+    // Both dates had passed when the entity was created.
+    let create = Command::Create(CreateEntity {
+        policy: "test".into(),
+        workflow: None,
+        recipient: "s@example.org".into(),
+        zone: Zone::UTC,
+        anchors: BTreeMap::from([
+            ("start".to_owned(), at("2026-03-01T00:00:00Z")),
+            ("due".to_owned(), at("2026-03-05T00:00:00Z")),
+        ]),
+        attributes: BTreeMap::new(),
+    });
+    let events = decide(None, &id, &create, &ctx).unwrap();
+    let planned: Vec<(String, Timestamp)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OccurrencePlanned { occurrence, at, .. } => Some((occurrence.to_string(), *at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("closing#0".into(), now),
+            ("opening#0".into(), at("2026-03-01T00:00:00Z"))
+        ]
+    );
+    let unsent: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OccurrenceUnsent {
+                occurrence,
+                reason: UnsentReason::NotApplicable,
+                ..
+            } => Some(occurrence.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        unsent,
+        ["opening#0"],
+        "the rule without fire-now is recorded, not armed"
+    );
+}
+
+#[test]
 fn k_times_per_period_spreads_occurrences_over_whole_days() {
     let policy = policy(
         r#"
