@@ -545,9 +545,16 @@ async fn a_crashed_entity_actor_is_replaced_by_one_that_replays_its_log() {
         occurrence: "pre-due#0".parse().unwrap(),
         enabled,
     };
-    let err = engine.execute(&review, toggle(false)).await.unwrap_err();
+    // Both commands are queued before the actor crashes on the first: the second, which the
+    // dead actor never took, reaches a fresh actor, rebuilt from the log, and works.
+    let (crashed, queued_behind) = tokio::join!(
+        engine.execute(&review, toggle(false)),
+        engine.execute(&review, toggle(false))
+    );
+    let err = crashed.unwrap_err();
     assert_eq!(err.code(), "internal_error", "{err}");
-    // The next command reaches a fresh actor, rebuilt from the log, and works.
+    assert_eq!(queued_behind.unwrap().version, 5);
+    // And so does the next one (it changes nothing: the reminder is already off).
     let applied = engine.execute(&review, toggle(false)).await.unwrap();
     assert_eq!(applied.version, 5);
     assert!(!engine.show(&review).await.unwrap().active[&"pre-due#0".parse().unwrap()].enabled);

@@ -401,25 +401,17 @@ impl Engine {
 
     /// The entity's current state, with its active reminders.
     pub async fn show(&self, entity: &EntityId) -> Result<Entity, Error> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.shared.registry.send(
-            &self.shared,
-            entity,
-            EntityMsg::Show {
-                reply: reply.into(),
-            },
-        )?;
-        answer
-            .await
-            .map_err(|_| {
-                Error::Internal(format!("the actor of {entity} stopped before replying"))
-            })??
-            .ok_or_else(|| {
-                tickler_core::Rejection::UnknownEntity {
-                    entity: entity.clone(),
-                }
-                .into()
-            })
+        crate::shared::ask(&self.shared, entity, |taken, reply| EntityMsg::Show {
+            taken,
+            reply,
+        })
+        .await??
+        .ok_or_else(|| {
+            tickler_core::Rejection::UnknownEntity {
+                entity: entity.clone(),
+            }
+            .into()
+        })
     }
 
     /// The entity's past events, as stored (write-once), ordered by occurrence.

@@ -8,7 +8,8 @@
 //! store, and tells the timer what the store turned out to hold. A store that cannot be read (a
 //! full disk, an I/O error) is not a corrupt log: the actor keeps its last durable state, refuses
 //! with the storage error, and reads again on its next message. A crash (a panic: a bug) stops the actor; the supervisor logs it, and the registry
-//! starts a fresh actor, which replays, on the entity's next message.
+//! starts a fresh actor, which replays, on the entity's next message. A request queued behind
+//! the crash, which the dead actor never took, is sent again to the fresh one (`shared::ask`).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::Error;
 use crate::activity::ActivityGuard;
 use crate::codec;
 use crate::delivery::{self, Report};
-use crate::shared::Shared;
+use crate::shared::{Shared, Taken};
 use crate::timer::{TimerMsg, WakeTicket};
 
 /// What an accepted command did.
@@ -41,13 +42,16 @@ pub struct Applied {
 pub(crate) enum EntityMsg {
     Execute {
         command: Command,
+        taken: Taken,
         reply: RpcReplyPort<Result<Applied, Error>>,
     },
     Show {
+        taken: Taken,
         reply: RpcReplyPort<Result<Option<Entity>, Error>>,
     },
     /// Write a snapshot now; reply with the sequence number it covers.
     Snapshot {
+        taken: Taken,
         reply: RpcReplyPort<Result<u64, Error>>,
     },
     Wake {
@@ -117,14 +121,21 @@ impl Actor for EntityActor {
     ) -> Result<(), ActorProcessingErr> {
         state.handled += 1;
         match message {
-            EntityMsg::Execute { command, reply } => {
+            EntityMsg::Execute {
+                command,
+                taken,
+                reply,
+            } => {
+                taken.mark();
                 let result = state.execute(command).await;
                 let _ = reply.send(result);
             }
-            EntityMsg::Show { reply } => {
+            EntityMsg::Show { taken, reply } => {
+                taken.mark();
                 let _ = reply.send(state.usable().map(|()| state.entity.clone()));
             }
-            EntityMsg::Snapshot { reply } => {
+            EntityMsg::Snapshot { taken, reply } => {
+                taken.mark();
                 let _ = reply.send(state.write_snapshot().await);
             }
             EntityMsg::Wake { occurrence, ticket } => {

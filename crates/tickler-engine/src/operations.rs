@@ -351,17 +351,11 @@ impl Engine {
 
     /// Writes a snapshot of the entity now; returns the sequence number it covers.
     pub async fn snapshot(&self, entity: &EntityId) -> Result<u64, Error> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.shared().registry.send(
-            self.shared(),
-            entity,
-            EntityMsg::Snapshot {
-                reply: reply.into(),
-            },
-        )?;
-        answer.await.map_err(|_| {
-            Error::Internal(format!("the actor of {entity} stopped before replying"))
-        })?
+        crate::shared::ask(self.shared(), entity, |taken, reply| EntityMsg::Snapshot {
+            taken,
+            reply,
+        })
+        .await?
     }
 
     /// Up to `entities_max` entities' logs after `after`, decoded; the cursor to continue from

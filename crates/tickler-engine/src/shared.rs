@@ -1,9 +1,10 @@
 //! What every actor and task of one engine shares.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ractor::ActorRef;
+use ractor::{ActorRef, RpcReplyPort};
 use tickler_core::{Command, Entity, EntityId, PastEvent};
 use tickler_store::{GroupCommit, Store};
 use tokio::sync::{Semaphore, broadcast};
@@ -117,13 +118,47 @@ pub(crate) async fn execute(
     entity: &EntityId,
     command: Command,
 ) -> Result<Applied, Error> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let message = EntityMsg::Execute {
-        command,
-        reply: reply.into(),
-    };
-    shared.registry.send(shared, entity, message)?;
-    answer
-        .await
-        .map_err(|_| Error::Internal(format!("the actor of {entity} stopped before replying")))?
+    ask(shared, entity, |taken, reply| EntityMsg::Execute {
+        command: command.clone(),
+        taken,
+        reply,
+    })
+    .await?
+}
+
+/// Set by an entity actor when it starts on a message that someone waits on.
+pub(crate) struct Taken(Arc<AtomicBool>);
+
+impl Taken {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Sends a message made by `make` to an entity's actor and waits for its reply.
+///
+/// An actor that panics (a bug) drops the messages queued behind the one it was handling. A
+/// reply dropped before the actor took the message means nothing of it happened, so it is sent
+/// again, once, to the fresh actor the registry starts; a reply dropped after is an internal
+/// error, as whether the command took effect is then unknown to the caller.
+pub(crate) async fn ask<T>(
+    shared: &Arc<Shared>,
+    entity: &EntityId,
+    make: impl Fn(Taken, RpcReplyPort<T>) -> EntityMsg,
+) -> Result<T, Error> {
+    for _ in 0..2 {
+        let taken = Arc::new(AtomicBool::new(false));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        shared
+            .registry
+            .send(shared, entity, make(Taken(taken.clone()), reply.into()))?;
+        match answer.await {
+            Ok(result) => return Ok(result),
+            Err(_) if !taken.load(Ordering::Acquire) => continue,
+            Err(_) => break,
+        }
+    }
+    Err(Error::Internal(format!(
+        "the actor of {entity} stopped before replying"
+    )))
 }
