@@ -52,6 +52,21 @@ fn instants(policy: &Policy, entity: &Entity) -> Vec<String> {
         .collect()
 }
 
+/// Creating an entity of the test policy that starts on 1 March and is due on 5 March (UTC).
+fn create_starting_march_1st_due_march_5th(attributes: BTreeMap<String, AttrValue>) -> Command {
+    Command::Create(CreateEntity {
+        policy: "test".into(),
+        workflow: None,
+        recipient: "s@example.org".into(),
+        zone: Zone::UTC,
+        anchors: BTreeMap::from([
+            ("start".to_owned(), at("2026-03-01T00:00:00Z")),
+            ("due".to_owned(), at("2026-03-05T00:00:00Z")),
+        ]),
+        attributes,
+    })
+}
+
 #[test]
 fn a_series_every_n_days_is_aligned_to_its_anchor_and_stops_at_its_bound() {
     let policy = policy(
@@ -197,17 +212,7 @@ fn conditions_are_checked_at_fire_time() {
             delivery: &delivery,
             directory: &tickler_core::NO_DIRECTORY,
         };
-        let create = Command::Create(CreateEntity {
-            policy: "test".into(),
-            workflow: None,
-            recipient: "s@example.org".into(),
-            zone: Zone::UTC,
-            anchors: BTreeMap::from([
-                ("start".to_owned(), at("2026-03-01T00:00:00Z")),
-                ("due".to_owned(), at("2026-03-05T00:00:00Z")),
-            ]),
-            attributes,
-        });
+        let create = create_starting_march_1st_due_march_5th(attributes);
         let t0 = at("2026-02-01T00:00:00Z");
         let mut state: Option<Entity> = None;
         for (seq, event) in decide(None, &id, &create, &ctx(t0))
@@ -263,17 +268,7 @@ fn a_slot_already_past_when_planned_fires_at_once_if_its_rule_says_fire_now() {
         directory: &tickler_core::NO_DIRECTORY,
     };
     // Both dates had passed when the entity was created.
-    let create = Command::Create(CreateEntity {
-        policy: "test".into(),
-        workflow: None,
-        recipient: "s@example.org".into(),
-        zone: Zone::UTC,
-        anchors: BTreeMap::from([
-            ("start".to_owned(), at("2026-03-01T00:00:00Z")),
-            ("due".to_owned(), at("2026-03-05T00:00:00Z")),
-        ]),
-        attributes: BTreeMap::new(),
-    });
+    let create = create_starting_march_1st_due_march_5th(BTreeMap::new());
     let events = decide(None, &id, &create, &ctx).unwrap();
     let planned: Vec<(String, Timestamp)> = events
         .iter()
