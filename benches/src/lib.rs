@@ -9,6 +9,11 @@ pub mod daemon;
 pub mod protocol;
 pub mod receiver;
 
+/// Every binary and criterion bench of this crate runs on the daemon's allocator (see
+/// `crates/tickler/src/main.rs`), so the library's figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

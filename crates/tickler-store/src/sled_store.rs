@@ -200,13 +200,17 @@ impl SledStore {
     /// Like `with_db`, for a write: counts it, for a reopen (see `try_reopen`).
     fn write_db<T>(&self, f: impl FnOnce(&sled::Db) -> Result<T, Error>) -> Result<T, Error> {
         self.writable()?;
-        let result = self.with_db(f);
         // A write that returned `Ok` is waited on: its caller queues for the next flush. One that
         // failed was answered already (its outcome unknown), so it does not hold a reopen back.
-        if result.is_ok() {
-            self.writes_applied.fetch_add(1, Ordering::AcqRel);
-        }
-        result
+        // It is counted while the handle is still held: a reopen (which waits for every holder)
+        // then always sees it, even when a flush runs on another thread.
+        self.with_db(|db| {
+            let result = f(db);
+            if result.is_ok() {
+                self.writes_applied.fetch_add(1, Ordering::AcqRel);
+            }
+            result
+        })
     }
 
     fn read_db(&self) -> RwLockReadGuard<'_, Option<sled::Db>> {

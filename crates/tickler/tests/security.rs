@@ -106,6 +106,18 @@ async fn a_100_mib_request_is_refused_without_being_buffered() {
     let work = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(work.path(), START).await;
     let pid = daemon.child.as_ref().unwrap().id();
+    // What the idle daemon already holds (the allocator's arenas, sled's cache) is not the
+    // request's doing; only growth beyond it is.
+    assert!(
+        daemon
+            .client()
+            .await
+            .call(Request::Status)
+            .await
+            .unwrap()
+            .ok
+    );
+    let baseline = peak_rss_kib(pid);
 
     let stream = tokio::net::UnixStream::connect(&daemon.socket)
         .await
@@ -127,11 +139,11 @@ async fn a_100_mib_request_is_refused_without_being_buffered() {
     let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(reply["error"]["code"], "request_too_large", "{reply}");
 
-    // The daemon never held the request: its peak memory stayed far below 100 MiB.
+    // The daemon never held the request: its peak memory grew by far less than 100 MiB.
     let peak = peak_rss_kib(pid);
     assert!(
-        peak < 64 * 1024,
-        "the daemon's peak resident memory reached {peak} kB"
+        peak - baseline < 32 * 1024,
+        "the daemon's peak resident memory grew from {baseline} kB to {peak} kB"
     );
     // And it serves the next client.
     let mut client = daemon.client().await;
