@@ -280,3 +280,18 @@ pub async fn sleep_until(deadline_ms: f64, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The encoded bytes of the `Created` event an engine records for `create`, at the epoch: what
+/// the benches compare bytes on disk with.
+pub fn created_record(create: tickler::CreateEntity) -> Vec<u8> {
+    let event = tickler::Event::Created {
+        policy: create.policy,
+        policy_version: 1,
+        workflow: None,
+        recipient: create.recipient,
+        zone: create.zone,
+        anchors: create.anchors,
+        attributes: create.attributes,
+    };
+    tickler::codec::encode_event(&event, tickler::Timestamp::EPOCH).encode()
+}

@@ -426,12 +426,6 @@ struct PanicOnce {
 }
 
 impl tickler::Store for PanicOnce {
-    fn commit(
-        &self,
-        batch: tickler::store::CommitBatch,
-    ) -> Result<tickler::store::CommitReceipt, tickler::store::Error> {
-        self.inner.commit(batch)
-    }
     fn commit_group(
         &self,
         batches: Vec<tickler::store::CommitBatch>,
@@ -444,19 +438,7 @@ impl tickler::Store for PanicOnce {
         }
         self.inner.commit_group(batches)
     }
-    fn flush(&self) -> Result<(), tickler::store::Error> {
-        self.inner.flush()
-    }
-    fn last_seq(&self, entity: &tickler::EntityId) -> Result<u64, tickler::store::Error> {
-        self.inner.last_seq(entity)
-    }
-    fn read_events(
-        &self,
-        entity: &tickler::EntityId,
-        after_seq: u64,
-    ) -> Result<Vec<tickler::store::StoredEvent>, tickler::store::Error> {
-        self.inner.read_events(entity, after_seq)
-    }
+    tickler::store::forward_store_methods!(inner: commit, flush, last_seq, read_events);
     fn snapshot(
         &self,
         entity: &tickler::EntityId,
@@ -469,57 +451,8 @@ impl tickler::Store for PanicOnce {
         }
         self.inner.snapshot(entity)
     }
-    fn past_events(
-        &self,
-        entity: &tickler::EntityId,
-    ) -> Result<Vec<(tickler::OccurrenceId, tickler::store::Record)>, tickler::store::Error> {
-        self.inner.past_events(entity)
-    }
-    fn past_event(
-        &self,
-        entity: &tickler::EntityId,
-        occurrence: &tickler::OccurrenceId,
-    ) -> Result<Option<tickler::store::Record>, tickler::store::Error> {
-        self.inner.past_event(entity, occurrence)
-    }
-    fn timers_after(
-        &self,
-        after: Option<&tickler::store::TimerEntry>,
-        limit: usize,
-    ) -> Result<Vec<tickler::store::TimerEntry>, tickler::store::Error> {
-        self.inner.timers_after(after, limit)
-    }
-    fn timers_from(
-        &self,
-        due: tickler::Timestamp,
-        limit: usize,
-    ) -> Result<Vec<tickler::store::TimerEntry>, tickler::store::Error> {
-        self.inner.timers_from(due, limit)
-    }
-    fn entities_after(
-        &self,
-        after: Option<&tickler::EntityId>,
-        limit: usize,
-    ) -> Result<Vec<tickler::EntityId>, tickler::store::Error> {
-        self.inner.entities_after(after, limit)
-    }
-    fn index_members(
-        &self,
-        index: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, tickler::store::Error> {
-        self.inner.index_members(index, after, limit)
-    }
-    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, tickler::store::Error> {
-        self.inner.meta(name)
-    }
-    fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), tickler::store::Error> {
-        self.inner.set_meta(name, value)
-    }
-    fn stats(&self) -> Result<tickler::store::StoreStats, tickler::store::Error> {
-        self.inner.stats()
-    }
+    tickler::store::forward_store_methods!(inner: past_events, past_event, timers_after,
+        timers_from, entities_after, index_members, meta, set_meta, stats);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,18 +476,7 @@ fn parse_args() -> Result<Args, String> {
 /// The encoded size of a timer's first record, to compare the disk's bytes per event with.
 fn created_record_len() -> usize {
     let (_, create) = timer(0, 0.0);
-    let event = tickler::Event::Created {
-        policy: create.policy,
-        policy_version: 1,
-        workflow: None,
-        recipient: create.recipient,
-        zone: create.zone,
-        anchors: create.anchors,
-        attributes: create.attributes,
-    };
-    tickler::codec::encode_event(&event, Timestamp::EPOCH)
-        .encode()
-        .len()
+    tickler_benches::protocol::created_record(create).len()
 }
 
 #[tokio::main]

@@ -39,16 +39,7 @@ fn created_record(i: usize) -> Vec<u8> {
         anchors: [("at".to_owned(), Timestamp::EPOCH)].into(),
         attributes: Default::default(),
     };
-    let event = tickler::Event::Created {
-        policy: create.policy,
-        policy_version: 1,
-        workflow: None,
-        recipient: create.recipient,
-        zone: create.zone,
-        anchors: create.anchors,
-        attributes: create.attributes,
-    };
-    tickler::codec::encode_event(&event, Timestamp::EPOCH).encode()
+    tickler_benches::protocol::created_record(create)
 }
 
 /// Length, key (entity id, sequence number) and record, as the log would frame one event.

@@ -22,13 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::json;
-use tickler::store::{
-    CommitBatch, CommitReceipt, Durability, Error, Record, Snapshot, StoreStats, StoredEvent,
-    TimerEntry,
-};
+use tickler::store::{CommitBatch, CommitReceipt, Durability, Error, forward_store_methods};
 use tickler::{
     Catalog, Channel, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, MemoryStore,
-    Message, OccurrenceId, SledStore, Span, Store, Timestamp, Zone, async_trait,
+    Message, SledStore, Span, Store, Timestamp, Zone, async_trait,
 };
 use tickler_benches::protocol::run_callers;
 use tickler_benches::shipped_config;
@@ -63,62 +60,9 @@ impl Store for RecordingStore {
         }
         results
     }
-    fn flush(&self) -> Result<(), Error> {
-        self.inner.flush()
-    }
-    fn last_seq(&self, entity: &EntityId) -> Result<u64, Error> {
-        self.inner.last_seq(entity)
-    }
-    fn read_events(&self, entity: &EntityId, after_seq: u64) -> Result<Vec<StoredEvent>, Error> {
-        self.inner.read_events(entity, after_seq)
-    }
-    fn snapshot(&self, entity: &EntityId) -> Result<Option<Snapshot>, Error> {
-        self.inner.snapshot(entity)
-    }
-    fn past_events(&self, entity: &EntityId) -> Result<Vec<(OccurrenceId, Record)>, Error> {
-        self.inner.past_events(entity)
-    }
-    fn past_event(
-        &self,
-        entity: &EntityId,
-        occurrence: &OccurrenceId,
-    ) -> Result<Option<Record>, Error> {
-        self.inner.past_event(entity, occurrence)
-    }
-    fn timers_after(
-        &self,
-        after: Option<&TimerEntry>,
-        limit: usize,
-    ) -> Result<Vec<TimerEntry>, Error> {
-        self.inner.timers_after(after, limit)
-    }
-    fn timers_from(&self, due: Timestamp, limit: usize) -> Result<Vec<TimerEntry>, Error> {
-        self.inner.timers_from(due, limit)
-    }
-    fn entities_after(
-        &self,
-        after: Option<&EntityId>,
-        limit: usize,
-    ) -> Result<Vec<EntityId>, Error> {
-        self.inner.entities_after(after, limit)
-    }
-    fn index_members(
-        &self,
-        index: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, Error> {
-        self.inner.index_members(index, after, limit)
-    }
-    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.inner.meta(name)
-    }
-    fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
-        self.inner.set_meta(name, value)
-    }
-    fn stats(&self) -> Result<StoreStats, Error> {
-        self.inner.stats()
-    }
+    forward_store_methods!(inner: flush, last_seq, read_events, snapshot, past_events,
+        past_event, timers_after, timers_from, entities_after, index_members, meta, set_meta,
+        stats);
 }
 
 struct Discard;

@@ -15,6 +15,7 @@ mod commit;
 pub mod conformance;
 mod durability;
 mod error;
+mod forward;
 #[cfg(test)]
 mod golden_tests;
 mod group_commit;
@@ -32,6 +33,8 @@ use tickler_core::{EntityId, OccurrenceId, Timestamp};
 pub use commit::BATCH_ENTRIES_MAX;
 pub use durability::Durability;
 pub use error::Error;
+#[doc(hidden)]
+pub use forward::__paths;
 pub use group_commit::{GroupCommit, GroupCommitStats};
 pub use keys::{INDEX_MEMBER_LEN_MAX, INDEX_NAME_LEN_MAX};
 pub use memory::MemoryStore;
