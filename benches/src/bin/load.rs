@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p tickler-benches --bin load -- [N] [W] [C] [--daemon] [--durability process|device]
+//!     [--store sled|memory] [--actors-max K]
 //! ```
 //!
 //! N one-shot timers (the `oneshot` policy of `benches/config/`) due evenly over W ms are created
@@ -20,6 +21,10 @@
 //!
 //! - `--store memory`: the library on the in-memory store: nothing is durable, so this is what
 //!   the engine itself costs, the ceiling any store could reach.
+//! - `--actors-max K` (library only): the registry's cap on live entity actors (the shipped
+//!   config's `actors_max`, 2,000, otherwise), and no passivation after scheduling, so up to K
+//!   entities are still live when their timers fire: what the actor life cycle (stop, then
+//!   spawn and replay at the wake) costs the fire path, against the memory live actors hold.
 //!
 //! stdout: one JSON line; stderr: progress. Extras in the line: peak RSS, memory per pending
 //! timer (resident memory added by scheduling N timers), bytes on disk per event against the
@@ -100,6 +105,14 @@ impl Channel for FireRecorder {
     }
 }
 
+/// How the library-mode engine is set up.
+#[derive(Clone, Copy)]
+struct LibrarySetup {
+    store: StoreChoice,
+    /// `Some`: the registry's cap, and entities are left live after scheduling.
+    actors_max: Option<usize>,
+}
+
 /// Where the engine keeps its data.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StoreChoice {
@@ -108,11 +121,14 @@ enum StoreChoice {
     Memory,
 }
 
-async fn open_engine(dir: &Path, store: StoreChoice, tracker: Option<Arc<Tracker>>) -> Engine {
+async fn open_engine(dir: &Path, setup: LibrarySetup, tracker: Option<Arc<Tracker>>) -> Engine {
     let mut options = shipped_config(dir).engine;
     // Capacity is what is measured: the peers run without a rate limit too.
     options.fire_rate_max_per_s = u32::MAX;
-    let store: Arc<dyn Store> = match store {
+    if let Some(actors_max) = setup.actors_max {
+        options.actors_max = actors_max;
+    }
+    let store: Arc<dyn Store> = match setup.store {
         StoreChoice::Sled(durability) => {
             Arc::new(SledStore::open_with(&dir.join("store"), durability).unwrap())
         }
@@ -149,9 +165,9 @@ async fn schedule_library(
     .await
 }
 
-async fn calibrate_library(params: &Params, store: StoreChoice, count: usize) -> f64 {
+async fn calibrate_library(params: &Params, setup: LibrarySetup, count: usize) -> f64 {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let engine = open_engine(dir.path(), store, None).await;
+    let engine = open_engine(dir.path(), setup, None).await;
     let in_an_hour = wall_ms() + 3_600_000.0;
     let (ms, _) = schedule_library(
         &engine,
@@ -166,12 +182,12 @@ async fn calibrate_library(params: &Params, store: StoreChoice, count: usize) ->
 
 async fn run_library(
     params: &Params,
-    store: StoreChoice,
+    setup: LibrarySetup,
     tracker: Arc<Tracker>,
     meter: &mut ForeignCpuMeter,
 ) -> Outcome {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let engine = open_engine(dir.path(), store, Some(tracker.clone())).await;
+    let engine = open_engine(dir.path(), setup, Some(tracker.clone())).await;
     let mut past_events = engine.subscribe();
     let completions = {
         let tracker = tracker.clone();
@@ -199,7 +215,9 @@ async fn run_library(
         Arc::new(move |i| due.due[i]),
     )
     .await;
-    engine.passivate_idle();
+    if setup.actors_max.is_none() {
+        engine.passivate_idle();
+    }
     let (rss_scheduled_kib, _) = rss_kib();
     fire_phase(params, &tracker, meter, schedule_ms).await;
     let stats = engine.store_stats().unwrap();
@@ -430,6 +448,7 @@ struct Args {
     durability: Durability,
     daemon: bool,
     memory: bool,
+    actors_max: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -437,6 +456,7 @@ fn parse_args() -> Result<Args, String> {
     let mut durability = Durability::Process;
     let mut daemon = false;
     let mut memory = false;
+    let mut actors_max = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -455,6 +475,17 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--durability process|device, not {other:?}")),
                 }
             }
+            "--actors-max" => {
+                let value = args.next();
+                actors_max = match value.as_deref().map(str::parse::<usize>) {
+                    Some(Ok(k)) if k > 0 => Some(k),
+                    _ => {
+                        return Err(format!(
+                            "--actors-max takes a positive count, not {value:?}"
+                        ));
+                    }
+                }
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg),
         }
@@ -465,11 +496,18 @@ fn parse_args() -> Result<Args, String> {
     if daemon && memory {
         return Err("--store memory is for the library; the daemon keeps its data in sled".into());
     }
+    if daemon && actors_max.is_some() {
+        return Err(
+            "--actors-max is for the library; the daemon's cap is `actors_max` in its config"
+                .into(),
+        );
+    }
     Ok(Args {
         params: Params::from(&positional)?,
         durability,
         daemon,
         memory,
+        actors_max,
     })
 }
 
@@ -486,24 +524,28 @@ async fn main() {
         durability,
         daemon,
         memory,
+        actors_max,
     } = parse_args().unwrap_or_else(|err| {
         eprintln!(
-            "load: {err}\nusage: load [N] [W] [C] [--daemon] [--durability process|device] [--store sled|memory]"
+            "load: {err}\nusage: load [N] [W] [C] [--daemon] [--durability process|device] [--store sled|memory] [--actors-max K]"
         );
         std::process::exit(2);
     });
 
-    let store = if memory {
-        StoreChoice::Memory
-    } else {
-        StoreChoice::Sled(durability)
+    let setup = LibrarySetup {
+        store: if memory {
+            StoreChoice::Memory
+        } else {
+            StoreChoice::Sled(durability)
+        },
+        actors_max,
     };
     // Calibration into a throw-away store: the lead that keeps scheduling before firing.
     let calibration_count = params.n.min(CALIBRATION_JOBS);
     let calibration_ms = if daemon {
         calibrate_daemon(&params, durability, calibration_count).await
     } else {
-        calibrate_library(&params, store, calibration_count).await
+        calibrate_library(&params, setup, calibration_count).await
     };
     let lead_ms = params.lead_ms(calibration_count, calibration_ms);
     eprintln!(
@@ -516,7 +558,7 @@ async fn main() {
     let outcome = if daemon {
         run_daemon(&params, durability, tracker.clone(), &mut meter).await
     } else {
-        run_library(&params, store, tracker.clone(), &mut meter).await
+        run_library(&params, setup, tracker.clone(), &mut meter).await
     };
 
     let (system, worker, completion) = if memory {
@@ -563,6 +605,8 @@ async fn main() {
                 "created_after_due": CREATED_AFTER_DUE.load(Ordering::Relaxed),
                 "schedule_call_ms": latency_summary(&outcome.schedule_latencies),
                 "peak_rss_kib": outcome.rss_peak_kib,
+                // Live actors when `--actors-max` is given; passivated entities otherwise.
+                "actors_max": actors_max,
                 "pending_timer_bytes": (outcome.rss_scheduled_kib.saturating_sub(outcome.rss_before_kib) * 1024) as f64
                     / params.n as f64,
                 "disk_bytes": outcome.disk_bytes,
