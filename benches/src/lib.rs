@@ -1,13 +1,14 @@
 //! What the load tools share: the shipped config, a concurrent fill through the engine, a
 //! channel that records when each delivery arrived, a clock that starts at a chosen instant and
 //! runs in real time, and percentiles. `protocol` holds the peers' benchmark protocol, `cpu` how
-//! undisturbed a run was, `daemon` the real daemon as a child process and `receiver` an HTTP
-//! endpoint for its webhook channel.
+//! undisturbed a run was, `daemon` the real daemon as a child process, `receiver` an HTTP
+//! endpoint for its webhook channel and `summary` the load generator's table.
 
 pub mod cpu;
 pub mod daemon;
 pub mod protocol;
 pub mod receiver;
+pub mod summary;
 
 /// Every binary and criterion bench of this crate runs on the daemon's allocator (see
 /// `crates/tickler/src/main.rs`), so the library's figures are the daemon's.

@@ -26,9 +26,9 @@
 //!   entities are still live when their timers fire: what the actor life cycle (stop, then
 //!   spawn and replay at the wake) costs the fire path, against the memory live actors hold.
 //!
-//! stdout: one JSON line; stderr: progress. Extras in the line: peak RSS, memory per pending
-//! timer (resident memory added by scheduling N timers), bytes on disk per event against the
-//! encoded record.
+//! stdout: one JSON line; stderr: progress, then the same figures as a table. Extras in the
+//! line: peak RSS, memory per pending timer (resident memory added by scheduling N timers),
+//! bytes on disk per event against the encoded record.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -616,5 +616,6 @@ async fn main() {
             }),
         },
     );
+    eprintln!("{}", tickler_benches::summary::load_table(&line));
     println!("{line}");
 }
