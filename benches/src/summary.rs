@@ -70,6 +70,24 @@ pub fn load_table(line: &Value) -> String {
             _ => None,
         },
     );
+    row(
+        "commits per group (groups)",
+        match (
+            number("/group_commit/commits_per_group"),
+            text("/group_commit/groups"),
+        ) {
+            (Some(per), Some(groups)) => Some(format!("{per:.1} ({groups})")),
+            _ => None,
+        },
+    );
+    row(
+        "group write p50 / p99 / max",
+        triple(line, "/group_commit/write_ms", ["p50", "p99", "max"]),
+    );
+    row(
+        "flush p50 / p99 / max",
+        triple(line, "/group_commit/flush_ms", ["p50", "p99", "max"]),
+    );
     row("lead before the first due", ms("/lead_ms"));
     row(
         "other processes' CPU",
@@ -134,6 +152,10 @@ mod tests {
             "peak_rss_kib": 204800, "pending_timer_bytes": 2094.4,
             "disk_bytes_per_event": 773.2, "created_record_bytes": 44,
             "lead_ms": 7132, "host": {"foreign_cpu_pct": 0.4},
+            "group_commit": {"commits": 40000, "groups": 3100, "flushes": 3100,
+                "commits_per_group": 12.903,
+                "write_ms": {"p50": 0.3, "p99": 2.1, "max": 9.9},
+                "flush_ms": {"p50": 1.1, "p99": 5.0, "max": 12.5}},
         })
     }
 
@@ -161,6 +183,9 @@ mod tests {
             row_of(&table, "timers, window, callers")
                 .contains("10000 due over 2000 ms, 64 callers")
         );
+        assert!(row_of(&table, "commits per group").contains("12.9 (3100)"));
+        assert!(row_of(&table, "group write").contains("0.3 / 2.1 / 9.9 ms"));
+        assert!(row_of(&table, "flush p50").contains("1.1 / 5.0 / 12.5 ms"));
     }
 
     #[test]
@@ -171,9 +196,11 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("schedule_call_ms");
+        memory_run["group_commit"] = Value::Null; // the daemon's is not visible to `load`
         let table = load_table(&memory_run);
         assert!(!table.contains("disk per event"), "{table}");
         assert!(!table.contains("schedule call"), "{table}");
+        assert!(!table.contains("flush p50"), "{table}");
         assert!(table.contains("durable schedules"));
     }
 

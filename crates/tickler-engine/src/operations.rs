@@ -113,6 +113,7 @@ impl Engine {
     /// Counters and gauges in the Prometheus text format.
     pub async fn metrics_text(&self) -> Result<String, Error> {
         let status = self.status().await?;
+        let commits = self.group_commit_stats();
         let gauges = [
             (
                 "tickler_actors",
@@ -154,8 +155,39 @@ impl Engine {
                 "Seconds since the engine started.",
                 status.uptime_ms as f64 / 1000.0,
             ),
+            (
+                "tickler_store_flushes",
+                "Store flushes by group commit since the engine started.",
+                commits.flushes as f64,
+            ),
+            (
+                "tickler_store_flush_p50_seconds",
+                "Median store flush since the start (within 25 %, never below).",
+                commits.flush.p50.as_secs_f64(),
+            ),
+            (
+                "tickler_store_flush_p99_seconds",
+                "99th percentile store flush since the start (within 25 %, never below).",
+                commits.flush.p99.as_secs_f64(),
+            ),
+            (
+                "tickler_store_flush_max_seconds",
+                "Slowest store flush since the start.",
+                commits.flush.max.as_secs_f64(),
+            ),
+            (
+                "tickler_store_write_p99_seconds",
+                "99th percentile write of one commit group since the start (within 25 %).",
+                commits.write.p99.as_secs_f64(),
+            ),
         ];
         Ok(self.shared().metrics.render(&gauges))
+    }
+
+    /// Group commit's counters and timings: flushes, commits per group, and how long the
+    /// store's writes and flushes took since the engine started.
+    pub fn group_commit_stats(&self) -> tickler_store::GroupCommitStats {
+        self.shared().commits.stats()
     }
 
     /// The number of members of a secondary index (a scan of that index only).

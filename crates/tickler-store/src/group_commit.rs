@@ -13,9 +13,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::latency::{LatencyHistogram, LatencySummary};
 use crate::{CommitBatch, CommitReceipt, Error, Store};
 
 type Waiter = oneshot::Sender<Result<(), Error>>;
@@ -41,6 +43,10 @@ pub struct GroupCommitStats {
     pub largest_group: u64,
     /// Waiters queued for the next flush right now.
     pub waiting: u64,
+    /// How long the store took to apply each group's commits (`Store::commit_group`).
+    pub write: LatencySummary,
+    /// How long each flush took: what every commit waits for at least once.
+    pub flush: LatencySummary,
 }
 
 /// Owned by the handles only: dropping it stops and joins the thread.
@@ -59,6 +65,8 @@ struct Shared {
     largest_group: AtomicU64,
     commits: AtomicU64,
     commit_groups: AtomicU64,
+    write_latency: LatencyHistogram,
+    flush_latency: LatencyHistogram,
 }
 
 #[derive(Default)]
@@ -86,6 +94,8 @@ impl GroupCommit {
             largest_group: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             commit_groups: AtomicU64::new(0),
+            write_latency: LatencyHistogram::new(),
+            flush_latency: LatencyHistogram::new(),
         });
         let thread = std::thread::Builder::new()
             .name("tickler-group-commit".to_owned())
@@ -151,6 +161,8 @@ impl GroupCommit {
                 let queue = shared.queue();
                 (queue.commits.len() + queue.waiters.len()) as u64
             },
+            write: shared.write_latency.summary(),
+            flush: shared.flush_latency.summary(),
         }
     }
 }
@@ -200,9 +212,13 @@ fn run(shared: &Shared) {
         let results = if batches.is_empty() {
             Vec::new()
         } else {
-            catch_unwind(AssertUnwindSafe(|| shared.store.commit_group(batches))).unwrap_or_else(
-                |_| vec![Err(Error::Io("the store's commit panicked".to_owned())); count],
-            )
+            let started = Instant::now();
+            let results = catch_unwind(AssertUnwindSafe(|| shared.store.commit_group(batches)))
+                .unwrap_or_else(|_| {
+                    vec![Err(Error::Io("the store's commit panicked".to_owned())); count]
+                });
+            shared.write_latency.record(started.elapsed());
+            results
         };
         // Refused commits wrote nothing: a group of only those needs no flush.
         if waiters.is_empty() && !results.iter().any(Result::is_ok) {
@@ -211,8 +227,10 @@ fn run(shared: &Shared) {
             }
             continue;
         }
+        let started = Instant::now();
         let flushed = catch_unwind(AssertUnwindSafe(|| shared.store.flush()))
             .unwrap_or_else(|_| Err(Error::Io("the store's flush panicked".to_owned())));
+        shared.flush_latency.record(started.elapsed());
         if let Err(error) = &flushed {
             tracing::error!(%error, commits = count, waiters = waiters.len(), "group-commit flush failed");
         }

@@ -108,6 +108,12 @@ async fn concurrent_commits_share_flushes_and_each_waits_for_one_started_after_i
     );
     assert!(stats.largest_group > 1, "{stats:?}");
     assert_eq!(probe.stats().unwrap().events, TASKS as u64);
+
+    // Every write and flush was timed; each flush slept 5 ms, so no summary of them is less.
+    assert_eq!(stats.write.count, stats.commit_groups, "{stats:?}");
+    assert_eq!(stats.flush.count, stats.flushes, "{stats:?}");
+    assert!(stats.flush.p50 >= Duration::from_millis(5), "{stats:?}");
+    assert!(stats.flush.p50 <= stats.flush.p99 && stats.flush.p99 <= stats.flush.max);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -318,6 +318,22 @@ async fn cancel_retry_snapshot_metrics_export_and_import() {
         metrics.contains("tickler_deliveries_total{channel=\"rapidpro\",result=\"failed\"} 5"),
         "{metrics}"
     );
+    // Every command above was flushed by group commit, and each flush was timed.
+    let gauge = |name: &str| -> f64 {
+        let prefix = format!("{name} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(gauge("tickler_store_flushes") > 0.0, "{metrics}");
+    assert!(gauge("tickler_store_flush_max_seconds") > 0.0, "{metrics}");
+    assert!(
+        gauge("tickler_store_flush_p50_seconds") <= gauge("tickler_store_flush_max_seconds"),
+        "{metrics}"
+    );
 
     // Export every event, import it as requests elsewhere: here, a file of creates.
     let exported = work.path().join("export.jsonl");
