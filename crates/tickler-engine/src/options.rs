@@ -12,7 +12,7 @@ pub struct EngineOptions {
     /// An entity actor idle this long (real time) is stopped; it replays on its next message.
     pub passivate_after: Span,
     /// At most about this many entity actors live at once: beyond it, the least recently used
-    /// idle ones are passivated early (within half a second), so a bulk import of any size runs
+    /// idle ones are passivated early (within 50 ms), so a bulk import of any size runs
     /// in bounded memory. An actor with work under way is never stopped.
     pub actors_max: usize,
     /// At most this many wakes leave the timer, and at most this many messages enter external
