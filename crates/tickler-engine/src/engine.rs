@@ -34,8 +34,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often the passivator compares the live actors with `actors_max`. Whatever is over the cap
 /// stops at once, so this bounds the burst: wakes at 5k/s make about 250 actors every 50 ms,
 /// while at 500 ms about 2,500 stopped together and the wakes beside them waited. p99 lateness
-/// of `load -- 10000 2000 64`, 8 to 10 runs each: median 14 ms checking every 500 ms, 8 ms
-/// every 50 ms (BENCHMARKS.md).
+/// of `load -- 10000 2000 64`: median 14 ms over 10 runs checking every 500 ms, 10 ms over 12
+/// runs every 50 ms (BENCHMARKS.md).
 const ACTORS_CAP_CHECK: Duration = Duration::from_millis(50);
 
 /// A running engine. Cheap to clone; every clone drives the same engine.
