@@ -33,19 +33,12 @@ pub fn load_table(line: &Value) -> String {
     row("durable schedules", rate("/schedule_per_s"));
     row(
         "schedule call p50 / p99 / max",
-        triple(line, "/schedule_call_ms", ["p50", "p99", "max"]),
+        quantiles(line, "/schedule_call_ms", &["p50", "p99", "max"]),
     );
     row("fires with a durable past event", rate("/fire_per_s"));
     row(
         "late p50 / p99 / p99.9 / max",
-        match line.pointer("/late_ms") {
-            Some(late) => ["p50", "p99", "p999", "max"]
-                .iter()
-                .map(|q| late.get(q).and_then(plain))
-                .collect::<Option<Vec<_>>>()
-                .map(|all| format!("{} ms", all.join(" / "))),
-            None => None,
-        },
+        quantiles(line, "/late_ms", &["p50", "p99", "p999", "max"]),
     );
     row("early (must be 0)", text("/early"));
     row("lost", text("/lost"));
@@ -82,11 +75,11 @@ pub fn load_table(line: &Value) -> String {
     );
     row(
         "group write p50 / p99 / max",
-        triple(line, "/group_commit/write_ms", ["p50", "p99", "max"]),
+        quantiles(line, "/group_commit/write_ms", &["p50", "p99", "max"]),
     );
     row(
         "flush p50 / p99 / max",
-        triple(line, "/group_commit/flush_ms", ["p50", "p99", "max"]),
+        quantiles(line, "/group_commit/flush_ms", &["p50", "p99", "max"]),
     );
     row("lead before the first due", ms("/lead_ms"));
     row(
@@ -106,7 +99,9 @@ fn plain(value: &Value) -> Option<String> {
     }
 }
 
-fn triple(line: &Value, path: &str, keys: [&str; 3]) -> Option<String> {
+/// The millisecond figures `keys` of the object at `path`, as `a / b / c ms`; `None` unless the
+/// line has them all.
+fn quantiles(line: &Value, path: &str, keys: &[&str]) -> Option<String> {
     let object = line.pointer(path)?;
     let parts = keys
         .iter()
