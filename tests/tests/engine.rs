@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tickler::{Clock, Command, MemoryStore, Outcome, PastEvent, Span, UnsentReason};
-use tickler_tests::{Harness, StoreKind, at, id, reviewer_report};
+use tickler_tests::{Harness, StoreKind, at, id, read_outbox, reviewer_report};
 
 fn outcome_of(past: &[PastEvent], occurrence: &str) -> String {
     past.iter()
@@ -492,6 +492,99 @@ async fn a_crashed_entity_actor_is_replaced_by_one_that_replays_its_log() {
     assert_eq!(applied.version, 5);
     assert!(!engine.show(&review).await.unwrap().active[&"pre-due#0".parse().unwrap()].enabled);
     engine.shutdown().await.unwrap();
+}
+
+/// A store whose commits wait while it is held: a woken entity cannot finish handling its
+/// wake, so the wake stays in flight and the test can count how many the timer lets out.
+struct HeldCommits {
+    inner: Arc<MemoryStore>,
+    held: std::sync::Mutex<bool>,
+    released: std::sync::Condvar,
+}
+
+impl HeldCommits {
+    fn set_held(&self, held: bool) {
+        *self.held.lock().unwrap() = held;
+        self.released.notify_all();
+    }
+}
+
+impl tickler::Store for HeldCommits {
+    fn commit_group(
+        &self,
+        batches: Vec<tickler::store::CommitBatch>,
+    ) -> Vec<Result<tickler::store::CommitReceipt, tickler::store::Error>> {
+        // Called on the group-commit thread, which may block.
+        let held = self.held.lock().unwrap();
+        drop(self.released.wait_while(held, |held| *held).unwrap());
+        self.inner.commit_group(batches)
+    }
+    tickler::store::forward_store_methods!(inner: commit, flush, last_seq, read_events, snapshot,
+        past_events, past_event, timers_after, timers_from, entities_after, index_members, meta,
+        set_meta, stats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wakes_in_flight_are_bounded_by_their_setting_and_by_the_actor_cap() {
+    const REPORTS: usize = 30;
+    // (wake_in_flight_max, actors_max, wakes the timer may hand out at once)
+    for (wake_in_flight_max, actors_max, bound) in [(5, 100, 5), (100, 8, 8)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(HeldCommits {
+            inner: Arc::new(MemoryStore::new()),
+            held: std::sync::Mutex::new(false),
+            released: std::sync::Condvar::new(),
+        });
+        let mut config = tickler_tests::shipped_config(dir.path());
+        config.engine.wake_in_flight_max = wake_in_flight_max;
+        config.engine.actors_max = actors_max;
+        let clock = tickler::ManualClock::new(at("2026-03-01T09:30:00Z"));
+        let engine = config
+            .open_engine(store.clone(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        // Thirty reports due at the same instant: thirty pre-due reminders wake together.
+        for n in 0..REPORTS {
+            engine
+                .create(
+                    &id(&format!("due/review-{n}")),
+                    reviewer_report(Some("2026-03-11T10:00:00Z")),
+                )
+                .await
+                .unwrap();
+        }
+        store.set_held(true);
+        clock.set(at("2026-03-09T10:00:01Z"));
+        // The timer hands out every wake it may in one tick; none can finish while commits are
+        // held, so the first count above zero is the bound the timer kept.
+        let in_flight = loop {
+            let in_flight = engine.status().await.unwrap().wakes_in_flight;
+            if in_flight > 0 {
+                break in_flight;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        // Released before asserting, so that a failure does not leave the engine blocked.
+        store.set_held(false);
+        assert_eq!(
+            in_flight, bound,
+            "wake_in_flight_max {wake_in_flight_max}, actors_max {actors_max}"
+        );
+        // The rest follow: every report's reminder is delivered once.
+        let fired = engine.advance(Span::minutes(1)).await.unwrap();
+        let mut delivered: Vec<String> = read_outbox(&dir.path().join("outbox.jsonl"))
+            .into_iter()
+            .map(|message| message.idempotency_key)
+            .collect();
+        delivered.sort();
+        delivered.dedup();
+        assert_eq!(
+            delivered.len(),
+            REPORTS,
+            "{fired} fired in the last advance"
+        );
+        engine.shutdown().await.unwrap();
+    }
 }
 
 /// A channel that fails transiently a number of times, then delivers; it records every attempt.

@@ -60,12 +60,16 @@ impl Channel for Deliveries {
     }
 }
 
-async fn open(dir: &Path, clock: Arc<dyn Clock>, channel: Arc<Deliveries>) -> Engine {
+/// The engine on `dir`'s sled store, and how long opening the store alone took (the part of a
+/// restart that is sled's own recovery, before the engine reads anything).
+async fn open(dir: &Path, clock: Arc<dyn Clock>, channel: Arc<Deliveries>) -> (Engine, Duration) {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut options = shipped_config(dir).engine;
     options.fire_rate_max_per_s = u32::MAX;
+    let started = Instant::now();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
-    Engine::builder()
+    let store_opened = started.elapsed();
+    let engine = Engine::builder()
         .options(options)
         .store(store)
         .clock(clock)
@@ -73,7 +77,8 @@ async fn open(dir: &Path, clock: Arc<dyn Clock>, channel: Arc<Deliveries>) -> En
         .channel("file", channel)
         .open()
         .await
-        .unwrap()
+        .unwrap();
+    (engine, store_opened)
 }
 
 fn timer(i: usize, due_ms: f64) -> (EntityId, CreateEntity) {
@@ -106,7 +111,7 @@ async fn passivate_all(engine: &Engine) {
 
 async fn pending(count: usize) {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let engine = open(dir.path(), Arc::new(SystemClock), Arc::default()).await;
+    let (engine, _) = open(dir.path(), Arc::new(SystemClock), Arc::default()).await;
     passivate_all(&engine).await;
     let (rss_before, _) = rss_kib();
     let due = wall_ms() + A_DAY_MS;
@@ -122,14 +127,14 @@ async fn pending(count: usize) {
     );
 
     let started = Instant::now();
-    let engine = open(dir.path(), Arc::new(SystemClock), Arc::default()).await;
+    let (engine, store_open) = open(dir.path(), Arc::new(SystemClock), Arc::default()).await;
     let ready = started.elapsed();
     let (rss_restarted, _) = rss_kib();
     let status = engine.status().await.unwrap();
     engine.shutdown().await.unwrap();
     let per_pending = (rss_after.saturating_sub(rss_before) * 1024) as f64 / count as f64;
     eprintln!(
-        "restart: ready in {ready:.1?}, RSS {rss_restarted} KiB, {} timers in memory; {per_pending:.0} bytes of RSS per pending timer",
+        "restart: ready in {ready:.1?} (sled's open {store_open:.1?}), RSS {rss_restarted} KiB, {} timers in memory; {per_pending:.0} bytes of RSS per pending timer",
         status.timers_in_memory
     );
     println!(
@@ -138,7 +143,8 @@ async fn pending(count: usize) {
             "bench": "pending", "pending": count, "create_per_s": count as f64 / took.as_secs_f64(),
             "rss_before_kib": rss_before, "rss_after_kib": rss_after, "rss_peak_kib": rss_peak,
             "rss_bytes_per_pending": per_pending,
-            "restart_ready_ms": ready.as_millis(), "restart_rss_kib": rss_restarted,
+            "restart_ready_ms": ready.as_millis(),
+            "restart_store_open_ms": store_open.as_millis(), "restart_rss_kib": rss_restarted,
             "timers_in_memory_after_restart": status.timers_in_memory,
             "disk_bytes": stats.size_on_disk, "events": stats.events,
             "disk_bytes_per_event": stats.size_on_disk as f64 / stats.events.max(1) as f64,
@@ -150,7 +156,7 @@ async fn pending(count: usize) {
 async fn recovery_child(dir: &Path, events: usize, overdue: usize) {
     // A clock that stays at the start: nothing falls due in the child, which only fills.
     let clock = ManualClock::new(Timestamp::from_millis(wall_ms() as i64).unwrap());
-    let engine = open(dir, Arc::new(clock), Arc::default()).await;
+    let (engine, _) = open(dir, Arc::new(clock), Arc::default()).await;
     let timers = events / 2;
     // First the timers due in a day; their rate sizes the margin for the K due soon, which must
     // all be created before they fall due.
@@ -203,11 +209,14 @@ async fn recovery(events: usize, overdue: usize) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    measure_recovery(dir.path(), events, overdue).await;
+}
 
+async fn measure_recovery(dir: &Path, events: usize, overdue: usize) {
     let deliveries = Arc::new(Deliveries::default());
     let started_ms = wall_ms();
     let started = Instant::now();
-    let engine = open(dir.path(), Arc::new(SystemClock), deliveries.clone()).await;
+    let (engine, store_open) = open(dir, Arc::new(SystemClock), deliveries.clone()).await;
     let ready = started.elapsed();
     let mut past_events = engine.subscribe();
     let completed = Arc::new(AtomicU64::new(0));
@@ -243,7 +252,7 @@ async fn recovery(events: usize, overdue: usize) {
     let first_after_ready_ms = first_ms - started_ms - ready.as_secs_f64() * 1e3;
     let catch_up_per_s = overdue as f64 / ((last_ms - first_ms) / 1e3);
     eprintln!(
-        "after kill -9 with {events} events and {overdue} overdue: ready in {ready:.1?}, first overdue delivery {first_after_ready_ms:.0} ms after ready, \
+        "after kill -9 with {events} events and {overdue} overdue: ready in {ready:.1?} (sled's open {store_open:.1?}), first overdue delivery {first_after_ready_ms:.0} ms after ready, \
          catch-up {catch_up_per_s:.0}/s, lost {}",
         overdue.saturating_sub(delivered)
     );
@@ -252,6 +261,7 @@ async fn recovery(events: usize, overdue: usize) {
         json!({
             "bench": "recovery", "events": events, "overdue": overdue,
             "ready_ms": ready.as_secs_f64() * 1e3,
+            "store_open_ms": store_open.as_secs_f64() * 1e3,
             "first_overdue_after_ready_ms": first_after_ready_ms,
             "catch_up_per_s": catch_up_per_s,
             "delivered": delivered, "completed": completed.load(Ordering::Relaxed),

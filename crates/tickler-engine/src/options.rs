@@ -19,7 +19,10 @@ pub struct EngineOptions {
     /// channels, in any one-second window (real time), spread out within it: after downtime, or
     /// when a herd falls due at once, the backlog drains at this rate instead of in one burst.
     pub fire_rate_max_per_s: u32,
-    /// At most this many wakes handed to entities and not yet handled.
+    /// At most this many wakes handed to entities and not yet handled (and never more than
+    /// `actors_max`: each wake holds its entity's actor until it is handled). Small enough that
+    /// a catch-up delivers its first overdue reminder within tens of milliseconds, instead of
+    /// first starting an actor for every wake.
     pub wake_in_flight_max: usize,
     /// Timers due within this span of now are kept in memory; later ones stay in the store's
     /// timer index until they come near.
@@ -38,7 +41,7 @@ impl Default for EngineOptions {
             passivate_after: Span::minutes(5),
             actors_max: 2_000,
             fire_rate_max_per_s: 5_000,
-            wake_in_flight_max: 10_000,
+            wake_in_flight_max: 1_000,
             timer_horizon: Span::minutes(10),
             default_channel: "file".to_owned(),
             channel_in_flight_max: 64,

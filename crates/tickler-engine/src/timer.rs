@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::activity::ActivityGuard;
 use crate::entity_actor::EntityMsg;
+use crate::options::EngineOptions;
 use crate::rate_limit::RateLimit;
 use crate::shared::Shared;
 
@@ -275,11 +276,7 @@ impl TimerState {
             tracing::error!(error = %err, "cannot page timers in from the store; retrying");
             self.page_in_failed = true;
         }
-        let room = self
-            .shared
-            .options
-            .wake_in_flight_max
-            .saturating_sub(self.in_flight.len());
+        let room = wakes_in_flight_max(&self.shared.options).saturating_sub(self.in_flight.len());
         let budget = self.rate.take(WAKE_BATCH_MAX.min(room), Instant::now());
         let expired = self.wheel.poll(millis(now), budget);
         self.rate.give_back(budget - expired.len());
@@ -417,6 +414,17 @@ impl TimerState {
         });
         self.driver = Some((now, driver));
     }
+}
+
+/// How many wakes may be handed to entities and not yet handled: `wake_in_flight_max`, but
+/// never more than `actors_max`. Each wake keeps its entity's actor live until it is handled;
+/// with more of them than the cap, the passivator asks thousands of busy actors to stop every
+/// 50 ms (they refuse while busy, and are asked again). At `actors_max` 2,000 and 10,000 wakes
+/// in flight, that churn halved the fire rate of an overload on the memory store, and after a
+/// restart with 100k overdue the first delivery waited 385–532 ms for thousands of actors to
+/// start (BENCHMARKS.md, "Wakes in flight").
+fn wakes_in_flight_max(options: &EngineOptions) -> usize {
+    options.wake_in_flight_max.min(options.actors_max).max(1)
 }
 
 fn millis(at: Timestamp) -> u64 {
