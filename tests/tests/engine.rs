@@ -587,6 +587,43 @@ async fn wakes_in_flight_are_bounded_by_their_setting_and_by_the_actor_cap() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_of_zero_is_refused_by_name_when_the_engine_opens() {
+    type Zero = fn(&mut tickler::EngineOptions);
+    let zeros: [(&str, Zero); 4] = [
+        ("actors_max", |options| options.actors_max = 0),
+        ("fire_rate_max_per_s", |options| {
+            options.fire_rate_max_per_s = 0
+        }),
+        ("wake_in_flight_max", |options| {
+            options.wake_in_flight_max = 0
+        }),
+        ("channel_in_flight_max", |options| {
+            options.channel_in_flight_max = 0
+        }),
+    ];
+    for (name, zero) in zeros {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = tickler_tests::shipped_config(dir.path());
+        zero(&mut config.engine);
+        let store = Arc::new(MemoryStore::new());
+        let clock = tickler::ManualClock::new(at("2026-03-01T09:30:00Z"));
+        let Err(err) = config.open_engine(store.clone(), Arc::new(clock)).await else {
+            panic!("an engine opened with {name} = 0");
+        };
+        assert_eq!(err.code(), "invalid_config", "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("invalid configuration: engine option {name}: must be at least 1, not 0")
+        );
+        assert_eq!(
+            tickler::Store::stats(&*store).unwrap().events,
+            0,
+            "nothing written"
+        );
+    }
+}
+
 /// A channel that fails transiently a number of times, then delivers; it records every attempt.
 struct Flaky {
     failures_left: std::sync::atomic::AtomicU32,

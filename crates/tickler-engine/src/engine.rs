@@ -111,6 +111,7 @@ impl EngineBuilder {
         let store = self.store.ok_or_else(|| missing("store"))?;
         let catalog = self.catalog.ok_or_else(|| missing("catalog"))?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        self.options.check()?;
         check_channels(&catalog, &self.options, &self.channels)?;
 
         if let Some(manual) = clock.as_manual()

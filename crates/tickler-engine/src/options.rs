@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use tickler_core::{DeliveryPolicy, Span};
 
+use crate::error::Error;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineOptions {
@@ -21,8 +23,8 @@ pub struct EngineOptions {
     pub fire_rate_max_per_s: u32,
     /// At most this many wakes handed to entities and not yet handled (and never more than
     /// `actors_max`: each wake holds its entity's actor until it is handled). Small enough that
-    /// a catch-up delivers its first overdue reminder within tens of milliseconds, instead of
-    /// first starting an actor for every wake.
+    /// a catch-up delivers its first overdue reminder within about a tenth of a second, instead
+    /// of first starting an actor for every wake.
     pub wake_in_flight_max: usize,
     /// Timers due within this span of now are kept in memory; later ones stay in the store's
     /// timer index until they come near.
@@ -46,6 +48,26 @@ impl Default for EngineOptions {
             default_channel: "file".to_owned(),
             channel_in_flight_max: 64,
             delivery: DeliveryPolicy::default(),
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Refuses a limit of zero, naming the option: no actor, wake or delivery could ever go, so
+    /// an engine would start and silently never remind anyone.
+    pub fn check(&self) -> Result<(), Error> {
+        let limits = [
+            ("actors_max", self.actors_max as u64),
+            ("fire_rate_max_per_s", u64::from(self.fire_rate_max_per_s)),
+            ("wake_in_flight_max", self.wake_in_flight_max as u64),
+            ("channel_in_flight_max", self.channel_in_flight_max as u64),
+        ];
+        match limits.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(Error::Config {
+                what: format!("engine option {name}"),
+                reason: "must be at least 1, not 0".into(),
+            }),
+            None => Ok(()),
         }
     }
 }

@@ -424,7 +424,7 @@ impl TimerState {
 /// restart with 100k overdue the first delivery waited 385–532 ms for thousands of actors to
 /// start (BENCHMARKS.md, "Wakes in flight").
 fn wakes_in_flight_max(options: &EngineOptions) -> usize {
-    options.wake_in_flight_max.min(options.actors_max).max(1)
+    options.wake_in_flight_max.min(options.actors_max)
 }
 
 fn millis(at: Timestamp) -> u64 {

@@ -275,6 +275,14 @@ impl Config {
             reason: err.to_string(),
         })?;
         config.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        // Checked here too, so that the daemon refuses before it opens the data directory.
+        config.engine.check().map_err(|err| match err {
+            Error::Config { what, reason } => Error::Config {
+                what: format!("config file {}: {what}", path.display()),
+                reason,
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 

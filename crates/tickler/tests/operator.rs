@@ -511,6 +511,45 @@ async fn audit_finds_a_corrupt_record_a_gap_and_a_tampered_past_event() {
     assert_eq!(replay(&compacted), replay(&daemon.data_dir));
 }
 
+#[test]
+fn a_config_with_a_zero_limit_is_refused_before_the_data_directory_is_touched() {
+    let work = tempfile::tempdir().unwrap();
+    let config = support::write_config(work.path(), "2026-03-01T09:00:00Z");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let zeroed = text.replace("wake_in_flight_max = 1000 ", "wake_in_flight_max = 0 ");
+    assert_ne!(text, zeroed, "the shipped config sets wake_in_flight_max");
+    std::fs::write(&config, zeroed).unwrap();
+    let data = work.path().join("data");
+    let mut serve = std::process::Command::new(support::BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A daemon that accepted the config would serve forever: it is stopped, and the test fails,
+    // instead of hanging (a bound against hanging, not a timing assertion).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while serve.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > give_up {
+            serve.kill().unwrap();
+            panic!("the daemon started with wake_in_flight_max = 0");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = serve.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("wake_in_flight_max") && stderr.contains("must be at least 1, not 0"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "nothing was written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_prints_what_a_scenario_would_send_without_a_daemon() {
     let work = tempfile::tempdir().unwrap();
