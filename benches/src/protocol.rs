@@ -242,6 +242,9 @@ pub fn report(
             last_done = last_done.max(state.done[i]);
         }
     }
+    if let Some(path) = std::env::var_os("LATE_CSV") {
+        write_lateness_csv(&path, tracker, &state.fired);
+    }
     late.sort_by(f64::total_cmp);
     let p = |q| percentile(&late, q).map_or(Value::Null, round1);
     let mut out = json!({
@@ -272,6 +275,21 @@ pub fn report(
         out.extend(extra);
     }
     out
+}
+
+/// With env `LATE_CSV=path`, the run also writes each fired timer's due instant (ms after the
+/// first one) and its lateness (ms), in due order: to see when in the window lateness arose.
+fn write_lateness_csv(path: &std::ffi::OsStr, tracker: &Tracker, fired: &[f64]) {
+    let first_due = tracker.due[0];
+    let mut csv = String::from("due_ms,late_ms\n");
+    for (due, fired) in tracker.due.iter().zip(fired) {
+        if !fired.is_nan() {
+            csv.push_str(&format!("{:.0},{:.3}\n", due - first_due, fired - due));
+        }
+    }
+    if let Err(err) = std::fs::write(path, csv) {
+        eprintln!("cannot write LATE_CSV {path:?}: {err}");
+    }
 }
 
 /// Sleeps in small steps until `deadline` (wall ms) or `done()`.

@@ -28,7 +28,8 @@
 //!
 //! stdout: one JSON line; stderr: progress, then the same figures as a table. Extras in the
 //! line: peak RSS, memory per pending timer (resident memory added by scheduling N timers),
-//! bytes on disk per event against the encoded record.
+//! bytes on disk per event against the encoded record. With env `LATE_CSV=path`, each timer's
+//! due instant and lateness go to that file as well.
 
 use std::path::Path;
 use std::sync::Arc;
