@@ -99,3 +99,34 @@ impl ForeignCpuMeter {
         100.0 * self.foreign as f64 / self.total.max(1) as f64
     }
 }
+
+/// The time every runnable task of the machine was stalled on I/O at once (Linux pressure
+/// stall information, `/proc/pressure/io`, "full"), in microseconds since boot; `None` where
+/// the kernel does not report it. A run's share of it says whether the disk, not the system
+/// measured, held things up (a cloud disk pausing for a tenth of a second, say).
+pub fn io_full_stall_us() -> Option<u64> {
+    parse_io_full_stall_us(&std::fs::read_to_string("/proc/pressure/io").ok()?)
+}
+
+fn parse_io_full_stall_us(pressure: &str) -> Option<u64> {
+    pressure
+        .lines()
+        .find(|line| line.starts_with("full "))?
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_io_stall_total_is_read_from_the_pressure_file() {
+        let pressure = "some avg10=1.32 avg60=8.75 avg300=4.62 total=1877932181\n\
+                        full avg10=1.30 avg60=8.25 avg300=4.08 total=1530213971\n";
+        assert_eq!(parse_io_full_stall_us(pressure), Some(1_530_213_971));
+        assert_eq!(parse_io_full_stall_us("some avg10=0.00 total=5\n"), None);
+    }
+}

@@ -86,6 +86,10 @@ pub fn load_table(line: &Value) -> String {
         "other processes' CPU",
         number("/host/foreign_cpu_pct").map(|pct| format!("{pct} %")),
     );
+    row(
+        "machine stalled on I/O (PSI full)",
+        number("/io_full_stall_ms").map(|ms| format!("{ms:.0} ms")),
+    );
     table.to_string()
 }
 
@@ -146,7 +150,7 @@ mod tests {
             "early": 0, "lost": 0, "dup": 0,
             "peak_rss_kib": 204800, "pending_timer_bytes": 2094.4,
             "disk_bytes_per_event": 773.2, "created_record_bytes": 44,
-            "lead_ms": 7132, "host": {"foreign_cpu_pct": 0.4},
+            "lead_ms": 7132, "host": {"foreign_cpu_pct": 0.4}, "io_full_stall_ms": 361.06,
             "group_commit": {"commits": 40000, "groups": 3100, "flushes": 3100,
                 "commits_per_group": 12.903,
                 "write_ms": {"p50": 0.3, "p99": 2.1, "max": 9.9},
@@ -181,6 +185,7 @@ mod tests {
         assert!(row_of(&table, "commits per group").contains("12.9 (3100)"));
         assert!(row_of(&table, "group write").contains("0.3 / 2.1 / 9.9 ms"));
         assert!(row_of(&table, "flush p50").contains("1.1 / 5.0 / 12.5 ms"));
+        assert!(row_of(&table, "stalled on I/O").contains("361 ms"));
     }
 
     #[test]
@@ -191,11 +196,13 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("schedule_call_ms");
-        memory_run["group_commit"] = Value::Null; // the daemon's is not visible to `load`
+        memory_run["group_commit"] = Value::Null; // a run without group commit figures
+        memory_run["io_full_stall_ms"] = Value::Null; // a kernel without pressure information
         let table = load_table(&memory_run);
         assert!(!table.contains("disk per event"), "{table}");
         assert!(!table.contains("schedule call"), "{table}");
         assert!(!table.contains("flush p50"), "{table}");
+        assert!(!table.contains("stalled on I/O"), "{table}");
         assert!(table.contains("durable schedules"));
     }
 

@@ -28,7 +28,9 @@
 //!
 //! stdout: one JSON line; stderr: progress, then the same figures as a table. Extras in the
 //! line: peak RSS, memory per pending timer (resident memory added by scheduling N timers),
-//! bytes on disk per event against the encoded record. With env `LATE_CSV=path`, each timer's
+//! bytes on disk per event against the encoded record, the store's write and flush timings (with
+//! `--daemon`, those the daemon's metrics export), and how long the whole machine was stalled on
+//! I/O during the run (`io_full_stall_ms`, from `/proc/pressure/io`). With env `LATE_CSV=path`, each timer's
 //! due instant and lateness go to that file as well.
 
 use std::path::Path;
@@ -44,7 +46,7 @@ use tickler::{
 };
 use tickler_admin::protocol::EntityCreate;
 use tickler_admin::{Client, Request};
-use tickler_benches::cpu::{ForeignCpuMeter, busy_pct_over_a_second};
+use tickler_benches::cpu::{ForeignCpuMeter, busy_pct_over_a_second, io_full_stall_us};
 use tickler_benches::daemon::{Daemon, rss_kib_of};
 use tickler_benches::protocol::{
     CALIBRATION_JOBS, CallLatencies, Params, RunFacts, Tracker, latency_summary, report,
@@ -86,8 +88,10 @@ struct Outcome {
     disk_bytes: u64,
     events: u64,
     completion_lagged: u64,
-    /// The library's group commit (the daemon's is not visible from here).
+    /// The library's group commit.
     group_commit: Option<GroupCommitStats>,
+    /// The daemon's store timings, from its metrics.
+    daemon_store_timings: Option<serde_json::Value>,
 }
 
 // ---- library mode -----------------------------------------------------------------------------
@@ -238,6 +242,7 @@ async fn run_library(
         events: stats.events,
         completion_lagged,
         group_commit: Some(group_commit),
+        daemon_store_timings: None,
     }
 }
 
@@ -403,6 +408,8 @@ async fn run_daemon(
     fire_phase(params, &tracker, meter, schedule_ms).await;
     let mut client = Client::connect(&daemon.socket).await.unwrap();
     let status = client.call(Request::Status).await.unwrap().result.unwrap();
+    let metrics = client.call(Request::Metrics).await.unwrap().result.unwrap();
+    let store_timings = daemon_store_timings(metrics["text"].as_str().unwrap_or_default());
     let rss_peak_kib = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
         .ok()
         .and_then(|s| {
@@ -424,7 +431,28 @@ async fn run_daemon(
         events: status["events"].as_u64().unwrap_or(0),
         completion_lagged,
         group_commit: None,
+        daemon_store_timings: Some(store_timings),
     }
+}
+
+/// The daemon's own store timings, from its `metrics` (the same histograms as the library's
+/// group-commit figures, less the write's p50 and max, which the daemon does not export).
+fn daemon_store_timings(metrics: &str) -> serde_json::Value {
+    let ms = |name: &str| {
+        metrics
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map(|seconds| (seconds * 1e4).round() / 10.0)
+    };
+    json!({
+        "flush_ms": {
+            "p50": ms("tickler_store_flush_p50_seconds"),
+            "p99": ms("tickler_store_flush_p99_seconds"),
+            "max": ms("tickler_store_flush_max_seconds"),
+        },
+        "write_ms": {"p99": ms("tickler_store_write_p99_seconds")},
+    })
 }
 
 // ---- the protocol -----------------------------------------------------------------------------
@@ -578,12 +606,16 @@ async fn main() {
     let busy_pct_before = busy_pct_over_a_second();
     let tracker = Arc::new(Tracker::new(&params, wall_ms(), lead_ms));
     let mut meter = ForeignCpuMeter::started(None);
+    let io_stall_before = io_full_stall_us();
     let outcome = if daemon {
         run_daemon(&params, durability, tracker.clone(), &mut meter).await
     } else {
         run_library(&params, setup, tracker.clone(), &mut meter).await
     };
 
+    let io_stall_ms = io_stall_before
+        .zip(io_full_stall_us())
+        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e3);
     let (system, worker, completion) = if memory {
         (
             "tickler+memory",
@@ -636,10 +668,45 @@ async fn main() {
                 "events": outcome.events,
                 "disk_bytes_per_event": outcome.disk_bytes as f64 / outcome.events.max(1) as f64,
                 "created_record_bytes": created_record_len(),
-                "group_commit": outcome.group_commit.as_ref().map(group_commit_json),
+                // The machine's disk stalled everything for this long during the run (PSI).
+                "io_full_stall_ms": io_stall_ms,
+                "group_commit": outcome
+                    .group_commit
+                    .as_ref()
+                    .map(group_commit_json)
+                    .or(outcome.daemon_store_timings),
             }),
         },
     );
     eprintln!("{}", tickler_benches::summary::load_table(&line));
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemons_store_timings_are_read_from_its_metrics_in_milliseconds() {
+        let metrics = "# HELP tickler_store_flushes Store flushes.\n\
+                       # TYPE tickler_store_flushes gauge\n\
+                       tickler_store_flushes 3100\n\
+                       # HELP tickler_store_flush_p50_seconds Median store flush.\n\
+                       tickler_store_flush_p50_seconds 0.00025\n\
+                       tickler_store_flush_p99_seconds 0.0026\n\
+                       tickler_store_flush_max_seconds 0.0771\n\
+                       tickler_store_write_p99_seconds 0.0031\n";
+        assert_eq!(
+            daemon_store_timings(metrics),
+            json!({"flush_ms": {"p50": 0.3, "p99": 2.6, "max": 77.1}, "write_ms": {"p99": 3.1}})
+        );
+    }
+
+    #[test]
+    fn a_timing_the_daemon_did_not_report_is_null() {
+        assert_eq!(
+            daemon_store_timings("tickler_store_flushes 0\n")["flush_ms"]["max"],
+            serde_json::Value::Null
+        );
+    }
 }
