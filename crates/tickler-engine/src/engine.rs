@@ -148,7 +148,7 @@ impl EngineBuilder {
             .channels
             .into_iter()
             .map(|(name, target)| {
-                let permits = Arc::new(Semaphore::new(self.options.channel_in_flight_max.max(1)));
+                let permits = Arc::new(Semaphore::new(self.options.channel_in_flight_max));
                 (name, ChannelSlot { target, permits })
             })
             .collect();
@@ -572,7 +572,7 @@ impl Engine {
                     }
                 }
                 let live = shared.registry.len();
-                let cap = shared.options.actors_max.max(1);
+                let cap = shared.options.actors_max;
                 if live > cap {
                     // Down to 90% of the cap, so the check does not run on every new actor.
                     let excess = live - cap * 9 / 10;

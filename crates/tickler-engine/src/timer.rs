@@ -151,7 +151,7 @@ impl Actor for TimerActor {
         shared: Arc<Shared>,
     ) -> Result<TimerState, ActorProcessingErr> {
         let now = shared.clock.now();
-        let rate = shared.options.fire_rate_max_per_s.max(1);
+        let rate = shared.options.fire_rate_max_per_s;
         let mut state = TimerState {
             wheel: Wheel::new(millis(now)),
             cursor: None,
