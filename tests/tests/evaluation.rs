@@ -124,7 +124,7 @@ async fn a_seven_day_evaluation_runs_its_chain_and_reminds_only_those_who_have_n
         ("2026-03-03T10:00:00Z", "b@example.org"),
         ("2026-03-03T10:00:00Z", "c@example.org"),
     ];
-    for day in ["04", "05", "06", "07"] {
+    for day in ["04", "05", "06", "07", "08"] {
         let when: &'static str = Box::leak(format!("2026-03-{day}T10:00:00Z").into_boxed_str());
         expected.push((when, "a@example.org"));
         expected.push((when, "c@example.org"));
@@ -134,7 +134,7 @@ async fn a_seven_day_evaluation_runs_its_chain_and_reminds_only_those_who_have_n
     assert_eq!(
         reminders,
         pairs(&expected),
-        "aligned to the start, none in the last day before due, none to b after answering"
+        "aligned to the start, the last one day before due, none to b after answering"
     );
     assert_eq!(
         sent_by(&h, "closed-at-due"),
@@ -245,7 +245,8 @@ async fn extending_the_due_date_after_two_reminders_arms_more_and_moves_closing(
             "2026-03-07",
             "2026-03-08",
             "2026-03-09",
-            "2026-03-10"
+            "2026-03-10",
+            "2026-03-11"
         ]
     );
     assert_eq!(
@@ -278,7 +279,11 @@ async fn when_everyone_has_answered_the_pending_reminders_end_as_condition_false
         .filter(|p| p.rule.as_str() == "reminder-every-2d")
         .map(|p| p.outcome.clone())
         .collect();
-    assert_eq!(ended.len(), 2, "the 03-04 and 03-06 reminders: {ended:?}");
+    assert_eq!(
+        ended.len(),
+        3,
+        "the 03-04, 03-06 and 03-08 reminders: {ended:?}"
+    );
     assert!(ended.iter().all(|o| matches!(
         o,
         Outcome::Unsent { reason: UnsentReason::ConditionFalse, detail, .. } if detail.contains("no one in students is left")

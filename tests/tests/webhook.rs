@@ -258,3 +258,76 @@ async fn a_server_that_never_answers_times_out_each_attempt_then_ends_as_a_syste
     );
     setup.engine.shutdown().await.unwrap();
 }
+
+/// Issue 19: a receiver that accepts each request but answers too late (it got the message; the
+/// engine saw a timeout). After the system error an operator retries: the new attempt carries
+/// the occurrence's original key, so the receiver recognises the message it already has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_retry_re_delivers_under_the_original_idempotency_key() {
+    let mut script = vec![Answer::hang(); 5];
+    script.push(Answer::status(201));
+    let server = HttpServer::start(script).await;
+    let setup =
+        setup_with_timeout(&server.url("/hook"), std::time::Duration::from_millis(200)).await;
+    setup.engine.advance(Span::days(1)).await.unwrap();
+    assert!(matches!(
+        first_outcome(&setup).await,
+        Outcome::Unsent {
+            reason: UnsentReason::SystemError,
+            ..
+        }
+    ));
+
+    setup
+        .engine
+        .execute(
+            &setup.contact,
+            tickler::Command::Retry {
+                occurrence: Some("conversation-a#0".parse().unwrap()),
+                reason: "the receiver was slow; it has been fixed".into(),
+            },
+        )
+        .await
+        .unwrap();
+    setup.engine.advance(Span::minutes(1)).await.unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 6, "five timed-out attempts, then the retry");
+    for request in &requests {
+        assert_eq!(
+            request.headers["idempotency-key"], "contact/karma/c-1#conversation-a#0",
+            "one occurrence, one key"
+        );
+    }
+    // The retry is recorded as such: its own past event (past events are write-once), under the
+    // original key, with the operator's reason in the explanation.
+    let history = setup.engine.history(&setup.contact).await.unwrap();
+    let retried = history
+        .iter()
+        .find(|p| p.retry_of() == Some("conversation-a#0".parse().unwrap()))
+        .unwrap_or_else(|| panic!("the retry ended: {history:?}"));
+    assert!(
+        matches!(retried.outcome, Outcome::Sent { .. }),
+        "{retried:?}"
+    );
+    assert_eq!(
+        retried.idempotency_key.as_str(),
+        "contact/karma/c-1#conversation-a#0"
+    );
+    let explanation = setup
+        .engine
+        .explain(&setup.contact, Some(&retried.occurrence))
+        .unwrap();
+    let text: Vec<_> = explanation.occurrences[0]
+        .lines
+        .iter()
+        .map(|l| l.text.clone())
+        .collect();
+    assert!(
+        text[0].contains("retry of conversation-a#0")
+            && text[0].contains("the receiver was slow")
+            && text[0].contains("contact/karma/c-1#conversation-a#0"),
+        "{text:?}"
+    );
+    setup.engine.shutdown().await.unwrap();
+}

@@ -290,19 +290,20 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             let state = engine.show(&args.entity).await.ok();
             to_value(&AppliedView::new(&args.entity, &applied, state.as_ref()))
         }
-        Request::Retry(args) => match (args.entity, args.all) {
+        Request::Retry(args) => match (args.entity.clone(), args.all) {
             (Some(entity), false) => {
                 apply(
                     engine,
                     &entity,
                     Command::Retry {
-                        occurrence: args.occurrence,
+                        occurrence: args.occurrence.clone(),
+                        reason: args.reason_or_default(),
                     },
                 )
                 .await
             }
             (None, true) => {
-                let retried = engine.retry_all_errored().await?;
+                let retried = engine.retry_all_errored(&args.reason_or_default()).await?;
                 to_value(&json!({ "retried_entities": retried }))
             }
             _ => Err(Error::Config {

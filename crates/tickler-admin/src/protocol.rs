@@ -424,6 +424,17 @@ pub struct Retry {
     /// Retry every errored occurrence of every entity.
     #[serde(default)]
     pub all: bool,
+    /// Why the operator retries (recorded with the retry); default "retried by an operator".
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Retry {
+    pub fn reason_or_default(&self) -> String {
+        self.reason
+            .clone()
+            .unwrap_or_else(|| "retried by an operator".to_owned())
+    }
 }
 
 /// A pause scope: a channel, a policy, or (neither) all delivery.

@@ -52,6 +52,9 @@ pub struct ReminderView {
 pub struct PastEventView {
     pub occurrence: String,
     pub idempotency_key: String,
+    /// An operator's retry: the occurrence it retried, whose key it was delivered under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
     pub rule: String,
     pub kind: String,
     pub planned_at: Timestamp,
@@ -109,7 +112,7 @@ impl EntityView {
                 .into_iter()
                 .map(|r| ReminderView {
                     occurrence: r.occurrence.to_string(),
-                    idempotency_key: r.occurrence.idempotency_key(&entity.id).to_string(),
+                    idempotency_key: r.idempotency_key(&entity.id).to_string(),
                     rule: r.occurrence.rule.to_string(),
                     kind: r.kind.clone(),
                     planned_at: r.planned_at,
@@ -161,6 +164,7 @@ impl PastEventView {
         PastEventView {
             occurrence: past.occurrence.to_string(),
             idempotency_key: past.idempotency_key.to_string(),
+            retry_of: past.retry_of().map(|o| o.to_string()),
             rule: past.rule.to_string(),
             kind: past.kind.clone(),
             planned_at: past.planned_at,

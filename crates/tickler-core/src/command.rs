@@ -37,8 +37,12 @@ pub enum Command {
     /// An operator cancels one pending occurrence: it ends as unsent "deactivated".
     Cancel { occurrence: OccurrenceId },
     /// Retry occurrences that ended in a system error (one, or all of the entity's): each gets
-    /// a new occurrence for its slot, due now.
-    Retry { occurrence: Option<OccurrenceId> },
+    /// a new occurrence for its slot, due now, under the retried occurrence's idempotency key.
+    /// `reason` is the operator's, recorded with the retry.
+    Retry {
+        occurrence: Option<OccurrenceId>,
+        reason: String,
+    },
     /// The timer says this occurrence's wake time has come.
     Wake { occurrence: OccurrenceId },
     /// What a delivery attempt did.

@@ -2,7 +2,7 @@
 //! with no clock) and at fire time (`conditions`, with `now`).
 
 use crate::policy::{Audience, Condition, Rule};
-use crate::{Entity, Timestamp, UnsentReason};
+use crate::{Cause, Entity, Timestamp, UnsentReason};
 
 /// The first condition that is false, described; `None` when all hold. `now` is `None` at plan
 /// time, where time-dependent conditions are refused by policy validation.
@@ -12,25 +12,37 @@ pub fn first_false(
     entity: &Entity,
     now: Option<Timestamp>,
 ) -> Option<String> {
-    first_failure(conditions, rule, entity, now).map(|(_, why)| why)
+    first_failure(conditions, rule, entity, now).map(|failure| failure.text)
 }
 
-/// Like [`first_false`], with the unsent reason the failure gives: "opted out" for an opt-out,
-/// "condition false" otherwise.
+/// Like [`first_false`], with the unsent reason the failure gives ("opted out" for an opt-out,
+/// "condition false" otherwise) and the failure as fields.
 pub fn first_failure(
     conditions: &[Condition],
     rule: &Rule,
     entity: &Entity,
     now: Option<Timestamp>,
-) -> Option<(UnsentReason, String)> {
+) -> Option<Failure> {
     conditions.iter().find_map(|condition| {
-        let why = why_false(condition, rule, entity, now)?;
+        let text = why_false(condition, rule, entity, now)?;
         let reason = match condition {
             Condition::NotOptedOut { .. } => UnsentReason::OptedOut,
             _ => UnsentReason::ConditionFalse,
         };
-        Some((reason, why))
+        Some(Failure {
+            reason,
+            text,
+            cause: cause_of(condition, rule, entity),
+        })
     })
+}
+
+/// A condition found false.
+pub struct Failure {
+    pub reason: UnsentReason,
+    /// In words: "attribute upgraded is true".
+    pub text: String,
+    pub cause: Cause,
 }
 
 fn why_false(
@@ -77,6 +89,51 @@ fn why_false(
             Some(addresses) if addresses.is_empty() => Some(describe_empty(&rule.audience)),
             _ => None,
         },
+    }
+}
+
+/// The condition as fields: its type as policies spell it, what it reads, the value read.
+fn cause_of(condition: &Condition, rule: &Rule, entity: &Entity) -> Cause {
+    let attribute = |kind: &str, name: &str| Cause::Condition {
+        condition: kind.to_owned(),
+        subject: name.to_owned(),
+        value: entity.attributes.get(name).map(|v| v.to_string()),
+    };
+    let anchor = |kind: &str, name: &str| Cause::Condition {
+        condition: kind.to_owned(),
+        subject: name.to_owned(),
+        value: entity.anchors.get(name).map(|t| t.to_string()),
+    };
+    match condition {
+        Condition::AttributeNotTrue { name } => attribute("attribute-not-true", name),
+        Condition::AttributeTrue { name } => attribute("attribute-true", name),
+        Condition::AttributeNotFalse { name } => attribute("attribute-not-false", name),
+        Condition::AttributeEquals { name, .. } => attribute("attribute-equals", name),
+        Condition::AttributeNotEmpty { name } => attribute("attribute-not-empty", name),
+        Condition::NotOptedOut { name } => attribute("not-opted-out", name),
+        Condition::AnchorSet { anchor: name } => anchor("anchor-set", name),
+        Condition::AnchorNotSet { anchor: name } => anchor("anchor-not-set", name),
+        Condition::AnchorInFuture { anchor: name } => anchor("anchor-in-future", name),
+        Condition::AudienceNotEmpty => Cause::Condition {
+            condition: "audience-not-empty".to_owned(),
+            subject: describe_audience(&rule.audience),
+            value: audience(&rule.audience, entity).map(|a| format!("{} address(es)", a.len())),
+        },
+    }
+}
+
+/// "students except respondents, in_progress".
+fn describe_audience(audience: &Audience) -> String {
+    let base = match (&audience.list, &audience.attribute) {
+        (Some(list), _) => list.clone(),
+        (None, Some(attribute)) => attribute.clone(),
+        (None, None) => "the recipient".to_owned(),
+    };
+    let except: Vec<&str> = audience.except.iter().map(|e| e.list.as_str()).collect();
+    if except.is_empty() {
+        base
+    } else {
+        format!("{base} except {}", except.join(", "))
     }
 }
 

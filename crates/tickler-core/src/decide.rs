@@ -116,7 +116,13 @@ fn decide_command(
                 policy_version: ctx.policy.version,
             };
             let after = apply(entity, std::slice::from_ref(&replanned), ctx);
-            let changes = reconcile(&after, ctx, PlanCause::Replanned, Rearm::Never);
+            let changes = reconcile(
+                Some(entity),
+                &after,
+                ctx,
+                PlanCause::Replanned,
+                Rearm::Never,
+            );
             if changes.is_empty() && entity.policy_version == ctx.policy.version {
                 return Ok(Vec::new());
             }
@@ -149,7 +155,9 @@ fn decide_command(
                 detail: "cancelled by an operator".to_owned(),
             }])
         }
-        Command::Retry { occurrence } => decide_retry(entity, occurrence.as_ref(), ctx),
+        Command::Retry { occurrence, reason } => {
+            decide_retry(entity, occurrence.as_ref(), reason, ctx)
+        }
         Command::Wake { occurrence } => Ok(match entity.active.get(occurrence) {
             // Already processed, or moved later since the timer was set: nothing fires early.
             None => Vec::new(),
@@ -259,10 +267,13 @@ fn active_pending<'a>(
 }
 
 /// Retries occurrences that ended in a system error: each gets a new occurrence for its slot,
-/// due now. Past events never change; the new occurrence has its own index and key.
+/// due now, delivered under the retried occurrence's idempotency key (a receiver that did get
+/// the failed attempt, say one that answered too late, recognises the message). Past events
+/// never change, so the retry has an index of its own and ends in a past event of its own.
 fn decide_retry(
     entity: &Entity,
     occurrence: Option<&OccurrenceId>,
+    reason: &str,
     ctx: &Context,
 ) -> Result<Vec<Event>, Rejection> {
     refuse_if_completed(entity)?;
@@ -291,15 +302,12 @@ fn decide_retry(
         let index = next_index
             .entry(occurrence.rule.clone())
             .or_insert_with(|| entity.next_index(&occurrence.rule));
-        events.push(Event::RetryRequested {
-            occurrence: occurrence.clone(),
-        });
-        events.push(Event::OccurrencePlanned {
+        events.push(Event::RetryPlanned {
             occurrence: crate::OccurrenceId::new(occurrence.rule.clone(), *index),
-            slot: errored.slot,
-            kind: errored.kind.clone(),
+            retry_of: occurrence.clone(),
+            key: errored.key.clone().unwrap_or_else(|| occurrence.clone()),
             at: ctx.now,
-            cause: PlanCause::Retried,
+            reason: reason.to_owned(),
         });
         *index += 1;
     }
@@ -403,7 +411,13 @@ fn decide_create(
     }
     let entity = evolve(None, id, &created, ctx.now, 1).expect("a Created event starts a log");
     let mut events = vec![created];
-    events.extend(reconcile(&entity, ctx, PlanCause::Created, Rearm::Never));
+    events.extend(reconcile(
+        None,
+        &entity,
+        ctx,
+        PlanCause::Created,
+        Rearm::Never,
+    ));
     Ok(events)
 }
 
@@ -475,6 +489,7 @@ fn decide_move_anchors(
     let after = apply(entity, &moved, ctx);
     let mut events = moved;
     events.extend(reconcile(
+        Some(entity),
         &after,
         ctx,
         PlanCause::AnchorMoved,
@@ -517,6 +532,7 @@ fn decide_update(
         }
         let mut events = set;
         events.extend(reconcile(
+            Some(entity),
             &after_set,
             ctx,
             PlanCause::Replanned,
@@ -560,7 +576,13 @@ fn decide_complete(entity: &Entity, reason: &str, ctx: &Context) -> Result<Vec<E
 fn then_replan(entity: &Entity, event: Event, ctx: &Context) -> Result<Vec<Event>, Rejection> {
     let after = apply(entity, std::slice::from_ref(&event), ctx);
     let mut events = vec![event];
-    events.extend(reconcile(&after, ctx, PlanCause::Replanned, Rearm::Never));
+    events.extend(reconcile(
+        Some(entity),
+        &after,
+        ctx,
+        PlanCause::Replanned,
+        Rearm::Never,
+    ));
     Ok(events)
 }
 
@@ -700,6 +722,7 @@ fn start_cycles(entity: &Entity, list: &str, ctx: &Context) -> Vec<Event> {
         let after = apply(entity, std::slice::from_ref(&moved), ctx);
         events.push(moved);
         events.extend(reconcile(
+            Some(entity),
             &after,
             ctx,
             PlanCause::AnchorMoved,

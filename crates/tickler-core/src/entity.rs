@@ -42,6 +42,9 @@ pub struct ErroredOccurrence {
     pub slot: u32,
     pub kind: String,
     pub planned_at: Timestamp,
+    /// The occurrence whose idempotency key it was delivered under, when not its own (it was
+    /// itself a retry): a retry of it keeps that key.
+    pub key: Option<OccurrenceId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +66,9 @@ pub struct ActiveReminder {
     /// the reason), across attempts.
     pub delivered: Vec<(String, String)>,
     pub refused: Vec<(String, String)>,
+    /// An operator's retry: the occurrence whose idempotency key it is delivered under. `None`:
+    /// its own.
+    pub key: Option<OccurrenceId>,
 }
 
 /// Where an active reminder is in its life. Pending is Aperta's "active"; the two others are
@@ -88,6 +94,15 @@ pub enum Phase {
 }
 
 impl ActiveReminder {
+    /// The key every channel and receiver knows this reminder's message by: its own, or for a
+    /// retry the key of the occurrence it retries, so one occurrence never has two keys.
+    pub fn idempotency_key(&self, entity: &EntityId) -> crate::IdempotencyKey {
+        self.key
+            .as_ref()
+            .unwrap_or(&self.occurrence)
+            .idempotency_key(entity)
+    }
+
     /// When the timer must wake the entity for this reminder.
     pub fn wake_at(&self) -> Timestamp {
         match &self.phase {
@@ -230,6 +245,7 @@ pub fn evolve(
                     phase: Phase::Pending,
                     delivered: Vec::new(),
                     refused: Vec::new(),
+                    key: None,
                 },
             );
         }
@@ -338,6 +354,7 @@ pub fn evolve(
                         slot: reminder.slot,
                         kind: reminder.kind.clone(),
                         planned_at: reminder.planned_at,
+                        key: reminder.key.clone(),
                     },
                 );
             }
@@ -363,6 +380,18 @@ pub fn evolve(
                     seq,
                     occurrence: occurrence.clone(),
                 });
+            }
+        }
+        Event::RetryPlanned {
+            occurrence,
+            retry_of,
+            key,
+            at: planned_at,
+            ..
+        } => arm_retry(&mut entity, seq, occurrence, retry_of, key, *planned_at)?,
+        Event::CauseRecorded { occurrence, .. } => {
+            if !entity.active.contains_key(occurrence) {
+                return Err(not_active(occurrence));
             }
         }
         Event::Replanned { policy_version } => {
@@ -421,6 +450,49 @@ fn create(id: &EntityId, event: &Event, at: Timestamp, seq: u64) -> Result<Entit
     })
 }
 
+/// An operator's retry of an errored occurrence: a new active reminder for its slot, under the
+/// retried occurrence's key.
+fn arm_retry(
+    entity: &mut Entity,
+    seq: u64,
+    occurrence: &OccurrenceId,
+    retry_of: &OccurrenceId,
+    key: &OccurrenceId,
+    planned_at: Timestamp,
+) -> Result<(), FoldError> {
+    let Some(errored) = entity.errored.remove(retry_of) else {
+        return Err(FoldError::NotErrored {
+            entity: entity.id.clone(),
+            seq,
+            occurrence: retry_of.clone(),
+        });
+    };
+    if entity.active.contains_key(occurrence) {
+        return Err(FoldError::PlannedTwice {
+            entity: entity.id.clone(),
+            seq,
+            occurrence: occurrence.clone(),
+        });
+    }
+    let ledger = entity.ledger.entry(occurrence.rule.clone()).or_default();
+    ledger.next_index = ledger.next_index.max(occurrence.index + 1);
+    entity.active.insert(
+        occurrence.clone(),
+        ActiveReminder {
+            occurrence: occurrence.clone(),
+            slot: errored.slot,
+            kind: errored.kind,
+            planned_at,
+            enabled: true,
+            phase: Phase::Pending,
+            delivered: Vec::new(),
+            refused: Vec::new(),
+            key: Some(key.clone()),
+        },
+    );
+    Ok(())
+}
+
 /// The past event an event creates, if it closes an occurrence. `before` is the state the event
 /// applies to.
 pub fn past_event_of(before: &Entity, event: &Event, at: Timestamp, seq: u64) -> Option<PastEvent> {
@@ -459,7 +531,7 @@ pub fn past_event_of(before: &Entity, event: &Event, at: Timestamp, seq: u64) ->
     Some(PastEvent {
         entity: before.id.clone(),
         occurrence: occurrence.clone(),
-        idempotency_key: occurrence.idempotency_key(&before.id),
+        idempotency_key: reminder.idempotency_key(&before.id),
         rule: occurrence.rule.clone(),
         kind: reminder.kind.clone(),
         slot: reminder.slot,

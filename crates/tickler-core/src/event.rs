@@ -96,7 +96,8 @@ pub enum Event {
     /// The pending occurrences were re-planned under this version of the entity's policy.
     Replanned { policy_version: u32 },
     /// An operator asked to retry an occurrence that ended in a system error; the retry is a
-    /// new occurrence (planned in the same command) for the same slot.
+    /// new occurrence (planned in the same command) for the same slot. Written by builds before
+    /// `RetryPlanned`, whose retries had a key of their own; still read.
     RetryRequested { occurrence: OccurrenceId },
     /// A delivery attempt to several recipients (an audience) was decided and is being made:
     /// one message per recipient, each with its own idempotency key.
@@ -113,6 +114,24 @@ pub enum Event {
         attempt: u32,
         delivered: Vec<(String, String)>,
         refused: Vec<(String, String)>,
+    },
+    /// An operator retried `retry_of`, which had ended in a system error: `occurrence` is a new
+    /// occurrence for the same slot, due at `at`, delivered under the idempotency key of `key`
+    /// (the occurrence whose first attempt the receiver may have seen: `retry_of`, or what that
+    /// one was itself a retry of), so a receiver that did get an earlier attempt can tell. Past
+    /// events are write-once, so the retry ends in a past event of its own.
+    RetryPlanned {
+        occurrence: OccurrenceId,
+        retry_of: OccurrenceId,
+        key: OccurrenceId,
+        at: Timestamp,
+        reason: String,
+    },
+    /// Why the `OccurrenceUnsent` that follows in the same command ends `occurrence`, as fields
+    /// (the unsent event's `detail` says the same in words). Changes no state.
+    CauseRecorded {
+        occurrence: OccurrenceId,
+        cause: crate::Cause,
     },
 }
 
@@ -137,11 +156,13 @@ impl Event {
             Event::RetryRequested { .. } => 14,
             Event::FanOutStarted { .. } => 15,
             Event::RecipientsReported { .. } => 16,
+            Event::RetryPlanned { .. } => 17,
+            Event::CauseRecorded { .. } => 18,
         }
     }
 
     /// The largest type code this build understands.
-    pub const TYPE_CODE_MAX: u16 = 16;
+    pub const TYPE_CODE_MAX: u16 = 18;
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -161,6 +182,8 @@ impl Event {
             Event::RetryRequested { .. } => "retry-requested",
             Event::FanOutStarted { .. } => "fan-out-started",
             Event::RecipientsReported { .. } => "recipients-reported",
+            Event::RetryPlanned { .. } => "retry-planned",
+            Event::CauseRecorded { .. } => "cause-recorded",
         }
     }
 }
@@ -176,7 +199,8 @@ pub enum PlanCause {
     AnchorMoved,
     /// Planned when an attribute or the recipient's zone changed the plan.
     Replanned,
-    /// Planned by an operator's retry of an occurrence that ended in a system error.
+    /// Planned by an operator's retry of an occurrence that ended in a system error (logs of
+    /// builds before `Event::RetryPlanned`).
     Retried,
 }
 
@@ -239,6 +263,21 @@ pub struct PastEvent {
     pub outcome: Outcome,
     /// The log sequence number of the event that closed it.
     pub seq: u64,
+}
+
+impl PastEvent {
+    /// For an operator's retry, the occurrence whose key it was delivered under (the one first
+    /// attempted); `None` for an occurrence delivered under its own key.
+    pub fn retry_of(&self) -> Option<OccurrenceId> {
+        if self.idempotency_key == self.occurrence.idempotency_key(&self.entity) {
+            return None;
+        }
+        let own = format!("{}#", self.entity);
+        self.idempotency_key
+            .as_str()
+            .strip_prefix(&own)
+            .and_then(|rest| rest.parse().ok())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 
 use crate::command::{DeliveryResult, RecipientResult};
-use crate::conditions::{audience, first_failure, first_false};
+use crate::conditions::{audience, first_failure};
 use crate::decide::Context;
 use crate::entity::{ActiveReminder, Entity, Phase};
 use crate::event::{Event, UnsentReason};
 use crate::policy::Rule;
-use crate::{AttrValue, Span, Timestamp};
+use crate::{AttrValue, Cause, Span, Timestamp};
 
 /// The wake time of an active reminder has come.
 pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Context) -> Vec<Event> {
@@ -23,6 +23,20 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             reason,
             detail,
         }]
+    };
+    // The same, with the cause as fields recorded first (explain reads them).
+    let unsent_because = |reason, detail: String, cause: Cause| {
+        vec![
+            Event::CauseRecorded {
+                occurrence: reminder.occurrence.clone(),
+                cause,
+            },
+            Event::OccurrenceUnsent {
+                occurrence: reminder.occurrence.clone(),
+                reason,
+                detail,
+            },
+        ]
     };
     if let Some(completion) = &entity.completed {
         // A wake while delivering means the attempt's lease ran out without a result (the
@@ -60,21 +74,27 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             if let Some((cutoff, text)) = staleness_cutoff(rule, entity)
                 && ctx.now >= cutoff
             {
-                return unsent(
+                return unsent_because(
                     UnsentReason::Missed,
                     format!(
                         "processed at {}, past its staleness cutoff {cutoff} ({text})",
                         ctx.now
                     ),
+                    staleness_cause(rule, entity, cutoff, ctx.now),
                 );
             }
             let late = ctx.now.since(reminder.planned_at);
             if let Some(grace) = rule.grace
                 && late > grace
             {
-                return unsent(
+                return unsent_because(
                     UnsentReason::Missed,
                     format!("processed {late} late, beyond its grace of {grace}"),
+                    Cause::BeyondGrace {
+                        processed_at: ctx.now,
+                        late,
+                        grace,
+                    },
                 );
             }
             if let Some(why) = switched_off(entity, rule, ctx) {
@@ -86,9 +106,8 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
                 .chain(&rule.conditions)
                 .cloned()
                 .collect::<Vec<_>>();
-            if let Some((reason, failed)) = first_failure(&conditions, rule, entity, Some(ctx.now))
-            {
-                return unsent(reason, failed);
+            if let Some(failed) = first_failure(&conditions, rule, entity, Some(ctx.now)) {
+                return unsent_because(failed.reason, failed.text, failed.cause);
             }
             let mut events = Vec::new();
             if let Some(list) = &rule.collects {
@@ -116,16 +135,13 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             match audience(&rule.audience, entity) {
                 None => events.extend(start_attempt(reminder, 1, ctx)),
                 Some(addresses) if addresses.is_empty() => {
-                    return unsent(
-                        UnsentReason::ConditionFalse,
-                        first_false(
-                            &[crate::policy::Condition::AudienceNotEmpty],
-                            rule,
-                            entity,
-                            None,
-                        )
-                        .unwrap_or_else(|| "no recipient".to_owned()),
-                    );
+                    let empty = [crate::policy::Condition::AudienceNotEmpty];
+                    return match first_failure(&empty, rule, entity, None) {
+                        Some(failed) => {
+                            unsent_because(UnsentReason::ConditionFalse, failed.text, failed.cause)
+                        }
+                        None => unsent(UnsentReason::ConditionFalse, "no recipient".to_owned()),
+                    };
                 }
                 Some(addresses) => events.push(fan_out(reminder, 1, addresses, ctx)),
             }
@@ -148,10 +164,8 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             if let Some(why) = switched_off(entity, rule, ctx) {
                 return unsent(UnsentReason::DeliveryDisabled, why);
             }
-            if let Some((reason, failed)) =
-                first_failure(&rule.conditions, rule, entity, Some(ctx.now))
-            {
-                return unsent(reason, failed);
+            if let Some(failed) = first_failure(&rule.conditions, rule, entity, Some(ctx.now)) {
+                return unsent_because(failed.reason, failed.text, failed.cause);
             }
             match audience(&rule.audience, entity) {
                 None => start_attempt(reminder, attempt + 1, ctx),
@@ -458,7 +472,7 @@ fn retry_at(
     if attempt >= ctx.delivery.max_attempts {
         return Err(format!("gave up after {attempt} attempts"));
     }
-    let key = reminder.occurrence.idempotency_key(&entity.id);
+    let key = reminder.idempotency_key(&entity.id);
     // The receiver's Retry-After, when longer, wins over the backoff schedule.
     let delay = ctx
         .delivery
@@ -473,6 +487,21 @@ fn retry_at(
         ));
     }
     Ok(retry_at)
+}
+
+/// The staleness cutoff `cutoff` (that `staleness_cutoff` found) as fields.
+fn staleness_cause(rule: &Rule, entity: &Entity, cutoff: Timestamp, now: Timestamp) -> Cause {
+    let stale = rule
+        .stale_after
+        .as_ref()
+        .expect("a rule with a cutoff has stale_after");
+    Cause::PastStaleness {
+        processed_at: now,
+        anchor: stale.anchor.clone(),
+        value: entity.anchors.get(&stale.anchor).copied().unwrap_or(cutoff),
+        offset: stale.offset,
+        cutoff,
+    }
 }
 
 pub(crate) fn staleness_cutoff(rule: &Rule, entity: &Entity) -> Option<(Timestamp, String)> {

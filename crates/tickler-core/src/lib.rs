@@ -5,6 +5,7 @@
 //! and every random draw is seeded from stable names (see `seed`).
 
 mod attribute;
+mod cause;
 mod command;
 pub mod conditions;
 mod decide;
@@ -23,6 +24,7 @@ mod time;
 mod zone;
 
 pub use attribute::AttrValue;
+pub use cause::{Bound, Cause};
 pub use command::{Command, CreateEntity, DeliveryResult, RecipientResult, Rejection};
 pub use decide::{Context, Directory, NO_DIRECTORY, RECIPIENT_LEN_MAX, decide};
 pub use entity::{

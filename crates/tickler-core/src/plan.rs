@@ -229,14 +229,17 @@ impl<'a> TimesOfDay<'a> {
                 spread,
                 spread_by,
             } => {
-                let minute = preferred.unwrap_or(*time).minute()
-                    + self.spread_minutes(*spread, spread_by.as_deref());
-                let minute = minute.min(MINUTES_PER_DAY - 1);
-                let at = at_minute(zone, date, minute);
+                let minute = preferred.unwrap_or(*time).minute();
+                // The spread is real time after the local time's instant, so the slot is one
+                // hour long on a DST day too and may run past midnight.
+                let spread = self.spread_after(*spread, spread_by.as_deref());
+                let at = at_minute(zone, date, minute).saturating_add(spread);
                 match date.checked_add_days(Days::new(1)) {
                     // `next`: strictly after the computed instant, so a cycle anchored at the moment
                     // the previous one fired (08:00) lands on tomorrow's 08:00, not on itself.
-                    Some(tomorrow) if *next && at <= base => at_minute(zone, tomorrow, minute),
+                    Some(tomorrow) if *next && at <= base => {
+                        at_minute(zone, tomorrow, minute).saturating_add(spread)
+                    }
                     _ => at,
                 }
             }
@@ -255,11 +258,12 @@ impl<'a> TimesOfDay<'a> {
         }
     }
 
-    /// Minutes after a local time, drawn once per entity (or per value of `spread_by`): every
-    /// rule and day of the entity uses the same offset, so its messages of one slot go together.
-    fn spread_minutes(&self, spread: Option<Span>, spread_by: Option<&str>) -> u32 {
+    /// Whole minutes after a local time's instant, fewer than `spread`, drawn once per entity
+    /// (or per value of `spread_by`): every rule and day of the entity uses the same offset, so
+    /// its messages of one slot go together.
+    fn spread_after(&self, spread: Option<Span>, spread_by: Option<&str>) -> Span {
         let Some(spread) = spread else {
-            return 0;
+            return Span::ZERO;
         };
         let minutes = (spread.as_millis() / 60_000).max(1) as u64;
         let key = match spread_by.and_then(|name| self.entity.attributes.get(name)) {
@@ -267,7 +271,7 @@ impl<'a> TimesOfDay<'a> {
             _ => self.entity.id.as_str(),
         };
         let mut draw = Draw::new(self.policy.seed, &[b"spread", key.as_bytes()]);
-        draw.below(minutes) as u32
+        Span::from_millis(draw.below(minutes) as i64 * 60_000)
     }
 
     /// The entity's preferred time for this rule, if it set a valid one.
@@ -449,4 +453,70 @@ fn at_minute(zone: crate::Zone, date: chrono::NaiveDate, minute: u32) -> Timesta
         NaiveTime::from_num_seconds_from_midnight_opt(minute.min(MINUTES_PER_DAY - 1) * 60, 0)
             .expect("a minute of the day is a valid time");
     zone.at_local(date, time)
+}
+
+/// What keeps slot `slot` of `rule`, last planned for `at`, out of the entity's plan now, when
+/// it is a date or an attribute of the entity (rather than the rule's conditions, which
+/// `conditions` describes, or an edited policy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    Anchor { anchor: String, bound: crate::Bound },
+    Attribute { name: String },
+}
+
+pub fn exclusion(rule: &Rule, entity: &Entity, slot: u32, at: Timestamp) -> Option<Exclusion> {
+    use crate::Bound;
+    let anchor = |name: &str, bound| {
+        Some(Exclusion::Anchor {
+            anchor: name.to_owned(),
+            bound,
+        })
+    };
+    if !entity.anchors.contains_key(&rule.anchor) {
+        return anchor(&rule.anchor, Bound::Cleared);
+    }
+    if rule.count.is_some_and(|count| slot >= count) {
+        return None; // the policy's own count: an edited policy
+    }
+    if let Some(name) = &rule.count_attribute
+        && count_of(rule, entity).is_some_and(|count| slot >= count)
+    {
+        return Some(Exclusion::Attribute { name: name.clone() });
+    }
+    if let Some(until) = &rule.until {
+        if !entity.anchors.contains_key(&until.anchor) {
+            return anchor(&until.anchor, Bound::Cleared);
+        }
+        let in_series = series(rule, entity).iter().any(|(s, _)| *s == slot);
+        if !in_series || beyond_until(rule, entity, at) {
+            let bound = if rule.until_exclusive {
+                Bound::UntilExclusive
+            } else {
+                Bound::Until
+            };
+            return anchor(&until.anchor, bound);
+        }
+    }
+    if let Some(bound) = &rule.not_after
+        && at_or_after_not_after(rule, entity, at)
+    {
+        return anchor(&bound.anchor, Bound::NotAfter);
+    }
+    let kept_out = entity
+        .attributes
+        .get(crate::policy::NOT_ENQUEUED)
+        .is_some_and(|kinds| kinds.as_list().contains(&rule.kind));
+    kept_out.then(|| Exclusion::Attribute {
+        name: crate::policy::NOT_ENQUEUED.to_owned(),
+    })
+}
+
+/// The series length a count attribute allows, if the rule has one.
+fn count_of(rule: &Rule, entity: &Entity) -> Option<u32> {
+    rule.count_attribute
+        .as_ref()
+        .map(|name| match entity.attributes.get(name) {
+            Some(AttrValue::Int(count)) => u32::try_from(*count).unwrap_or(0),
+            _ => 0,
+        })
 }

@@ -274,7 +274,7 @@ pub struct Rule {
     /// Time-dependent conditions are not allowed here (plans do not depend on the clock).
     #[serde(default)]
     pub applies_when: Vec<Condition>,
-    /// With `until`: stop strictly before the bound ("while more than one interval remains").
+    /// With `until`: stop strictly before the bound (Sakai: every reminder strictly before due).
     #[serde(default)]
     pub until_exclusive: bool,
     /// Occurrences due sooner than this after the moment they are planned are not planned

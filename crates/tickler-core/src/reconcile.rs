@@ -6,8 +6,9 @@ use crate::conditions::first_failure;
 use crate::decide::Context;
 use crate::entity::{Entity, Phase};
 use crate::event::{Event, PlanCause, UnsentReason};
-use crate::plan::plan;
+use crate::plan::{Exclusion, exclusion, plan};
 use crate::policy::MovedIntoPast;
+use crate::{Bound, Cause, OccurrenceId, Timestamp};
 
 /// Whether a slot already processed may get a new occurrence when the plan moves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +24,10 @@ pub(crate) enum Rearm {
 /// Moves pending reminders whose instant changed, retires those moved into the past or out of
 /// the plan, and arms what the plan wants that is neither active nor (depending on `rearm`)
 /// already processed.
+/// `before` is the entity as the command found it (`None` for a creation): what changed since
+/// is named as the cause of an occurrence the change retires.
 pub(crate) fn reconcile(
+    before: Option<&Entity>,
     entity: &Entity,
     ctx: &Context,
     cause: PlanCause,
@@ -58,29 +62,48 @@ pub(crate) fn reconcile(
                     from: reminder.planned_at,
                     to: now,
                 }),
-                _ => events.push(Event::OccurrenceUnsent {
-                    occurrence,
-                    reason: UnsentReason::NotApplicable,
-                    detail: format!("moved to {}, which is in the past", p.at),
-                }),
+                _ => {
+                    let cause = moved_into_past(before, entity, ctx, rule, p.at);
+                    events.extend(unsent_because(
+                        occurrence,
+                        UnsentReason::NotApplicable,
+                        cause,
+                    ));
+                }
             },
             None => {
                 // Out of the plan because the rule no longer applies (everyone responded, the
-                // notice was switched off) is a false condition; otherwise it does not apply.
+                // notice was switched off) is a false condition; otherwise a date or attribute
+                // it depends on changed (named), or its rule did.
                 let condition =
                     rule.and_then(|rule| first_failure(&rule.applies_when, rule, entity, None));
-                events.push(match condition {
-                    Some((reason, why)) => Event::OccurrenceUnsent {
+                let excluded = rule.and_then(|rule| {
+                    exclusion(rule, entity, reminder.slot, reminder.planned_at)
+                        .map(|why| excluded_by(before, entity, ctx, why, reminder.planned_at))
+                });
+                match (condition, excluded) {
+                    (Some(failed), _) => events.extend([
+                        Event::CauseRecorded {
+                            occurrence: occurrence.clone(),
+                            cause: failed.cause,
+                        },
+                        Event::OccurrenceUnsent {
+                            occurrence,
+                            reason: failed.reason,
+                            detail: failed.text,
+                        },
+                    ]),
+                    (None, Some(cause)) => events.extend(unsent_because(
                         occurrence,
-                        reason,
-                        detail: why,
-                    },
-                    None => Event::OccurrenceUnsent {
+                        UnsentReason::NotApplicable,
+                        cause,
+                    )),
+                    (None, None) => events.push(Event::OccurrenceUnsent {
                         occurrence,
                         reason: UnsentReason::NotApplicable,
-                        detail: "no longer in the plan of its rule".to_owned(),
-                    },
-                });
+                        detail: "no longer in the plan of its rule (its policy changed)".to_owned(),
+                    }),
+                }
             }
         }
     }
@@ -124,12 +147,86 @@ pub(crate) fn reconcile(
             cause,
         });
         if already_past && !fire_now {
-            events.push(Event::OccurrenceUnsent {
+            let cause = Cause::PassedWhenPlanned { at: p.at };
+            events.extend(unsent_because(
                 occurrence,
-                reason: UnsentReason::NotApplicable,
-                detail: format!("planned for {}, which had passed when it was planned", p.at),
-            });
+                UnsentReason::NotApplicable,
+                cause,
+            ));
         }
     }
     events
+}
+
+/// The cause recorded first, then the unsent event saying it in words.
+fn unsent_because(occurrence: OccurrenceId, reason: UnsentReason, cause: Cause) -> [Event; 2] {
+    let detail = cause.describe();
+    [
+        Event::CauseRecorded {
+            occurrence: occurrence.clone(),
+            cause,
+        },
+        Event::OccurrenceUnsent {
+            occurrence,
+            reason,
+            detail,
+        },
+    ]
+}
+
+/// When this command changed the anchor `name` (its instant), if it did.
+fn anchor_changed_at(
+    before: Option<&Entity>,
+    after: &Entity,
+    name: &str,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let before = before?;
+    (before.anchors.get(name) != after.anchors.get(name)).then_some(now)
+}
+
+/// A pending occurrence the plan now puts at `to`, already past: its rule's anchor moved.
+fn moved_into_past(
+    before: Option<&Entity>,
+    entity: &Entity,
+    ctx: &Context,
+    rule: Option<&crate::policy::Rule>,
+    to: Timestamp,
+) -> Cause {
+    match rule {
+        Some(rule) => Cause::Anchor {
+            anchor: rule.anchor.clone(),
+            value: entity.anchors.get(&rule.anchor).copied(),
+            changed_at: anchor_changed_at(before, entity, &rule.anchor, ctx.now),
+            bound: Bound::MovedIntoPast,
+            occurrence_at: to,
+        },
+        None => Cause::PassedWhenPlanned { at: to },
+    }
+}
+
+/// The exclusion as a cause: the date or attribute, its value, and when this command changed it.
+fn excluded_by(
+    before: Option<&Entity>,
+    entity: &Entity,
+    ctx: &Context,
+    exclusion: Exclusion,
+    at: Timestamp,
+) -> Cause {
+    match exclusion {
+        Exclusion::Anchor { anchor, bound } => Cause::Anchor {
+            value: entity.anchors.get(&anchor).copied(),
+            changed_at: anchor_changed_at(before, entity, &anchor, ctx.now),
+            anchor,
+            bound,
+            occurrence_at: at,
+        },
+        Exclusion::Attribute { name } => Cause::Attribute {
+            value: entity.attributes.get(&name).cloned(),
+            changed_at: before
+                .filter(|before| before.attributes.get(&name) != entity.attributes.get(&name))
+                .map(|_| ctx.now),
+            name,
+        },
+    }
 }

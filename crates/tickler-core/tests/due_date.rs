@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use tickler_core::{
-    Command, Context, CreateEntity, DeliveryPolicy, DeliveryResult, Entity, EntityId, Event,
+    Cause, Command, Context, CreateEntity, DeliveryPolicy, DeliveryResult, Entity, EntityId, Event,
     OccurrenceId, Outcome, PastEvent, Phase, PlanCause, Policy, Rejection, Span, Timestamp,
     UnsentReason, Zone, decide, fold,
 };
@@ -799,16 +799,34 @@ fn after_downtime_an_event_past_its_grace_or_cutoff_is_missed() {
     // The pre-due reminder (planned 2026-03-09 10:00) processed after the due date: stale.
     let events = chase.fire(at("2026-03-11T10:00:00Z"), "pre-due#0");
     assert!(matches!(
-        &events[0],
+        &events[1],
         Event::OccurrenceUnsent { reason: UnsentReason::Missed, detail, .. }
             if detail.contains("staleness cutoff 2026-03-11T10:00:00Z (due_at")
     ));
+    // The cause is recorded first, as fields: which cutoff, from which date.
+    assert!(
+        matches!(
+            &events[0],
+            Event::CauseRecorded { cause: Cause::PastStaleness { anchor, cutoff, processed_at, .. }, .. }
+                if anchor == "due_at" && *cutoff == at("2026-03-11T10:00:00Z")
+                    && *processed_at == at("2026-03-11T10:00:00Z")
+        ),
+        "{events:?}"
+    );
     // The first chaser 25 hours late: beyond its 1-day grace.
     let events = chase.fire(at("2026-03-14T11:00:00Z"), "first-late#0");
     assert!(matches!(
-        &events[0],
+        &events[1],
         Event::OccurrenceUnsent { reason: UnsentReason::Missed, detail, .. } if detail.contains("1d1h late")
     ));
+    assert!(
+        matches!(
+            &events[0],
+            Event::CauseRecorded { cause: Cause::BeyondGrace { late, grace, .. }, .. }
+                if *late == Span::hours(25) && *grace == Span::days(1)
+        ),
+        "{events:?}"
+    );
     // The second chaser 1 hour late: within its grace, sent late.
     let events = chase.fire(at("2026-03-15T11:00:00Z"), "second-late#0");
     assert!(matches!(events.last(), Some(Event::OccurrenceSent { .. })));

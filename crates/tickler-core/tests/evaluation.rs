@@ -193,7 +193,7 @@ fn evaluation(reminder: &str, extra: &[(&str, AttrValue)]) -> Log {
 }
 
 #[test]
-fn daily_reminders_are_aligned_to_the_start_and_none_falls_in_the_last_interval() {
+fn daily_reminders_are_aligned_to_the_start_up_to_the_last_boundary_before_due() {
     let log = evaluation("every-1d", &[]);
     assert_eq!(
         log.pending_of("reminder-every-1d"),
@@ -203,7 +203,9 @@ fn daily_reminders_are_aligned_to_the_start_and_none_falls_in_the_last_interval(
             "2026-03-05T10:00:00Z",
             "2026-03-06T10:00:00Z",
             "2026-03-07T10:00:00Z",
-        ]
+            "2026-03-08T10:00:00Z",
+        ],
+        "the last one exactly one interval before due is the one students most need"
     );
     assert!(
         log.pending_of("reminder-every-2d").is_empty(),
@@ -212,8 +214,12 @@ fn daily_reminders_are_aligned_to_the_start_and_none_falls_in_the_last_interval(
     let three = evaluation("every-3d", &[]);
     assert_eq!(
         three.pending_of("reminder-every-3d"),
-        ["2026-03-05T10:00:00Z"],
-        "03-08 leaves less than 3 days"
+        ["2026-03-05T10:00:00Z", "2026-03-08T10:00:00Z"]
+    );
+    let seven = evaluation("every-7d", &[]);
+    assert!(
+        seven.pending_of("reminder-every-7d").is_empty(),
+        "day 7 is the due date itself"
     );
 }
 
@@ -328,7 +334,7 @@ fn a_student_who_answers_gets_no_later_reminder_and_when_all_have_answered_remin
             _ => None,
         })
         .collect();
-    assert_eq!(ended.len(), 3, "the three reminders left: {ended:?}");
+    assert_eq!(ended.len(), 4, "the four reminders left: {ended:?}");
     assert!(
         ended
             .iter()
@@ -391,6 +397,7 @@ fn extending_the_due_date_after_two_reminders_arms_more_and_moves_the_chain() {
             "2026-03-08T10:00:00Z",
             "2026-03-09T10:00:00Z",
             "2026-03-10T10:00:00Z",
+            "2026-03-11T10:00:00Z",
         ]
     );
     assert_eq!(log.pending_of("closed-at-due"), ["2026-03-12T10:00:00Z"]);
@@ -827,7 +834,7 @@ fn dates_that_move_together_are_checked_together_and_repaired_once() {
         log.pending_of("reminder-every-1d")
             .last()
             .map(String::as_str),
-        Some("2026-03-10T10:00:00Z")
+        Some("2026-03-11T10:00:00Z")
     );
     // An unknown anchor among them refuses the whole move.
     let err = log
@@ -891,4 +898,159 @@ fn a_fan_out_whose_results_were_lost_in_a_crash_is_retried_to_the_same_addresses
         occ("available#0").idempotency_key(&id).to_string(),
         "eval/97#available#0"
     );
+}
+
+// Sakai's reminder series (issue 19): Sakai decides each next reminder when it schedules one, as
+// "if more than one interval is left before the due date, the first start-aligned boundary at
+// least 3 minutes from now". Stated directly: every boundary start + k·interval (k ≥ 1) strictly
+// before the due date and at least 3 minutes after the series was (re)scheduled.
+fn sakai_series(
+    start: Timestamp,
+    due: Timestamp,
+    days: i64,
+    scheduled_at: Timestamp,
+) -> Vec<String> {
+    let earliest = scheduled_at.saturating_add(tickler_core::Span::from_millis(3 * 60_000));
+    (1..)
+        .map(|k| start.saturating_add(tickler_core::Span::from_millis(k * days * 86_400_000)))
+        .take_while(|boundary| *boundary < due)
+        .filter(|boundary| *boundary >= earliest)
+        .map(|boundary| boundary.to_string())
+        .collect()
+}
+
+fn hours(start: Timestamp, hours: i64) -> Timestamp {
+    start.saturating_add(tickler_core::Span::from_millis(hours * 3_600_000))
+}
+
+/// An evaluation created a day before `start`, due `due_hours` after it, results a month later.
+fn evaluation_due_after(days: i64, start: Timestamp, due_hours: i64) -> Log {
+    let mut log = Log::new("eval/sakai", EVALUATION);
+    let due = hours(start, due_hours);
+    let view = hours(due, 30 * 24);
+    log.when(
+        &hours(start, -24).to_string(),
+        Command::Create(CreateEntity {
+            policy: "evaluation".into(),
+            workflow: None,
+            recipient: "owner@example.org".into(),
+            zone: Zone::UTC,
+            anchors: BTreeMap::from([
+                ("start".to_owned(), start),
+                ("due".to_owned(), due),
+                ("view_instructors".to_owned(), view),
+                ("view_students".to_owned(), view),
+            ]),
+            attributes: BTreeMap::from([
+                (
+                    "owner".to_owned(),
+                    AttrValue::Text("owner@example.org".into()),
+                ),
+                (
+                    "students".to_owned(),
+                    list(&["a@example.org", "b@example.org"]),
+                ),
+                (
+                    "reminder".to_owned(),
+                    AttrValue::Text(format!("every-{days}d")),
+                ),
+            ]),
+        }),
+    )
+    .unwrap();
+    log
+}
+
+#[test]
+fn the_issues_examples_of_sakais_series_hold() {
+    let start = at("2026-03-02T08:00:00Z");
+    let day = |d: i64| hours(start, d * 24).to_string();
+    for (days, expected) in [
+        (1, vec![day(1), day(2), day(3), day(4), day(5), day(6)]),
+        (2, vec![day(2), day(4), day(6)]),
+        (3, vec![day(3), day(6)]),
+        (7, vec![]),
+    ] {
+        let log = evaluation_due_after(days, start, 7 * 24);
+        assert_eq!(
+            log.pending_of(&format!("reminder-every-{days}d")),
+            expected,
+            "every {days} day(s), due on day 7"
+        );
+    }
+}
+
+#[test]
+fn every_interval_reminds_at_each_start_aligned_boundary_strictly_before_due() {
+    let start = at("2026-03-02T08:00:00Z");
+    // Due on a boundary, just before and just after one, between boundaries, within the first
+    // interval, and far away.
+    let due_offsets_h = [168, 167, 169, 180, 72, 25, 24, 23, 1, 336, 341];
+    for days in 1..=7 {
+        for due_h in due_offsets_h {
+            let log = evaluation_due_after(days, start, due_h);
+            assert_eq!(
+                log.pending_of(&format!("reminder-every-{days}d")),
+                sakai_series(start, hours(start, due_h), days, hours(start, -24)),
+                "every {days} day(s), due {due_h} h after the start"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_due_date_moved_after_reminders_went_out_continues_the_series_aligned_to_the_start() {
+    let start = at("2026-03-02T08:00:00Z");
+    for days in 1..=7 {
+        // The move comes 4 hours after the first boundary (the first reminder, if any, is out).
+        let moved_at = hours(start, days * 24 + 4);
+        // Later (to a boundary and between two), earlier (before the old due, after now).
+        for new_due_h in [10 * 24, 14 * 24 + 5, days * 24 + 30, days * 24 + 5] {
+            let rule = format!("reminder-every-{days}d");
+            let mut log = evaluation_due_after(days, start, 7 * 24);
+            let sent: Vec<String> = log
+                .pending()
+                .into_iter()
+                .filter(|(o, t)| o.starts_with(&rule) && at(t) <= moved_at)
+                .map(|(o, _)| o)
+                .collect();
+            for occurrence in &sent {
+                log.deliver(occurrence);
+            }
+            let events = log
+                .when(
+                    &moved_at.to_string(),
+                    Command::MoveAnchor {
+                        anchor: "due".into(),
+                        to: hours(start, new_due_h),
+                    },
+                )
+                .unwrap();
+            let expected = sakai_series(start, hours(start, new_due_h), days, moved_at);
+            assert_eq!(
+                log.pending_of(&rule),
+                expected,
+                "every {days} day(s), due moved on day {days} +4 h to {new_due_h} h after the start"
+            );
+            // What went out stays in history. What no longer falls before the new due date, and
+            // a boundary the extension brings in that had already passed, end "not applicable"
+            // in the same command, each with a record.
+            let retired = events
+                .iter()
+                .filter(|e| matches!(e, Event::OccurrenceUnsent { occurrence, reason: UnsentReason::NotApplicable, .. } if occurrence.rule.as_str() == rule))
+                .count();
+            let old_due = hours(start, 7 * 24);
+            let before = sakai_series(start, old_due, days, moved_at);
+            let dropped = before.iter().filter(|t| !expected.contains(t)).count();
+            let passed_when_planned = sakai_series(start, hours(start, new_due_h), days, start)
+                .iter()
+                .filter(|t| at(t) >= old_due && at(t) < moved_at)
+                .count();
+            assert_eq!(
+                retired,
+                dropped + passed_when_planned,
+                "every {days} day(s), due -> {new_due_h} h: {events:?}"
+            );
+        }
+    }
 }

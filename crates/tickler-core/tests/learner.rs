@@ -219,3 +219,121 @@ fn ids_refuse_slashes_that_would_mix_courses_up() {
         "schedule/course-v1:X+Y+1/"
     );
 }
+
+// Issue 19: a learner's email leaves within their delivery hour. The plan of thousands of
+// schedules, with the shipped policies: each message planned at the delivery time plus the
+// learner's spread, its digest leaving the digest rule's offset after it.
+
+const SCHEDULE: &str = include_str!("../../../config/policies/learner-schedule.toml");
+const DIGEST: &str = include_str!("../../../config/policies/learner-digest.toml");
+
+/// Local `time` on `date` in `zone`, with chrono-tz alone: a DST gap moves to its end, an
+/// ambiguous time takes the earlier instant.
+fn resolve_local(zone: chrono_tz::Tz, date: chrono::NaiveDate, time: chrono::NaiveTime) -> i64 {
+    use chrono::TimeZone;
+    let mut local = date.and_time(time);
+    loop {
+        match zone.from_local_datetime(&local) {
+            chrono::LocalResult::Single(t) => return t.timestamp_millis(),
+            chrono::LocalResult::Ambiguous(earlier, _) => return earlier.timestamp_millis(),
+            chrono::LocalResult::None => local += chrono::Duration::minutes(1),
+        }
+    }
+}
+
+/// The latest start of the learner's delivery hour at or before `at` (that day's or the day
+/// before's).
+fn delivery_hour_start(zone: chrono_tz::Tz, time: chrono::NaiveTime, at: Timestamp) -> i64 {
+    let day = at.to_chrono().with_timezone(&zone).date_naive();
+    [day.pred_opt().unwrap(), day]
+        .into_iter()
+        .map(|date| resolve_local(zone, date, time))
+        .filter(|start| *start <= at.as_millis())
+        .max()
+        .unwrap()
+}
+
+/// A self-paced schedule starting at `start`, as an enrolment creates it.
+fn schedule(n: usize, zone: &str, time: &str, start: Timestamp) -> Entity {
+    let created = Event::Created {
+        policy: "learner-schedule".into(),
+        policy_version: 1,
+        workflow: None,
+        recipient: format!("l{n}@example.org"),
+        zone: Zone::parse(zone).unwrap(),
+        anchors: BTreeMap::from([
+            ("enrolled_at".to_owned(), start),
+            ("start_basis".to_owned(), start),
+            ("start".to_owned(), start),
+            ("course_end".to_owned(), at("2027-12-31T00:00:00Z")),
+        ]),
+        attributes: BTreeMap::from([
+            ("learner".to_owned(), AttrValue::Text(format!("l{n}"))),
+            ("pacing".to_owned(), AttrValue::Text("self".into())),
+            ("experience".to_owned(), AttrValue::Text("default".into())),
+            ("delivery_time".to_owned(), AttrValue::Text(time.into())),
+        ]),
+    };
+    let id = format!("schedule/course-v1:X+Y+1/l{n}").parse().unwrap();
+    fold(&id, None, [(1, start, &created)]).unwrap().0.unwrap()
+}
+
+#[test]
+fn thousands_of_learners_messages_leave_within_their_delivery_hour_on_dst_change_days() {
+    let policy = tickler_core::Policy::from_toml(SCHEDULE).unwrap();
+    let digest = tickler_core::Policy::from_toml(DIGEST).unwrap();
+    let collecting = digest.rules.iter().find(|r| r.collects.is_some()).unwrap();
+    let zones = [
+        "America/New_York",
+        "Europe/Paris",
+        "Australia/Sydney",
+        "America/Santiago",
+        "Asia/Kolkata",
+        "Pacific/Chatham",
+        "Europe/London",
+        "America/Los_Angeles",
+        "Asia/Kathmandu",
+    ];
+    // Each learner's first nudge (3 days after the start) falls on a day of one of 2026's
+    // transitions (US 03-08 and 11-01, EU 03-29 and 10-25, south 04-05 and 10-04), at a delivery
+    // time every ten minutes of the day: in each zone's DST gap and overlap too.
+    let transitions = [
+        "2026-03-08",
+        "2026-03-29",
+        "2026-04-05",
+        "2026-10-04",
+        "2026-10-25",
+        "2026-11-01",
+    ];
+    let mut messages = 0;
+    let mut learners = 0;
+    for zone in zones {
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        for transition in transitions {
+            let day = chrono::NaiveDate::parse_from_str(transition, "%Y-%m-%d").unwrap();
+            let noon = chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap();
+            let start =
+                Timestamp::from_millis(resolve_local(tz, day, noon) - 3 * 86_400_000).unwrap();
+            for minute in (0..1440).step_by(10) {
+                let time = format!("{:02}:{:02}", minute / 60, minute % 60);
+                let local = chrono::NaiveTime::parse_from_str(&time, "%H:%M").unwrap();
+                let entity = schedule(learners, zone, &time, start);
+                learners += 1;
+                for planned in tickler_core::plan::plan(&policy, &entity) {
+                    let leaves = planned.at.saturating_add(collecting.offset);
+                    let hour = delivery_hour_start(tz, local, planned.at);
+                    assert!(
+                        leaves.as_millis() < hour + 3_600_000,
+                        "{zone} at {time}: {} planned at {}, its digest leaves at {leaves}, \
+                         after the hour",
+                        planned.rule,
+                        planned.at
+                    );
+                    messages += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(learners, 9 * 6 * 144);
+    assert_eq!(messages, learners * 3, "three nudges each");
+}

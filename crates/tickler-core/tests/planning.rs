@@ -232,10 +232,23 @@ fn conditions_are_checked_at_fire_time() {
         Event::DeliveryStarted { .. }
     ));
     let responded = BTreeMap::from([("responded".to_owned(), AttrValue::Bool(true))]);
+    let events = run(responded);
     assert!(matches!(
-        &run(responded)[0],
+        &events[1],
         Event::OccurrenceUnsent { reason: UnsentReason::ConditionFalse, detail, .. } if detail == "attribute responded is true"
     ));
+    // The condition, what it read and the value that made it false, as fields.
+    assert_eq!(
+        events[0],
+        Event::CauseRecorded {
+            occurrence: OccurrenceId::parse("reminder#0").unwrap(),
+            cause: tickler_core::Cause::Condition {
+                condition: "attribute-not-true".into(),
+                subject: "responded".into(),
+                value: Some("true".into()),
+            },
+        }
+    );
 }
 
 #[test]

@@ -152,6 +152,7 @@ fn check_template(
         phase: Phase::Pending,
         delivered: Vec::new(),
         refused: Vec::new(),
+        key: None,
     };
     templates
         .render(&rule.template, &entity, &reminder, 1, "sample@example.org")

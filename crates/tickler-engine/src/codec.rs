@@ -10,8 +10,9 @@ pub const SNAPSHOT_TYPE: u16 = 0x0100;
 pub const PAST_EVENT_TYPE: u16 = 0x0200;
 /// Snapshots are a cache: a snapshot of another version is ignored and the log replayed.
 /// Version 2 added the entity's errored occurrences; version 3 the recipients of fan-outs
-/// (active reminders' delivered and refused addresses, the recipients of an attempt).
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+/// (active reminders' delivered and refused addresses, the recipients of an attempt); version 4
+/// the key an operator's retry is delivered under (active and errored occurrences).
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
 pub const PAST_EVENT_FORMAT_VERSION: u16 = 1;
 
 pub fn encode_event(event: &Event, recorded_at: Timestamp) -> Record {

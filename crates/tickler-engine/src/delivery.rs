@@ -55,7 +55,7 @@ pub(crate) fn prepare(
         .ok()
         .and_then(|policy| policy.rule(&occurrence.rule).cloned());
     let channel = shared.channel_of(entity, &occurrence.rule);
-    let key = occurrence.idempotency_key(&entity.id).to_string();
+    let key = reminder.idempotency_key(&entity.id).to_string();
     let fan_out = recipients.is_some();
     let to: Vec<String> = match recipients {
         Some(addresses) => addresses.to_vec(),

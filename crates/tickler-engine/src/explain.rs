@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tickler_core::policy::{Rule, TimeOfDay};
 use tickler_core::{
-    Entity, EntityId, Event, OccurrenceId, PlanCause, Policy, Timestamp, Zone, evolve,
+    Cause, Entity, EntityId, Event, OccurrenceId, PlanCause, Policy, Timestamp, Zone, evolve,
 };
 
 use crate::replay::LoggedEvent;
@@ -28,6 +28,11 @@ pub struct OccurrenceStory {
     pub occurrence: OccurrenceId,
     /// sent, unsent: <reason>, pending-on, pending-off, processing or retry-waiting.
     pub status: String,
+    /// Why it ended unsent, as fields (the date or attribute and its change, the grace or
+    /// staleness cutoff, the condition and the value that made it false), when the log
+    /// recorded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     pub lines: Vec<ExplainLine>,
 }
 
@@ -51,6 +56,7 @@ pub fn explain(
     // What the last entity-level change was, to say why occurrences moved in the same command.
     let mut last_change: Option<(Timestamp, String)> = None;
     let mut retry_of: Option<OccurrenceId> = None;
+    let mut causes: BTreeMap<OccurrenceId, Cause> = BTreeMap::new();
     for logged in events {
         let (seq, at) = (logged.seq, logged.recorded_at);
         let zone = state.as_ref().map_or(Zone::UTC, |e| e.zone);
@@ -271,6 +277,34 @@ pub fn explain(
                         local(at, zone)
                     )));
             }
+            Event::CauseRecorded { occurrence, cause } => {
+                causes.insert(occurrence.clone(), cause.clone());
+            }
+            Event::RetryPlanned {
+                occurrence,
+                retry_of,
+                key,
+                at: planned,
+                reason,
+            } => {
+                let key = key.idempotency_key(entity_id);
+                stories
+                    .entry(retry_of.clone())
+                    .or_default()
+                    .push(line(format!(
+                        "retried by an operator at {} as {occurrence} ({reason})",
+                        local(at, zone)
+                    )));
+                stories
+                    .entry(occurrence.clone())
+                    .or_default()
+                    .push(line(format!(
+                        "planned for {} by an operator's retry of {retry_of}, which had ended in \
+                         a system error ({reason}): a new attempt at the same message, under its \
+                         idempotency key {key}",
+                        local(*planned, zone)
+                    )));
+            }
             Event::RetryRequested { occurrence } => {
                 stories
                     .entry(occurrence.clone())
@@ -303,9 +337,14 @@ pub fn explain(
                     ),
                 });
             }
+            let cause = status
+                .starts_with("unsent")
+                .then(|| causes.remove(&occurrence))
+                .flatten();
             OccurrenceStory {
                 occurrence,
                 status,
+                cause,
                 lines,
             }
         })

@@ -474,9 +474,9 @@ impl Engine {
         self.execute(entity, command).await
     }
 
-    /// Retries every occurrence that ended in a system error, across all entities; returns the
-    /// entities retried.
-    pub async fn retry_all_errored(&self) -> Result<Vec<EntityId>, Error> {
+    /// Retries every occurrence that ended in a system error, across all entities, each under
+    /// its own idempotency key, with the operator's `reason`; returns the entities retried.
+    pub async fn retry_all_errored(&self, reason: &str) -> Result<Vec<EntityId>, Error> {
         let mut entities: Vec<EntityId> = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -499,8 +499,11 @@ impl Engine {
             after = page.last().cloned();
         }
         for entity in &entities {
-            self.execute(entity, Command::Retry { occurrence: None })
-                .await?;
+            let retry = Command::Retry {
+                occurrence: None,
+                reason: reason.to_owned(),
+            };
+            self.execute(entity, retry).await?;
         }
         Ok(entities)
     }

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tickler_core::{
-    AttrValue, EntityId, Event, OccurrenceId, Outcome, PastEvent, PlanCause, Timestamp,
-    UnsentReason, Zone, evolve,
+    AttrValue, Bound, Cause, EntityId, Event, OccurrenceId, Outcome, PastEvent, PlanCause, Span,
+    Timestamp, UnsentReason, Zone, evolve,
 };
 use tickler_engine::codec;
 use tickler_store::Record;
@@ -124,13 +124,98 @@ fn sample_events() -> Vec<Event> {
             delivered: vec![("a@example.org".into(), "250 queued".into())],
             refused: vec![("b@example.org".into(), "550 no such user".into())],
         },
+        Event::RetryPlanned {
+            occurrence: occ("first-late#2"),
+            retry_of: occ("first-late#1"),
+            key: occ("first-late#0"),
+            at: at("2026-03-12T08:00:00Z"),
+            reason: "the relay is back".into(),
+        },
+        Event::CauseRecorded {
+            occurrence: occ("nudge-19d#0"),
+            cause: Cause::Anchor {
+                anchor: "course_end".into(),
+                value: Some(at("2026-03-24T20:00:00Z")),
+                changed_at: Some(at("2026-03-12T10:00:00Z")),
+                bound: Bound::NotAfter,
+                occurrence_at: at("2026-03-25T09:13:00Z"),
+            },
+        },
     ]
 }
 
 /// Values added after the first vectors, each under its own name: a digest's collected items
 /// (attribute value variant 4, a table).
 fn sample_extra_events() -> Vec<(String, Event)> {
-    vec![(
+    let cause = |name: &str, cause: Cause| {
+        (
+            format!("event cause-recorded {name}"),
+            Event::CauseRecorded {
+                occurrence: occ("first-late#0"),
+                cause,
+            },
+        )
+    };
+    let mut extra = vec![
+        cause(
+            "attribute",
+            Cause::Attribute {
+                name: "highlight_weeks".into(),
+                value: Some(AttrValue::Int(2)),
+                changed_at: None,
+            },
+        ),
+        cause(
+            "passed-when-planned",
+            Cause::PassedWhenPlanned {
+                at: at("2026-03-01T10:00:00Z"),
+            },
+        ),
+        cause(
+            "beyond-grace",
+            Cause::BeyondGrace {
+                processed_at: at("2026-03-05T10:00:00Z"),
+                late: Span::days(3),
+                grace: Span::days(1),
+            },
+        ),
+        cause(
+            "past-staleness",
+            Cause::PastStaleness {
+                processed_at: at("2026-03-05T10:00:00Z"),
+                anchor: "due".into(),
+                value: at("2026-03-04T10:00:00Z"),
+                offset: Span::hours(-2),
+                cutoff: at("2026-03-04T08:00:00Z"),
+            },
+        ),
+        cause(
+            "condition",
+            Cause::Condition {
+                condition: "attribute-not-true".into(),
+                subject: "upgraded".into(),
+                value: Some("true".into()),
+            },
+        ),
+    ];
+    for bound in [
+        Bound::Until,
+        Bound::UntilExclusive,
+        Bound::MovedIntoPast,
+        Bound::Cleared,
+    ] {
+        extra.push(cause(
+            &format!("anchor {bound:?}"),
+            Cause::Anchor {
+                anchor: "due".into(),
+                value: None,
+                changed_at: None,
+                bound,
+                occurrence_at: at("2026-03-05T10:00:00Z"),
+            },
+        ));
+    }
+    let mut first = vec![(
         "event attribute-set table".into(),
         Event::AttributeSet {
             name: "items".into(),
@@ -139,7 +224,9 @@ fn sample_extra_events() -> Vec<(String, Event)> {
                 ("subject".into(), "Reminder: Course evaluation".into()),
             ])])),
         },
-    )]
+    )];
+    first.extend(extra);
+    first
 }
 
 fn sample_past_event() -> PastEvent {

@@ -158,13 +158,17 @@ pub enum Cmd {
         entity: String,
         occurrence: Option<OccurrenceId>,
     },
-    /// Retry occurrences that ended in a system error: of one entity, or --all.
+    /// Retry occurrences that ended in a system error (of one entity, or --all), under their
+    /// original idempotency keys.
     Retry {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         entity: Option<String>,
         occurrence: Option<OccurrenceId>,
         #[arg(long)]
         all: bool,
+        /// Why, recorded with the retry (shown by history and explain).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Pause delivery (all, or one channel or policy): due occurrences wait; nothing is dropped.
     Pause {

@@ -85,6 +85,7 @@ fuzz_target!(|bytes: &[u8]| {
         phase: Phase::Pending,
         delivered: Vec::new(),
         refused: Vec::new(),
+        key: None,
     };
     if let Ok(rendered) = templates().render(name, &entity, &reminder, 1, &hostile) {
         if let Some(html) = rendered.html {

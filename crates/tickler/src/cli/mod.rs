@@ -146,10 +146,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             entity,
             occurrence,
             all,
+            reason,
         } => Request::Retry(Retry {
             entity: entity.map(|e| parse_entity(&e, None)).transpose()?,
             occurrence,
             all,
+            reason,
         }),
         Cmd::Pause { channel, policy } => Request::Pause(PauseArgs { channel, policy }),
         Cmd::Resume { channel, policy } => Request::Resume(PauseArgs { channel, policy }),

@@ -223,8 +223,12 @@ fn print_past_events(past: &Value) {
         } else {
             text(&row["detail"])
         };
+        let occurrence = match row["retry_of"].as_str() {
+            Some(original) => format!("{} (retry of {original})", text(&row["occurrence"])),
+            None => text(&row["occurrence"]),
+        };
         table.add_row(vec![
-            text(&row["occurrence"]),
+            occurrence,
             text(&row["kind"]),
             text(&row["planned_at"]),
             text(&row["closed_at"]),
