@@ -601,15 +601,30 @@ async fn delivery_is_at_the_learners_local_hour_across_dst_and_spread_over_the_h
         .filter(|(rule, _)| rule.starts_with("nudge"))
         .map(|(_, at)| at)
         .collect();
-    let minute = local(nudges[0], "America/New_York").minute();
+    // Minutes after the local delivery time: the same every day, within the first 50 minutes
+    // of the learner's hour (the digest leaves 10 minutes after).
+    let after_delivery_time = |at: Timestamp| {
+        let local = local(at, "America/New_York");
+        (local.hour() * 60 + local.minute()) as i64 - (18 * 60 + 30)
+    };
+    let minutes = after_delivery_time(nudges[0]);
+    assert!((0..50).contains(&minutes), "{minutes}");
     for at in &nudges {
-        let local = local(*at, "America/New_York");
-        assert_eq!(local.hour(), 18, "{local}");
-        assert!(local.minute() >= 30 || local.hour() == 19);
-        assert_eq!(local.minute(), minute, "the same spread minute every day");
+        assert_eq!(
+            after_delivery_time(*at),
+            minutes,
+            "{at}: the same minute every day"
+        );
     }
-    assert_eq!(nudges[0].to_chrono().hour(), 23, "EST, UTC-5");
-    assert_eq!(nudges[1].to_chrono().hour(), 22, "EDT, UTC-4");
+    use chrono::Offset;
+    let utc_offset = |at: Timestamp| {
+        local(at, "America/New_York")
+            .offset()
+            .fix()
+            .local_minus_utc()
+    };
+    assert_eq!(utc_offset(nudges[0]), -5 * 3600, "EST");
+    assert_eq!(utc_offset(nudges[1]), -4 * 3600, "EDT");
 
     // A cohort enrolled the same day is spread across the hour.
     let mut minutes = BTreeSet::new();
@@ -955,5 +970,179 @@ fn a_schedule_template_with_an_unknown_variable_or_missing_is_refused_at_load_ti
     assert!(
         err.contains("template \"schedule/course-update\" not found"),
         "{err}"
+    );
+}
+
+/// The instant local `time` on `date` resolves to in `zone`, computed here with chrono-tz alone:
+/// a time in a DST gap moves to the gap's end, an ambiguous one takes the earlier instant.
+fn resolve_local(zone: chrono_tz::Tz, date: chrono::NaiveDate, time: chrono::NaiveTime) -> i64 {
+    use chrono::TimeZone;
+    let mut local = date.and_time(time);
+    loop {
+        match zone.from_local_datetime(&local) {
+            chrono::LocalResult::Single(t) => return t.timestamp_millis(),
+            chrono::LocalResult::Ambiguous(earlier, _) => return earlier.timestamp_millis(),
+            chrono::LocalResult::None => local += chrono::Duration::minutes(1),
+        }
+    }
+}
+
+/// The start of the delivery hour an email sent at `sent` belongs to: the latest instant the
+/// learner's local delivery time resolved to, on the sending day or the day before, not after it.
+fn delivery_hour_start(zone: chrono_tz::Tz, time: chrono::NaiveTime, sent: Timestamp) -> i64 {
+    let day = sent.to_chrono().with_timezone(&zone).date_naive();
+    [day.pred_opt().unwrap(), day]
+        .into_iter()
+        .map(|date| resolve_local(zone, date, time))
+        .filter(|start| *start <= sent.as_millis())
+        .max()
+        .expect("the day before always started earlier")
+}
+
+/// Issue 19: Open edX sends a learner's messages within their delivery hour. Learners in zones
+/// north and south of the equator, with and without DST, at delivery times across the day (in
+/// DST gaps and overlaps, and late enough to run past midnight), enrolled so that their nudges
+/// straddle both DST transitions of 2026, some in two courses: every email the engine sends
+/// leaves within [delivery time, delivery time + 1 h) of its day, one per learner per slot.
+/// (Through the whole engine, each distinct instant a step of the manual clock: a few hundred
+/// learners here; `crates/tickler-core/tests/learner.rs` checks the plans of thousands.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_learners_email_leaves_within_their_delivery_hour_across_both_dst_transitions() {
+    const LEARNERS: usize = 352; // each zone × cohort × time twice
+    let zones = [
+        "America/New_York",
+        "Europe/Paris",
+        "Australia/Sydney",
+        "America/Santiago",
+        "Asia/Kolkata",
+        "Pacific/Chatham",
+        "Europe/London",
+        "America/Los_Angeles",
+    ];
+    let times = [
+        "00:00", "01:30", "02:30", "03:10", "06:45", "09:00", "12:20", "18:30", "21:55", "23:15",
+        "23:40",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let mut long = course(COURSE);
+    long.end = Some(at("2027-06-30T00:00:00Z"));
+    let mut other = course(OTHER_COURSE);
+    other.end = long.end;
+    setup(&h, site(), &[long, other]).await;
+    let mut learners = BTreeMap::new();
+    for n in 0..LEARNERS {
+        // Spring: nudges on 03-05 .. 04-18 (US 03-08, EU 03-29, south 04-05). Autumn: 10-04 ..
+        // 11-18 (south 10-04, EU 10-25, US 11-01).
+        let enrolled = if (n / zones.len()).is_multiple_of(2) {
+            at("2026-03-02T00:00:00Z").saturating_add(Span::hours((n * 7 % 600) as i64))
+        } else {
+            at("2026-10-01T00:00:00Z").saturating_add(Span::hours((n * 7 % 620) as i64))
+        };
+        let learner = format!("l{n}");
+        let (zone, time) = (zones[n % zones.len()], times[(n / 16) % times.len()]);
+        let courses: &[&str] = if n % 5 == 0 {
+            &[COURSE, OTHER_COURSE]
+        } else {
+            &[COURSE]
+        };
+        for course in courses {
+            let mut e = enrolment(&learner, course, "2026-03-01T00:00:00Z");
+            e.enrolled_at = Some(enrolled);
+            e.zone = Some(Zone::parse(zone).unwrap());
+            e.delivery_time = Some(time.into());
+            enroll(&h.engine, &e).await;
+        }
+        learners.insert(format!("{learner}@example.org"), (zone, time));
+    }
+    h.engine.advance(Span::days(290)).await.unwrap();
+
+    let mails = email(&h);
+    let mut slots: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    let mut outside = Vec::new();
+    for mail in &mails {
+        let (zone, time) = learners[&mail.recipient];
+        let zone: chrono_tz::Tz = zone.parse().unwrap();
+        let time = chrono::NaiveTime::parse_from_str(time, "%H:%M").unwrap();
+        let start = delivery_hour_start(zone, time, mail.fired_at);
+        if mail.fired_at.as_millis() >= start + 3_600_000 {
+            outside.push(format!(
+                "{} at {} ({zone} {time})",
+                mail.recipient, mail.fired_at
+            ));
+        }
+        *slots.entry((mail.recipient.clone(), start)).or_default() += 1;
+    }
+    assert!(
+        outside.is_empty(),
+        "{} of {} emails left after their hour, e.g. {:?}",
+        outside.len(),
+        mails.len(),
+        &outside[..outside.len().min(5)]
+    );
+    assert!(
+        slots.values().all(|count| *count == 1),
+        "one email per learner per slot"
+    );
+    // Every learner got the three nudges of their slots (two courses' nudges share an email).
+    assert_eq!(slots.len(), LEARNERS * 3, "{} emails", mails.len());
+}
+
+/// Issue 19: `explain` names the cause. A course end moved earlier than a nudge's day ends the
+/// nudge "not applicable", and the explanation says which date moved, to what and when, in words
+/// and as fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_course_end_that_moved_before_a_nudge() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let ana = enroll(&h.engine, &enrolment("ana", COURSE, "2026-03-01T10:00:00Z")).await;
+    // On 03-12 the course end moves to 03-16, before the 19-day nudge (03-20).
+    h.clock.set(at("2026-03-12T10:00:00Z"));
+    h.engine
+        .set_course(&CourseSettings {
+            course: COURSE.into(),
+            end: Some(at("2026-03-16T00:00:00Z")),
+            ..CourseSettings::default()
+        })
+        .await
+        .unwrap();
+    let nudge = "nudge-19d#0".parse().unwrap();
+    let explanation = h.engine.explain(&ana, Some(&nudge)).unwrap();
+    let story = &explanation.occurrences[0];
+    assert_eq!(story.status, "unsent: not-applicable");
+    let planned_at = match &story.cause {
+        Some(tickler::Cause::Anchor {
+            anchor,
+            value,
+            changed_at,
+            bound,
+            occurrence_at,
+        }) => {
+            assert_eq!(anchor, "course_end");
+            assert_eq!(*value, Some(at("2026-03-16T00:00:00Z")));
+            assert_eq!(*changed_at, Some(at("2026-03-12T10:00:00Z")));
+            assert_eq!(*bound, tickler::Bound::NotAfter);
+            *occurrence_at
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        local(planned_at, "Europe/Paris")
+            .format("%m-%d")
+            .to_string(),
+        "03-20"
+    );
+    let last = &story.lines.last().unwrap().text;
+    assert!(
+        last.contains("course_end moved to 2026-03-16T00:00:00Z on 2026-03-12T10:00:00Z, before this occurrence's instant"),
+        "{last}"
+    );
+    // As JSON (the protocol's explain), the cause is fields, not only words.
+    let json = serde_json::to_value(story).unwrap();
+    assert_eq!(json["cause"]["anchor"]["bound"], "not-after");
+    assert_eq!(
+        json["cause"]["anchor"]["changed_at"],
+        "2026-03-12T10:00:00Z"
     );
 }

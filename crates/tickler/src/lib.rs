@@ -14,9 +14,9 @@ pub mod config;
 pub use async_trait::async_trait;
 
 pub use tickler_core::{
-    ActiveReminder, AttrValue, Command, CreateEntity, DeliveryPolicy, DeliveryResult, Entity,
-    EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy, Rejection,
-    Span, Timestamp, UnsentReason, Zone, fold, learner, policy,
+    ActiveReminder, AttrValue, Bound, Cause, Command, CreateEntity, DeliveryPolicy, DeliveryResult,
+    Entity, EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy,
+    Rejection, Span, Timestamp, UnsentReason, Zone, fold, learner, policy,
 };
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,

@@ -703,3 +703,104 @@ async fn logs_name_entities_and_occurrences_but_never_recipients() {
         "a recipient's address reached the log:\n{log}"
     );
 }
+
+/// Issue 19: `tickler retry` re-delivers under the occurrence's original idempotency key. The
+/// receiver accepts each request but answers too late (it has the message; the daemon saw a
+/// timeout), so the occurrence ends in a system error; the operator's retry reaches it with the
+/// same key, and history and explain show a retry of the original, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_retry_through_the_cli_keeps_the_occurrences_key() {
+    use support::http::{Answer, HttpServer};
+    let work = tempfile::tempdir().unwrap();
+    let receiver =
+        HttpServer::start(vec![Answer::hang(), Answer::hang(), Answer::status(201)]).await;
+    let config = support::write_config(work.path(), "2026-03-01T09:00:00Z");
+    support::deliver_to_webhook(&config, &receiver.url("/hook"), "TICKLER_TEST_SECRET");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "secret_env = \"TICKLER_TEST_SECRET\"\n",
+            "secret_env = \"TICKLER_TEST_SECRET\"\ntimeout = \"300ms\"\n",
+        )
+        .replace("max_attempts = 5", "max_attempts = 2");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::configure(work.path(), "2026-03-01T09:00:00Z", "manual");
+    daemon.env = vec![("TICKLER_TEST_SECRET".into(), "secret".into())];
+    daemon.restart().await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    ok(&daemon.cli(&["clock", "advance", "9d"]));
+    let history = json(&daemon.cli(&["history", "due/review-1", "--json"]));
+    let first = &history["past_events"][0];
+    assert_eq!(first["occurrence"], "pre-due#0");
+    assert_eq!(first["reason"], "system-error", "{history}");
+
+    ok(&daemon.cli(&[
+        "retry",
+        "due/review-1",
+        "pre-due#0",
+        "--reason",
+        "receiver fixed",
+    ]));
+    ok(&daemon.cli(&["clock", "advance", "1m"]));
+
+    let keys: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.headers["idempotency-key"].clone())
+        .collect();
+    assert_eq!(
+        keys, ["due/review-1#pre-due#0"; 3],
+        "two timed-out attempts, then the retry"
+    );
+    let history = json(&daemon.cli(&["history", "due/review-1", "--json"]));
+    let retry = history["past_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["occurrence"] == "pre-due#1")
+        .expect("the retry ended")
+        .clone();
+    assert_eq!(retry["outcome"], "sent", "{retry}");
+    assert_eq!(retry["retry_of"], "pre-due#0");
+    assert_eq!(retry["idempotency_key"], "due/review-1#pre-due#0");
+    let table = ok(&daemon.cli(&["history", "due/review-1"]));
+    assert!(table.contains("pre-due#1 (retry of pre-due#0)"), "{table}");
+    let explanation = json(&daemon.cli(&["explain", "due/review-1", "pre-due#0", "--json"]));
+    let lines = explanation["occurrences"][0]["lines"].to_string();
+    assert!(
+        lines.contains("retried by an operator") && lines.contains("receiver fixed"),
+        "{lines}"
+    );
+}
+
+/// Issue 19: after downtime, `explain --json` says which cutoff made each reminder "missed":
+/// the staleness cutoff (its date and offset) or the grace (how late, against what).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_cutoff_or_grace_that_made_a_reminder_missed() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:00:00Z").await;
+    create(&daemon, "late-1", "2026-03-11T10:00:00Z");
+    // Down from 03-01 until after the first chaser's grace: one jump, as a restart after
+    // downtime processes what is overdue.
+    ok(&daemon.cli(&["clock", "set", "2026-03-15T12:00:00Z"]));
+    let explanation = json(&daemon.cli(&["explain", "due/late-1", "--json"]));
+    let story = |occurrence: &str| {
+        explanation["occurrences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["occurrence"] == occurrence)
+            .unwrap_or_else(|| panic!("{occurrence} in {explanation}"))
+            .clone()
+    };
+    let pre_due = story("pre-due#0");
+    assert_eq!(pre_due["status"], "unsent: missed", "{pre_due}");
+    let stale = &pre_due["cause"]["past-staleness"];
+    assert_eq!(stale["anchor"], "due_at", "{pre_due}");
+    assert_eq!(stale["processed_at"], "2026-03-15T12:00:00Z");
+    let first_late = story("first-late#0");
+    assert_eq!(first_late["status"], "unsent: missed", "{first_late}");
+    let grace = &first_late["cause"]["beyond-grace"];
+    assert_eq!(grace["grace"], "1d", "{first_late}");
+    assert_eq!(grace["processed_at"], "2026-03-15T12:00:00Z");
+}
