@@ -1054,3 +1054,94 @@ fn a_due_date_moved_after_reminders_went_out_continues_the_series_aligned_to_the
         }
     }
 }
+
+/// Issue 19: an operator's retry of a fan-out that ended in a system error (it reached no one:
+/// one that reached anyone ends sent) goes to the audience as it is now, under the original
+/// occurrence's key, so each address gets its original per-address key.
+#[test]
+fn a_retried_fan_out_keeps_the_original_key_and_leaves_out_who_answered_meanwhile() {
+    let mut log = evaluation("never", &[]);
+    log.fire("available#0");
+    let refused = |recipient: &str| RecipientResult {
+        recipient: recipient.into(),
+        result: DeliveryResult::Failed {
+            error: "554 relay misconfigured".into(),
+            permanent: true,
+            retry_after: None,
+        },
+    };
+    let events = log
+        .when(
+            "2026-03-02T10:00:00Z",
+            Command::RecordFanOut {
+                occurrence: occ("available#0"),
+                attempt: 1,
+                channel: "email".into(),
+                results: ["a@example.org", "b@example.org", "c@example.org"]
+                    .map(refused)
+                    .to_vec(),
+            },
+        )
+        .unwrap();
+    assert!(events.iter().any(|e| matches!(e, Event::OccurrenceUnsent { reason: UnsentReason::SystemError, .. })), "{events:?}");
+    log.when(
+        "2026-03-02T11:00:00Z",
+        Command::AddToList {
+            name: "respondents".into(),
+            value: "b@example.org".into(),
+        },
+    )
+    .unwrap();
+    let events = log
+        .when(
+            "2026-03-02T12:00:00Z",
+            Command::Retry {
+                occurrence: Some(occ("available#0")),
+                reason: "relay fixed".into(),
+            },
+        )
+        .unwrap();
+    let [Event::RetryPlanned { occurrence, retry_of, key, at: due, reason }] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!((retry_of, key), (&occ("available#0"), &occ("available#0")));
+    assert_eq!((*due, reason.as_str()), (at("2026-03-02T12:00:00Z"), "relay fixed"));
+    let retry = occurrence.to_string();
+    let state = log.state();
+    assert_eq!(
+        state.active[occurrence].idempotency_key(&state.id).as_str(),
+        "eval/97#available#0",
+        "the original key, from which each address's key derives"
+    );
+    assert!(state.errored.is_empty(), "retried");
+    let events = log.fire(&retry);
+    assert!(
+        matches!(&events[0], Event::FanOutStarted { recipients, attempt: 1, .. } if recipients == &["a@example.org".to_owned(), "c@example.org".to_owned()]),
+        "{events:?}"
+    );
+    // A retry of the retry keeps the first key.
+    let refusals = ["a@example.org", "c@example.org"].map(refused).to_vec();
+    log.when(
+        "2026-03-02T12:00:00Z",
+        Command::RecordFanOut {
+            occurrence: occ(&retry),
+            attempt: 1,
+            channel: "email".into(),
+            results: refusals,
+        },
+    )
+    .unwrap();
+    let events = log
+        .when(
+            "2026-03-02T13:00:00Z",
+            Command::Retry {
+                occurrence: None,
+                reason: "again".into(),
+            },
+        )
+        .unwrap();
+    assert!(
+        matches!(&events[..], [Event::RetryPlanned { retry_of, key, .. }] if retry_of == &occ(&retry) && key == &occ("available#0")),
+        "{events:?}"
+    );
+}
