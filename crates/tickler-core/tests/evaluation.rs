@@ -1083,7 +1083,16 @@ fn a_retried_fan_out_keeps_the_original_key_and_leaves_out_who_answered_meanwhil
             },
         )
         .unwrap();
-    assert!(events.iter().any(|e| matches!(e, Event::OccurrenceUnsent { reason: UnsentReason::SystemError, .. })), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::OccurrenceUnsent {
+                reason: UnsentReason::SystemError,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
     log.when(
         "2026-03-02T11:00:00Z",
         Command::AddToList {
@@ -1101,11 +1110,23 @@ fn a_retried_fan_out_keeps_the_original_key_and_leaves_out_who_answered_meanwhil
             },
         )
         .unwrap();
-    let [Event::RetryPlanned { occurrence, retry_of, key, at: due, reason }] = events.as_slice() else {
+    let [
+        Event::RetryPlanned {
+            occurrence,
+            retry_of,
+            key,
+            at: due,
+            reason,
+        },
+    ] = events.as_slice()
+    else {
         panic!("{events:?}");
     };
     assert_eq!((retry_of, key), (&occ("available#0"), &occ("available#0")));
-    assert_eq!((*due, reason.as_str()), (at("2026-03-02T12:00:00Z"), "relay fixed"));
+    assert_eq!(
+        (*due, reason.as_str()),
+        (at("2026-03-02T12:00:00Z"), "relay fixed")
+    );
     let retry = occurrence.to_string();
     let state = log.state();
     assert_eq!(

@@ -22,6 +22,7 @@ mod metrics;
 mod operations;
 mod options;
 mod pause;
+pub mod private_fs;
 mod rate_limit;
 mod registry;
 pub mod replay;

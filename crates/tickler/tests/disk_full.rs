@@ -196,3 +196,65 @@ async fn on_a_full_disk_commands_fail_clearly_and_service_resumes_when_space_ret
     daemon.kill();
     drop(tmpfs);
 }
+
+/// Issue 20 (M2): a write into the file outbox that fails part way on a full disk leaves
+/// nothing: the next message, once there is room, starts a line of its own, and every line is
+/// a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_outbox_write_leaves_no_partial_line() {
+    use tickler::{Channel, FileChannel, Message, Timestamp};
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("outbox");
+    let tmpfs = match Tmpfs::mount(&dir, "64k") {
+        Ok(tmpfs) => tmpfs,
+        Err(err) if std::env::var_os("TICKLER_REQUIRE_DISK_FULL").is_none() => {
+            eprintln!("NOT RUN: mounting a tmpfs failed ({err}); run as root to run this test");
+            return;
+        }
+        Err(err) => panic!("TICKLER_REQUIRE_DISK_FULL is set and mounting a tmpfs failed: {err}"),
+    };
+    let path = dir.join("outbox.jsonl");
+    let outbox = FileChannel::open(&path).unwrap();
+    let message = |n: usize| Message {
+        idempotency_key: format!("due/{n}#pre-due#0"),
+        entity: format!("due/{n}"),
+        rule: "pre-due".into(),
+        kind: "due-soon".into(),
+        recipient: "r@example.org".into(),
+        channel: "file".into(),
+        due_at: Timestamp::from_millis(0).unwrap(),
+        fired_at: Timestamp::from_millis(0).unwrap(),
+        attempt: 1,
+        subject: "s".into(),
+        // 5 KB a line: the 64 KiB disk fills in the middle of one.
+        body: "b".repeat(5_000 + n),
+        html: None,
+    };
+    let mut failed = None;
+    for n in 0..100 {
+        if let Err(err) = outbox.deliver(&message(n)).await {
+            failed = Some((n, err));
+            break;
+        }
+    }
+    let (n, err) = failed.expect("the disk filled");
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    tmpfs.resize("1m");
+    outbox.deliver(&message(n)).await.unwrap();
+    outbox.deliver(&message(n + 1)).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let keys: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let message: Message = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a line that is not a message ({e}): {line:.80}"));
+            message.idempotency_key
+        })
+        .collect();
+    assert_eq!(
+        keys.len(),
+        n + 2,
+        "every message once, each on its own line"
+    );
+    drop(tmpfs);
+}

@@ -1,7 +1,7 @@
 //! The file channel: a JSON-lines outbox, the sandbox and test back end.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -30,15 +30,15 @@ struct Outbox {
 impl FileChannel {
     /// Opens (or creates) the outbox. A torn last line, left by a crash in the middle of a
     /// write, is cut off: that delivery was never acknowledged and will be retried.
+    ///
+    /// The outbox is never opened through a symbolic link, and must be a regular file this
+    /// user owns that no one else may write: tickler cuts and appends to it.
     pub fn open(path: &Path) -> std::io::Result<FileChannel> {
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
+        let mut file = crate::private_fs::open_private_append(path)
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::PermissionDenied, err))?;
         let mut keys = HashSet::new();
         let mut lines = 0;
         let mut complete_len = 0u64;
@@ -87,9 +87,17 @@ impl Channel for FileChannel {
         if outbox.keys.contains(&message.idempotency_key) {
             return Ok(format!("{} already in the outbox", message.idempotency_key));
         }
-        outbox.file.write_all(line.as_bytes()).map_err(|err| {
-            DeliveryError::Transient(format!("cannot write {}: {err}", self.path.display()))
-        })?;
+        // A write that fails part way (a full disk) may have written part of the line: cut the
+        // file back to where it was, or the next message would be glued to that part.
+        let before = outbox.file.metadata().map(|m| m.len());
+        if let Err(err) = outbox.file.write_all(line.as_bytes()) {
+            let cut = before.and_then(|len| outbox.file.set_len(len));
+            let error = format!("cannot write {}: {err}", self.path.display());
+            return Err(DeliveryError::Transient(match cut {
+                Ok(()) => error,
+                Err(cut) => format!("{error}; cutting the partial line off failed too: {cut}"),
+            }));
+        }
         outbox.lines += 1;
         outbox.keys.insert(message.idempotency_key.clone());
         Ok(format!("outbox line {}", outbox.lines))
@@ -141,7 +149,10 @@ mod tests {
         outbox.deliver(&message("a")).await.unwrap();
         drop(outbox);
         let torn = serde_json::to_string(&message("b")).unwrap();
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&torn.as_bytes()[..20]).unwrap();
         drop(file);
         let outbox = FileChannel::open(&path).unwrap();
@@ -152,5 +163,25 @@ mod tests {
             .map(|l| serde_json::from_str::<Message>(l).unwrap().idempotency_key)
             .collect();
         assert_eq!(keys, ["a", "b"]);
+    }
+
+    /// Issue 20 (M5): an outbox replaced by a symbolic link is refused before anything is read,
+    /// cut or appended: the link's target stays as it was.
+    #[test]
+    fn an_outbox_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.conf");
+        std::fs::write(&victim, "root:x:0:0\nlast-line-without-newline").unwrap();
+        let path = dir.path().join("outbox.jsonl");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = FileChannel::open(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains("symbolic link") && err.contains("outbox.jsonl"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "root:x:0:0\nlast-line-without-newline"
+        );
     }
 }
