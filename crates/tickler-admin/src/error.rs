@@ -12,6 +12,11 @@ pub enum Error {
     },
     #[error("another daemon is already serving on {path}")]
     AlreadyServing { path: PathBuf },
+    #[error("refusing {what}: {source}")]
+    Untrusted {
+        what: &'static str,
+        source: tickler_engine::private_fs::TrustError,
+    },
     #[error("cannot connect to the daemon at {path}: {source} (is `tickler serve` running?)")]
     Connect {
         path: PathBuf,

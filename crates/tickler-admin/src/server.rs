@@ -4,13 +4,13 @@
 //! mode 0600; a request longer than `REQUEST_LEN_MAX` is refused before it is buffered whole; an
 //! idle connection is closed. One client's slow or bad request never blocks another's.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tickler_engine::Engine;
+use tickler_engine::{Engine, private_fs};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
@@ -59,14 +59,31 @@ pub async fn bind(path: &Path, access: &Access) -> Result<UnixListener, Error> {
         Some(_) => (0o750, 0o660),
         None => (0o700, 0o600),
     };
-    std::fs::create_dir_all(dir).map_err(io("cannot create the socket directory", dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))
-        .map_err(io("cannot restrict the socket directory", dir))?;
-    if let Some(gid) = access.group {
-        std::os::unix::fs::chown(dir, None, Some(gid))
-            .map_err(io("cannot give the socket directory to its group", dir))?;
-    }
-    if path.exists() {
+    // Only a directory tickler creates gets its mode (and group); an existing one (the working
+    // directory, /run) is left as it is, and must be this user's and writable by no one else,
+    // or another user could put their own socket in its place.
+    private_fs::private_dir(dir, dir_mode, access.group).map_err(|source| Error::Untrusted {
+        what: "the admin socket's directory",
+        source,
+    })?;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_symlink() || meta.uid() != private_fs::effective_uid() {
+            // Someone else's socket (or a link to one): never connect through it or remove it.
+            let source = match meta.file_type().is_symlink() {
+                true => private_fs::TrustError::Symlink {
+                    path: path.to_owned(),
+                },
+                false => private_fs::TrustError::NotOwned {
+                    path: path.to_owned(),
+                    owner: meta.uid(),
+                    me: private_fs::effective_uid(),
+                },
+            };
+            return Err(Error::Untrusted {
+                what: "the admin socket",
+                source,
+            });
+        }
         if UnixStream::connect(path).await.is_ok() {
             return Err(Error::AlreadyServing {
                 path: path.to_owned(),

@@ -9,6 +9,7 @@
 //! workspace's internal crates, which are not published on their own.
 
 pub mod config;
+pub mod data_dir;
 
 /// For implementing [`Channel`] without depending on `async-trait` yourself.
 pub use async_trait::async_trait;
@@ -18,6 +19,7 @@ pub use tickler_core::{
     Entity, EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy,
     Rejection, Span, Timestamp, UnsentReason, Zone, fold, learner, policy,
 };
+pub use tickler_engine::private_fs;
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
     EngineOptions, EngineStatus, Error, FileChannel, JoinGroup, LEFT_GROUP, LogChannel,

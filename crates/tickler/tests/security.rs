@@ -198,3 +198,130 @@ async fn neither_a_recipient_nor_a_channel_secret_reaches_the_log() {
         "the webhook's secret reached the log:\n{log}"
     );
 }
+
+/// Runs `tickler serve` with these arguments, expecting it to refuse and exit by itself.
+fn serve_refused(daemon: &Daemon, args: &[&str]) -> String {
+    let output = support::run_to_exit(daemon, args);
+    assert!(!output.status.success(), "serve started with {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Issue 20 (H2): the admin socket's directory is never chmod-ed when it exists. A shared
+/// directory others can write (like /tmp) is refused, by name, and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_in_a_directory_others_can_write_is_refused_and_the_directory_left_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::configure(work.path(), START, "manual");
+    let shared = work.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let socket = shared.join("tickler.sock");
+    let stderr = serve_refused(
+        &daemon,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "serve",
+            "--clock",
+            "manual",
+        ],
+    );
+    assert!(
+        stderr.contains("writable by its group or by others (mode 1777)")
+            && stderr.contains("shared"),
+        "{stderr}"
+    );
+    assert_eq!(
+        mode(&shared),
+        0o1777,
+        "the sticky shared directory is as it was"
+    );
+}
+
+/// Issue 20 (H2): a relative socket path puts the socket in the working directory, whose mode
+/// stays what it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_in_the_working_directory_leaves_its_mode_alone() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut daemon = Daemon::configure(work.path(), START, "manual");
+    daemon.socket = work.path().join("tickler.sock");
+    // The daemon's socket from the config, moved to the working directory by a relative path.
+    let config = std::fs::read_to_string(&daemon.config).unwrap();
+    let config = format!("socket = \"tickler.sock\"\n{config}");
+    std::fs::write(&daemon.config, config).unwrap();
+    daemon.restart().await;
+    assert_eq!(mode(work.path()), 0o755);
+    assert_eq!(mode(&daemon.socket), 0o600);
+    daemon.kill();
+}
+
+/// Issue 20 (M4): an `admin/` directory that is a link to a directory others can write is
+/// refused: its target keeps its mode and gets no socket another user could replace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_directory_that_is_a_symlink_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::configure(work.path(), START, "manual");
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::create_dir_all(&daemon.data_dir).unwrap();
+    std::fs::set_permissions(&daemon.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, daemon.data_dir.join("admin")).unwrap();
+    let data = daemon.data_dir.to_str().unwrap().to_owned();
+    let stderr = serve_refused(
+        &daemon,
+        &["serve", "--data-dir", &data, "--clock", "manual"],
+    );
+    assert!(
+        stderr.contains("symbolic link") && stderr.contains("admin"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&elsewhere), 0o1777);
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "no socket in it"
+    );
+}
+
+/// Issue 20 (M4): a data directory another user created (and so controls) is refused, naming
+/// its owner; so is one others can write. Needs root to hand a directory to another uid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_another_user_owns_or_can_write_is_refused_naming_the_owner() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::configure(work.path(), START, "manual");
+    std::fs::create_dir_all(&daemon.data_dir).unwrap();
+    let data = daemon.data_dir.to_str().unwrap().to_owned();
+    std::fs::set_permissions(&daemon.data_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let stderr = serve_refused(
+        &daemon,
+        &["serve", "--data-dir", &data, "--clock", "manual"],
+    );
+    assert!(
+        stderr.contains("mode 0777") && stderr.contains(&data),
+        "{stderr}"
+    );
+    assert!(!daemon.data_dir.join("store").exists(), "nothing written");
+
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("NOT RUN: handing the directory to another uid needs root");
+        return;
+    }
+    std::fs::set_permissions(&daemon.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&daemon.data_dir, Some(65534), Some(65534)).unwrap();
+    let stderr = serve_refused(
+        &daemon,
+        &["serve", "--data-dir", &data, "--clock", "manual"],
+    );
+    assert!(stderr.contains("owned by uid 65534"), "{stderr}");
+    assert!(!daemon.data_dir.join("store").exists(), "nothing written");
+}

@@ -2,13 +2,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
-use tickler::{SledStore, Store};
+use tickler::Store;
 
 pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = SledStore::open_read_only(&data_dir.join("store"))
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let (_locked, store) = super::open_offline(data_dir)?;
     let total = store.stats()?.entities;
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("auditing {bar:40} {pos}/{len} entities ({eta})")

@@ -3,29 +3,28 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tickler::SledStore;
+use tickler::data_dir::{BEFORE_COMPACTION, COMPACTING, STORE, sync_dir};
 
 pub fn run(data_dir: &Path) -> anyhow::Result<()> {
-    let store_dir = data_dir.join("store");
-    let copy_dir = data_dir.join("store.compacting");
-    let old_dir = data_dir.join("store.before-compaction");
-    if copy_dir.exists() || old_dir.exists() {
-        bail!(
-            "{} or {} exists: a compaction was interrupted; check them and remove them first",
-            copy_dir.display(),
-            old_dir.display()
-        );
-    }
+    // The data directory stays locked until the swap is done: no daemon or other tool can open
+    // the store while it is copied, checked and swapped.
+    let (locked, store) = super::open_offline(data_dir)?;
+    let store_dir = locked.join(STORE);
+    let copy_dir = locked.join(COMPACTING);
+    let old_dir = locked.join(BEFORE_COMPACTION);
     let before = dir_size(&store_dir)?;
-    let store = SledStore::open_read_only(&store_dir)
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let copied = store.copy_into(&copy_dir)?;
     drop(store);
-    // Verify the copy opens and reads as a tickler store before swapping it in.
+    // Verify the copy opens and reads as a tickler store before swapping it in: from here on,
+    // an interrupted compaction is finished by whoever opens the data directory next.
     drop(SledStore::open_read_only(&copy_dir).context("the compacted copy does not open")?);
+    failpoint("compact-before-swap");
     std::fs::rename(&store_dir, &old_dir)?;
+    failpoint("compact-between-renames");
     std::fs::rename(&copy_dir, &store_dir)?;
+    sync_dir(locked.path());
     std::fs::remove_dir_all(&old_dir)?;
     let after = dir_size(&store_dir)?;
     out!(
@@ -35,6 +34,17 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
         after as f64 / 1e6
     );
     Ok(())
+}
+
+/// A test hook: `TICKLER_FAILPOINT=<name>` stops the process at that point (it sleeps until
+/// killed), so the crash tests can SIGKILL a compaction exactly there.
+fn failpoint(name: &str) {
+    if std::env::var("TICKLER_FAILPOINT").is_ok_and(|point| point == name) {
+        eprintln!("failpoint {name}: waiting to be killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
 }
 
 fn dir_size(dir: &Path) -> anyhow::Result<u64> {

@@ -34,6 +34,22 @@ use tickler_admin::{Client, Request};
 
 use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, EvalCmd, EvalDatesArgs, GroupCmd};
 
+/// Locks the data directory for an offline tool and opens its store read-only, after finishing
+/// or discarding an interrupted compaction (said on stderr). The lock is held while the
+/// returned `DataDir` lives.
+fn open_offline(
+    data_dir: &Path,
+) -> anyhow::Result<(tickler::data_dir::DataDir, tickler::SledStore)> {
+    let dir = tickler::data_dir::DataDir::lock(data_dir)?;
+    let (store_dir, recovered) = dir.existing_store()?;
+    if let Some(recovered) = recovered {
+        eprintln!("note: {recovered} ({})", data_dir.display());
+    }
+    let store = tickler::SledStore::open_read_only(&store_dir)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    Ok((dir, store))
+}
+
 /// Where the config is looked for when `--config` is not given.
 const DEFAULT_CONFIG: &str = "config/tickler.toml";
 

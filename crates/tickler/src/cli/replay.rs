@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde_json::json;
-use tickler::{EntityId, SledStore, Timestamp};
+use tickler::{EntityId, Timestamp};
 use tickler_admin::views::{EntityView, PastEventView};
 
 pub fn run(
@@ -14,9 +13,7 @@ pub fn run(
     events: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store_dir = data_dir.join("store");
-    let store = SledStore::open_read_only(&store_dir)
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let (_locked, store) = super::open_offline(data_dir)?;
     let view = tickler::replay::replay(&store, entity, as_of)?;
     let entity_view = serde_json::to_value(EntityView::new(&view.entity))?;
     let past: Vec<PastEventView> = view.past_events.iter().map(PastEventView::new).collect();

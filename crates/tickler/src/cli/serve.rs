@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tickler::config::{ClockMode, Config, LogFormat};
+use tickler::data_dir::DataDir;
 use tickler::{Clock, ManualClock, SledStore, Store, SystemClock};
 use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
@@ -26,14 +27,14 @@ pub async fn run(
     }
     init_logging(&config);
 
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
+    // Held for the daemon's life: no offline tool or second daemon opens the store meanwhile.
+    let locked = DataDir::create_and_lock(&config.data_dir)?;
+    let (store_dir, recovered) = locked.store_to_serve()?;
+    if let Some(recovered) = recovered {
+        tracing::warn!(data_dir = %config.data_dir.display(), "{recovered}");
+    }
     let store: Arc<dyn Store> = Arc::new(
-        SledStore::open_with(&config.data_dir.join("store"), config.durability.store())
+        SledStore::open_with(&store_dir, config.durability.store())
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     let clock: Arc<dyn Clock> = match config.clock {

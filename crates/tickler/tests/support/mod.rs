@@ -244,3 +244,33 @@ impl Drop for Daemon {
         self.kill();
     }
 }
+
+/// A hang guard for a process expected to exit on its own (not a timing assertion).
+const EXIT_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// Runs a tickler command (with the daemon's config) that must end by itself, such as a
+/// `serve` that must refuse to start; kills it and fails the test if it does not end.
+pub fn run_to_exit(daemon: &Daemon, args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&daemon.config)
+        .args(args)
+        .current_dir(&daemon.work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if started.elapsed() > EXIT_WAIT_MAX {
+            // SAFETY: kill(2) on the pid of a child this test spawned.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("`tickler {}` did not exit by itself", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter.join().unwrap()
+}
