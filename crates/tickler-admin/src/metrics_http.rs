@@ -9,13 +9,15 @@ use std::time::Duration;
 use tickler_engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::Error;
 
 /// The most request bytes read before answering (a scrape's request line and headers).
 const REQUEST_HEAD_LEN_MAX: usize = 8 * 1024;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Scrapes served at once; a scraper needs one.
+pub const CONNECTIONS_MAX: usize = 16;
 
 /// Binds the endpoint; only loopback addresses are accepted.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -34,12 +36,29 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 }
 
 pub async fn serve(engine: Engine, listener: TcpListener, stop: Arc<Notify>) {
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut accept_errors = crate::server::WarnEvery::new(Duration::from_secs(10));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((mut stream, _)) = accepted else { continue };
+                let mut stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of descriptors, say: back off rather than spin on accept.
+                        accept_errors.warn(|| tracing::warn!(error = %err, "cannot accept a metrics connection"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Any local user can reach loopback: beyond the cap a connection is closed at
+                // once, so idle ones cannot take the daemon's descriptors.
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
                 let engine = engine.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let mut head = vec![0u8; REQUEST_HEAD_LEN_MAX];
                     let read = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut head)).await;
                     let Ok(Ok(read)) = read else { return };

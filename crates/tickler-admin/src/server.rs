@@ -13,7 +13,7 @@ use serde_json::Value;
 use tickler_engine::{Engine, private_fs};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::Error;
 use crate::dispatch::{After, dispatch};
@@ -115,21 +115,29 @@ pub async fn serve(
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap_or(0);
     let access = Arc::new(access);
+    let slots = Slots::new();
+    let mut accept_errors = WarnEvery::new(ACCEPT_ERROR_WARN_EVERY);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                                Ok((stream, _)) => {
+                Ok((stream, _)) => {
                     let engine = engine.clone();
                     let stop = stop.clone();
                     let access = access.clone();
+                    let slot = slots.take(&stream, daemon_uid);
                     tokio::spawn(async move {
+                        let Some(_slot) = slot else {
+                            return refuse_busy(stream).await;
+                        };
                         if let Err(err) = connection(engine, stream, &access, daemon_uid, stop).await {
                             tracing::debug!(error = %err, "admin connection ended with an error");
                         }
                     });
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot accept an admin connection");
+                    // Out of descriptors, say: back off instead of spinning, and say so now and
+                    // then rather than 20 times a second.
+                    accept_errors.warn(|| tracing::warn!(error = %err, "cannot accept an admin connection"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -137,6 +145,74 @@ pub async fn serve(
         }
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// How many admin connections may be open at once; beyond it a new one gets one
+/// `too_many_connections` reply and is closed, so a runaway script cannot take every
+/// descriptor. A few more are kept for root and the daemon's own user, so an operator can
+/// still get in to see what is going on.
+pub const CONNECTIONS_MAX: usize = 256;
+pub const CONNECTIONS_RESERVED_FOR_OPERATORS: usize = 8;
+const ACCEPT_ERROR_WARN_EVERY: Duration = Duration::from_secs(10);
+
+struct Slots {
+    anyone: Arc<Semaphore>,
+    operators: Arc<Semaphore>,
+}
+
+impl Slots {
+    fn new() -> Slots {
+        Slots {
+            anyone: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
+            operators: Arc::new(Semaphore::new(CONNECTIONS_RESERVED_FOR_OPERATORS)),
+        }
+    }
+
+    fn take(&self, stream: &UnixStream, daemon_uid: u32) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = self.anyone.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        let uid = stream.peer_cred().ok()?.uid();
+        (uid == 0 || uid == daemon_uid)
+            .then(|| self.operators.clone().try_acquire_owned().ok())
+            .flatten()
+    }
+}
+
+async fn refuse_busy(stream: UnixStream) {
+    let (_, mut write) = stream.into_split();
+    let reply = Reply::error(
+        Value::Null,
+        "too_many_connections",
+        format!(
+            "the daemon already has {CONNECTIONS_MAX} admin connections open (the most it keeps); \
+             close idle ones and try again"
+        ),
+    );
+    let _ = write_reply(&mut write, &reply).await;
+}
+
+/// A warning said at most once per period, with how many were held back.
+pub(crate) struct WarnEvery {
+    period: Duration,
+    last: Option<std::time::Instant>,
+}
+
+impl WarnEvery {
+    pub(crate) fn new(period: Duration) -> WarnEvery {
+        WarnEvery { period, last: None }
+    }
+
+    pub(crate) fn warn(&mut self, say: impl FnOnce()) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= self.period)
+        {
+            self.last = Some(now);
+            say();
+        }
+    }
 }
 
 async fn connection(

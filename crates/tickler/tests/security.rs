@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -324,4 +325,104 @@ async fn a_data_directory_another_user_owns_or_can_write_is_refused_naming_the_o
     );
     assert!(stderr.contains("owned by uid 65534"), "{stderr}");
     assert!(!daemon.data_dir.join("store").exists(), "nothing written");
+}
+
+/// Open descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Issue 20 (M3): idle connections to the metrics endpoint, which any local user can open,
+/// cannot take the daemon's descriptors: beyond its cap they are closed at once, and the daemon
+/// keeps serving its admin socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_metrics_connections_cannot_take_the_daemons_descriptors() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let work = tempfile::tempdir().unwrap();
+    let config = support::write_config(work.path(), START);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"data\"\nmetrics_listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(work.path(), START).await;
+    let pid = daemon.child.as_ref().unwrap().id();
+    let before = open_fds(pid);
+    let idle: Vec<_> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    // A probe behind them in the accept queue: once it is answered or closed, the daemon has
+    // taken every idle connection before it. Each is either held (up to the cap) or closed.
+    let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = probe.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+    let _ = probe.read_to_string(&mut String::new());
+    let mut client = daemon.client().await;
+    assert!(client.call(Request::Status).await.unwrap().ok);
+    let during = open_fds(pid);
+    assert!(
+        during <= before + tickler_admin::metrics_http::CONNECTIONS_MAX + 4,
+        "{} idle connections held {} descriptors of the daemon ({before} before)",
+        idle.len(),
+        during
+    );
+    drop(idle);
+    daemon.kill();
+}
+
+/// Issue 20 (L8): admin connections are capped too; one beyond the cap gets a clear
+/// `too_many_connections` reply, and the daemon serves again once they close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_connections_beyond_the_cap_are_refused_with_a_reply() {
+    let work = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(work.path(), START).await;
+    let cap = tickler_admin::server::CONNECTIONS_MAX
+        + tickler_admin::server::CONNECTIONS_RESERVED_FOR_OPERATORS;
+    let mut idle = Vec::new();
+    for _ in 0..cap {
+        let stream = tokio::net::UnixStream::connect(&daemon.socket)
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    // Wait until the daemon has taken them all (each idle one holds a slot).
+    let mut refused = String::new();
+    for _ in 0..500 {
+        let mut extra = tokio::net::UnixStream::connect(&daemon.socket)
+            .await
+            .unwrap();
+        extra
+            .write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n")
+            .await
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(&mut extra)
+            .read_line(&mut line)
+            .await
+            .unwrap();
+        if line.contains("too_many_connections") {
+            refused = line;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(refused.contains("\"ok\":false"), "{refused}");
+    drop(idle);
+    let mut served = false;
+    for _ in 0..500 {
+        if let Ok(reply) = daemon.client().await.call(Request::Status).await
+            && reply.ok
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(served, "the daemon serves again once the connections close");
+    daemon.kill();
 }
