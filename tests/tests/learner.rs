@@ -1146,3 +1146,49 @@ async fn explain_names_the_course_end_that_moved_before_a_nudge() {
         "2026-03-12T10:00:00Z"
     );
 }
+
+/// Issue 20 (M6): a preview's size is bounded: too many simulated learners or too long a list
+/// is refused, naming the value and the limit, and a listing keeps only what it shows while its
+/// counts still cover every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_refuses_an_unbounded_sample_and_lists_only_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let request = |sample: u32, limit: Option<usize>| PreviewRequest {
+        course: COURSE.into(),
+        from: at("2026-03-01T10:00:00Z"),
+        to: at("2026-03-31T10:00:00Z"),
+        enrolments: Vec::new(),
+        sample,
+        existing: false,
+        limit,
+    };
+    let err = h
+        .engine
+        .preview(&request(u32::MAX, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Arguments { .. })
+            && err.to_string().contains("sample 4294967295")
+            && err.to_string().contains("at most 100000"),
+        "{err}"
+    );
+    let err = h
+        .engine
+        .preview(&request(1, Some(10_001)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("limit 10001"), "{err}");
+
+    let preview = h.engine.preview(&request(50, Some(7))).await.unwrap();
+    assert_eq!(preview.messages.len(), 7);
+    let total: u64 = preview.counts.iter().map(|c| c.count).sum();
+    assert_eq!(total, 50 * 4, "three nudges and an upgrade reminder each");
+    let first = preview.messages.iter().map(|m| m.at).collect::<Vec<_>>();
+    assert!(
+        first.windows(2).all(|w| w[0] <= w[1]),
+        "the earliest, in order"
+    );
+}

@@ -158,6 +158,47 @@ pub struct Preview {
     pub held_back: u64,
 }
 
+/// Simulated learners (`sample` and `enrolments` together) one preview may run: each is
+/// planned in memory, so an unbounded count is an unbounded allocation.
+pub const PREVIEW_LEARNERS_MAX: usize = 100_000;
+/// Messages one preview may list (its counts include all).
+pub const PREVIEW_LIMIT_MAX: usize = 10_000;
+const PREVIEW_LIMIT_DEFAULT: usize = 1_000;
+
+fn check_preview_size(request: &PreviewRequest, limit: usize) -> Result<(), Error> {
+    let learners = request
+        .enrolments
+        .len()
+        .saturating_add(request.sample as usize);
+    let refuse = |reason: String| {
+        Err(Error::Arguments {
+            what: "preview".into(),
+            reason,
+        })
+    };
+    if learners > PREVIEW_LEARNERS_MAX {
+        return refuse(format!(
+            "sample {} and {} enrolments simulate {learners} learners; at most \
+             {PREVIEW_LEARNERS_MAX} per preview (preview a sample of them)",
+            request.sample,
+            request.enrolments.len()
+        ));
+    }
+    if limit > PREVIEW_LIMIT_MAX {
+        return refuse(format!(
+            "limit {limit} is above the most a preview lists, {PREVIEW_LIMIT_MAX} (the counts \
+             cover every message)"
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps the first `limit` messages in time order.
+fn keep_first(messages: &mut Vec<PreviewMessage>, limit: usize) {
+    messages.sort_by(|a, b| (a.at, &a.schedule, &a.rule).cmp(&(b.at, &b.schedule, &b.rule)));
+    messages.truncate(limit);
+}
+
 /// What to preview: a course's existing schedules and/or simulated enrolments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,13 +209,15 @@ pub struct PreviewRequest {
     /// Simulated enrolments (as if schedule creation were on), e.g. a sample of real learners.
     #[serde(default)]
     pub enrolments: Vec<Enrolment>,
-    /// This many more simulated learners enrolling at `from` in the site's default zone.
+    /// This many more simulated learners enrolling at `from` in the site's default zone (with
+    /// `enrolments`, at most [`PREVIEW_LEARNERS_MAX`]).
     #[serde(default)]
     pub sample: u32,
     /// Include the course's existing schedules (default true).
     #[serde(default = "yes")]
     pub existing: bool,
-    /// At most this many messages are listed (counts include all); default 1,000.
+    /// At most this many messages are listed (counts include all); default 1,000, at most
+    /// [`PREVIEW_LIMIT_MAX`].
     #[serde(default)]
     pub limit: Option<usize>,
 }
@@ -566,14 +609,22 @@ impl Engine {
                 reason: format!("from {} is not before to {}", request.from, request.to),
             });
         }
-        let limit = request.limit.unwrap_or(1_000);
+        let limit = request.limit.unwrap_or(PREVIEW_LIMIT_DEFAULT);
+        check_preview_size(request, limit)?;
         let course = self.course(&request.course)?;
         let site_name = text_attr(&course, "site").unwrap_or_default();
         let mut site = self.site(&site_name)?;
         let mut messages = Vec::new();
+        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut in_range = |entity: &Entity, source: &'static str| {
             for reminder in entity.active.values() {
                 if reminder.planned_at >= request.from && reminder.planned_at < request.to {
+                    let day = reminder
+                        .planned_at
+                        .to_chrono()
+                        .format("%Y-%m-%d")
+                        .to_string();
+                    *counts.entry((day, reminder.kind.clone())).or_default() += 1;
                     messages.push(PreviewMessage {
                         at: reminder.planned_at,
                         schedule: entity.id.clone(),
@@ -581,6 +632,10 @@ impl Engine {
                         kind: reminder.kind.clone(),
                         source,
                     });
+                    // Only the first `limit` are listed: keep at most twice that many.
+                    if messages.len() >= 2 * limit.max(1) {
+                        keep_first(&mut messages, limit);
+                    }
                 }
             }
         };
@@ -626,13 +681,7 @@ impl Engine {
             let entity = simulate_create(self, &policy, &id, create, enrolled_at)?;
             in_range(&entity, "sample");
         }
-        messages.sort_by(|a, b| (a.at, &a.schedule, &a.rule).cmp(&(b.at, &b.schedule, &b.rule)));
-        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for message in &messages {
-            let day = message.at.to_chrono().format("%Y-%m-%d").to_string();
-            *counts.entry((day, message.kind.clone())).or_default() += 1;
-        }
-        messages.truncate(limit);
+        keep_first(&mut messages, limit);
         Ok(Preview {
             messages,
             counts: counts
