@@ -67,6 +67,15 @@ pub struct SmtpChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
+/// Whether `host` names this machine: `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl SmtpChannel {
     /// Checks the configuration and builds the (lazily connecting) transport. Errors name the
     /// channel and the offending value.
@@ -99,6 +108,14 @@ impl SmtpChannel {
             .map(|value| mailbox("reply_to", value))
             .transpose()?;
         let id_domain = from.email.domain().to_owned();
+        if config.tls == SmtpTls::None && config.credentials.is_some() && !is_loopback(&config.host)
+        {
+            return Err(fail(format!(
+                "tls = \"none\" with credentials would send the password in clear to {:?}; use \
+                 starttls or tls (plain text is accepted only for a loopback relay)",
+                config.host
+            )));
+        }
         let tls = match config.tls {
             SmtpTls::None => Tls::None,
             SmtpTls::Starttls | SmtpTls::Tls => {
@@ -270,6 +287,46 @@ mod tests {
             body: "Hello".into(),
             html: Some("<p>Hello</p>".into()),
         }
+    }
+
+    /// Issue 20 (L3): credentials never go in clear, except to a relay on this machine.
+    #[tokio::test]
+    async fn plain_text_with_credentials_is_refused_unless_the_relay_is_loopback() {
+        let config = |host: &str| SmtpConfig {
+            name: "email".into(),
+            host: host.into(),
+            port: 25,
+            tls: SmtpTls::None,
+            credentials: Some(("user".into(), "secret".into())),
+            from: "evaluations@example.org".into(),
+            reply_to: None,
+            timeout: Duration::from_secs(5),
+        };
+        let err = SmtpChannel::new(config("smtp.example.org"))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("channel email")
+                && err.contains("\"smtp.example.org\"")
+                && err.contains("in clear"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("secret"),
+            "the password is not repeated: {err}"
+        );
+        for host in ["127.0.0.1", "localhost", "::1", "[::1]"] {
+            assert!(SmtpChannel::new(config(host)).is_ok(), "{host}");
+        }
+        let without = SmtpConfig {
+            credentials: None,
+            ..config("smtp.example.org")
+        };
+        assert!(
+            SmtpChannel::new(without).is_ok(),
+            "no credentials, nothing to leak"
+        );
     }
 
     // The transport's connection pool needs a runtime to exist, hence `tokio::test`.
