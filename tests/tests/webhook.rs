@@ -210,7 +210,7 @@ async fn a_redirect_is_not_followed() {
     assert!(matches!(
         first_outcome(&setup).await,
         Outcome::Unsent { reason: UnsentReason::SystemError, ref detail, .. }
-            if detail.contains("redirect to http://169.254.169.254/latest not followed")
+            if detail.contains("redirect to http://169.254.169.254 (path not shown) not followed")
     ));
     setup.engine.shutdown().await.unwrap();
 }
@@ -330,4 +330,27 @@ async fn an_operators_retry_re_delivers_under_the_original_idempotency_key() {
         "{text:?}"
     );
     setup.engine.shutdown().await.unwrap();
+}
+
+/// Issue 20 (L6): a token in the webhook URL's path or query (or in a redirect's location) never
+/// reaches a past event, which is kept for ever and shown by history, explain and export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_the_url_never_reaches_a_past_event() {
+    for answer in [
+        Answer::status(503),
+        Answer::status(302).with_header("location", "http://127.0.0.1:9/next?token=LOCSECRET"),
+    ] {
+        let server = HttpServer::start(vec![answer]).await;
+        let url = server.url("/services/T0/B0/PATHSECRET?token=QUERYSECRET");
+        let setup = setup(&url).await;
+        setup.engine.advance(Span::days(1)).await.unwrap();
+        let Outcome::Unsent { detail, .. } = first_outcome(&setup).await else {
+            panic!("not a failure")
+        };
+        assert!(detail.contains("http://127.0.0.1:"), "{detail}");
+        for secret in ["PATHSECRET", "QUERYSECRET", "LOCSECRET"] {
+            assert!(!detail.contains(secret), "{secret} in {detail}");
+        }
+        setup.engine.shutdown().await.unwrap();
+    }
 }

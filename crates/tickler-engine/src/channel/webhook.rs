@@ -160,7 +160,10 @@ impl Channel for WebhookChannel {
             .send()
             .await
             .map_err(|err| {
-                DeliveryError::Transient(format!("POST {}: {}", self.url, describe(&err)))
+                // Errors become past events, kept for ever: the URL's path and query may hold a
+                // token (a Slack-style hook), so only its origin is named.
+                let err = err.without_url();
+                DeliveryError::Transient(format!("POST {}: {}", origin(&self.url), describe(&err)))
             })?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
@@ -169,7 +172,7 @@ impl Channel for WebhookChannel {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = |status: StatusCode| format!("HTTP {status} from {}", self.url);
+        let text = |status: StatusCode| format!("HTTP {status} from {}", origin(&self.url));
         if status.is_success() {
             Ok(format!("HTTP {}", status.as_u16()))
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -184,12 +187,23 @@ impl Channel for WebhookChannel {
             Err(DeliveryError::Permanent(format!(
                 "{}: redirect to {} not followed",
                 text(status),
-                location.as_deref().unwrap_or("(no location)")
+                location
+                    .as_deref()
+                    .map_or("(no location)".to_owned(), |l| match Url::parse(l) {
+                        Ok(url) => origin(&url),
+                        Err(_) => "a relative location".to_owned(),
+                    })
             )))
         } else {
             Err(DeliveryError::Permanent(text(status)))
         }
     }
+}
+
+/// `scheme://host:port` of a URL: what an error may name without repeating a secret carried in
+/// the path or query.
+fn origin(url: &Url) -> String {
+    format!("{} (path not shown)", url.origin().ascii_serialization())
 }
 
 /// The most useful part of a reqwest error (the source chain names the cause: refused, timeout,
