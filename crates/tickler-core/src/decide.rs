@@ -782,14 +782,32 @@ fn digest_cycles(entity: &Entity, events: &[Event], ctx: &Context) -> Vec<Event>
 
 /// Checks a value against the policy's attribute spec (when the policy declares attributes).
 fn check_attribute_value(policy: &Policy, name: &str, value: &AttrValue) -> Result<(), Rejection> {
-    if policy.attributes.is_empty() {
-        return Ok(());
-    }
     let invalid = |reason: String| Rejection::InvalidAttributeValue {
         name: name.to_owned(),
         value: format!("{value:?}"),
         reason,
     };
+    // Text values reach operators' terminals and email headers: no control characters (a tab
+    // aside). Tables are the engine's own (a digest's rendered items) and may hold line breaks.
+    let texts: &[String] = match value {
+        AttrValue::Text(text) => std::slice::from_ref(text),
+        AttrValue::List(items) => items,
+        _ => &[],
+    };
+    if let Some(c) = texts
+        .iter()
+        .flat_map(|text| text.chars())
+        .find(|c| c.is_control() && *c != '\t')
+    {
+        return Err(invalid(format!(
+            "it holds the control character U+{:04X}; text values may not (they would reach \
+             terminals and email headers)",
+            c as u32
+        )));
+    }
+    if policy.attributes.is_empty() {
+        return Ok(());
+    }
     let Some(spec) = policy.attributes.get(name) else {
         return Err(invalid(format!(
             "policy {} has no attribute {name:?} (known: {})",

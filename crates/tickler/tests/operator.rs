@@ -804,3 +804,30 @@ async fn explain_names_the_cutoff_or_grace_that_made_a_reminder_missed() {
     assert_eq!(grace["grace"], "1d", "{first_late}");
     assert_eq!(grace["processed_at"], "2026-03-15T12:00:00Z");
 }
+
+/// Issue 20 (L4): a text value with control characters (a terminal escape sequence) is refused
+/// by name, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_value_with_control_characters_is_refused_naming_the_character() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    create(&daemon, "x", "2026-03-11T10:00:00Z");
+    let before = json(&daemon.cli(&["show", "due/x", "--json"]))["version"].clone();
+    let refused = daemon.cli(&[
+        "entity",
+        "set-attribute",
+        "due/x",
+        "title",
+        "\"\\u001b]0;PWNED\\u0007\\u001b[2J\"",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("U+001B") && stderr.contains("title") && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    assert_eq!(
+        json(&daemon.cli(&["show", "due/x", "--json"]))["version"],
+        before
+    );
+}

@@ -232,8 +232,12 @@ pub fn create_files_privately() {
 pub fn write_stdout(line: std::fmt::Arguments) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
+    // Values stored before control characters were refused (or an entity id, which may hold
+    // any printable text) must not drive the operator's terminal: escape every control
+    // character but line breaks and tabs. (JSON output has none: serde_json escapes them.)
+    let text = escape_controls(&line.to_string());
     if let Err(err) = stdout
-        .write_fmt(line)
+        .write_all(text.as_bytes())
         .and_then(|()| stdout.write_all(b"\n"))
     {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
@@ -242,6 +246,19 @@ pub fn write_stdout(line: std::fmt::Arguments) {
         eprintln!("error: cannot write to stdout: {err}");
         std::process::exit(1);
     }
+}
+
+/// `text` with each control character other than a line break or a tab written as `\u{..}`.
+pub fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            escaped.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// `--config` may name the file or the directory holding `tickler.toml`.
@@ -478,5 +495,18 @@ async fn call(socket: &Path, request: Request, json: bool) -> anyhow::Result<()>
         None => Ok(()),
         Some(error) if json => bail!("{} [{}]", error.message, error.code),
         Some(error) => bail!("{} [{}]", error.message, error.code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_are_shown_escaped_not_sent_to_the_terminal() {
+        assert_eq!(
+            escape_controls("title \u{1b}]0;PWNED\u{7}\u{1b}[2J\u{9b}x\tend\n"),
+            "title \\u{1b}]0;PWNED\\u{7}\\u{1b}[2J\\u{9b}x\tend\n"
+        );
     }
 }
