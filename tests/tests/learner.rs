@@ -1192,3 +1192,56 @@ async fn a_preview_refuses_an_unbounded_sample_and_lists_only_its_limit() {
         "the earliest, in order"
     );
 }
+
+/// Issue 20 (L7): day counts are bounded where they enter, named when refused, and never wrap
+/// into a deadline at the start (i64::MIN) or a day before it (i64::MAX).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_days_beyond_their_range_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    for days in [i64::MIN, -1, 3651, i64::MAX] {
+        let err = h
+            .engine
+            .set_site(&SiteSettings {
+                deadline_days: Some(days),
+                ..site()
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("deadline_days") && err.contains("out of range") && err.contains("3650"),
+            "{days}: {err}"
+        );
+        let err = h
+            .engine
+            .set_course(&CourseSettings {
+                deadline_days: Some(days),
+                ..course(COURSE)
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("out of range"), "{days}: {err}");
+        let err = h
+            .engine
+            .set_site(&SiteSettings {
+                org_deadline_days: Some(BTreeMap::from([("Demo".to_owned(), days)])),
+                ..site()
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"Demo\"") && err.contains(&days.to_string()),
+            "{days}: {err}"
+        );
+    }
+    assert_eq!(
+        Span::days(i64::MAX).as_millis(),
+        i64::MAX,
+        "saturates, never wraps"
+    );
+    assert_eq!(Span::days(i64::MIN).as_millis(), i64::MIN);
+}

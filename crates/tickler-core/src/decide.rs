@@ -821,6 +821,15 @@ fn check_attribute_value(policy: &Policy, name: &str, value: &AttrValue) -> Resu
             && !text.chars().any(|c| c.is_whitespace() || c.is_control())
     };
     match (spec.kind, value) {
+        (AttributeKind::Int, AttrValue::Int(n))
+            if spec.min.is_some_and(|min| *n < min) || spec.max.is_some_and(|max| *n > max) =>
+        {
+            return Err(invalid(format!(
+                "out of range: allowed from {} to {}",
+                spec.min.map_or("any".to_owned(), |m| m.to_string()),
+                spec.max.map_or("any".to_owned(), |m| m.to_string())
+            )));
+        }
         (AttributeKind::Any, _)
         | (AttributeKind::Bool, AttrValue::Bool(_))
         | (AttributeKind::Text, AttrValue::Text(_))

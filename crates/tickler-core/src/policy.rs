@@ -140,6 +140,12 @@ pub struct AttributeSpec {
     /// against a sample record with these fields.
     #[serde(default)]
     pub columns: Vec<String>,
+    /// For an int: the smallest and largest value allowed (a day count far beyond any use
+    /// would overflow the instants computed from it).
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -740,6 +746,19 @@ impl Policy {
             if !spec.columns.is_empty() && spec.kind != AttributeKind::Table {
                 return Err(fail(format!(
                     "attribute {name:?} has columns but is not kind = \"table\""
+                )));
+            }
+            let bounded = spec.min.is_some() || spec.max.is_some();
+            if bounded && spec.kind != AttributeKind::Int {
+                return Err(fail(format!(
+                    "attribute {name:?} has min or max but is not kind = \"int\""
+                )));
+            }
+            if let (Some(min), Some(max)) = (spec.min, spec.max)
+                && min > max
+            {
+                return Err(fail(format!(
+                    "attribute {name:?} has min {min} above max {max}"
                 )));
             }
         }

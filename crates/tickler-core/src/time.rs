@@ -153,16 +153,16 @@ impl Span {
         Span(ms)
     }
     pub const fn seconds(n: i64) -> Span {
-        Span(n * MS_PER_SECOND)
+        Span(n.saturating_mul(MS_PER_SECOND))
     }
     pub const fn minutes(n: i64) -> Span {
-        Span(n * MS_PER_MINUTE)
+        Span(n.saturating_mul(MS_PER_MINUTE))
     }
     pub const fn hours(n: i64) -> Span {
-        Span(n * MS_PER_HOUR)
+        Span(n.saturating_mul(MS_PER_HOUR))
     }
     pub const fn days(n: i64) -> Span {
-        Span(n * MS_PER_DAY)
+        Span(n.saturating_mul(MS_PER_DAY))
     }
     pub const fn as_millis(self) -> i64 {
         self.0

@@ -230,6 +230,7 @@ impl Engine {
     /// Creates or updates a site.
     pub async fn set_site(&self, settings: &SiteSettings) -> Result<Applied, Error> {
         let id = learner::site_id(&settings.site)?;
+        self.check_org_deadline_days(settings)?;
         let mut attributes: BTreeMap<String, AttrValue> = BTreeMap::new();
         let text = |value: &Option<String>| value.clone().map(AttrValue::Text);
         for (name, value) in [
@@ -597,6 +598,33 @@ impl Engine {
         }
         self.settle().await?;
         Ok(result)
+    }
+
+    /// An org's deadline days are bounded like the site's own `deadline_days` (the site
+    /// policy's `min` and `max`): the table that holds them has text cells the policy cannot
+    /// check.
+    fn check_org_deadline_days(&self, settings: &SiteSettings) -> Result<(), Error> {
+        let Some(orgs) = &settings.org_deadline_days else {
+            return Ok(());
+        };
+        let policy = self.catalog().policy(learner::SITE_POLICY)?;
+        let Some(spec) = policy.attributes.get("deadline_days") else {
+            return Ok(());
+        };
+        for (org, days) in orgs {
+            if spec.min.is_some_and(|min| *days < min) || spec.max.is_some_and(|max| *days > max) {
+                return Err(Error::Arguments {
+                    what: "site.set".into(),
+                    reason: format!(
+                        "org_deadline_days for {org:?} is {days}: out of range, allowed from {} \
+                         to {}",
+                        spec.min.map_or("any".to_owned(), |m| m.to_string()),
+                        spec.max.map_or("any".to_owned(), |m| m.to_string())
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Every message a course would send in [from, to): its schedules' pending occurrences and
