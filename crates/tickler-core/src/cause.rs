@@ -56,6 +56,9 @@ pub enum Cause {
         subject: String,
         value: Option<String>,
     },
+    /// Its instant would fall after 9999-12-31T23:59:59.999Z, the last one tickler represents
+    /// (a date near the end of the range plus the rule's offset or time of day).
+    BeyondRange { anchor: String, value: Timestamp },
 }
 
 /// How a date bounds a rule's occurrences.
@@ -124,6 +127,10 @@ impl Cause {
                      ({anchor} {value}{offset})"
                 )
             }
+            Cause::BeyondRange { anchor, value } => format!(
+                "{anchor} {value} puts this occurrence after 9999-12-31T23:59:59.999Z, the last \
+                 instant tickler represents"
+            ),
             Cause::Condition {
                 condition,
                 subject,

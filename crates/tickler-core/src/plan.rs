@@ -64,7 +64,11 @@ pub fn plan(policy: &Policy, entity: &Entity) -> Vec<Planned> {
     let mut planned: Vec<(usize, Planned)> = dated
         .into_iter()
         .filter_map(|d| {
-            let at = truncate(d.rule.truncate, times.resolve(d.rule, d.slot, d.base));
+            let at = match d.base {
+                // Beyond the range already: no time of day can bring it back.
+                Timestamp::MAX => Timestamp::MAX,
+                base => truncate(d.rule.truncate, times.resolve(d.rule, d.slot, base)),
+            };
             if beyond_until(d.rule, entity, at) || at_or_after_not_after(d.rule, entity, at) {
                 return None;
             }
@@ -125,13 +129,15 @@ fn until(rule: &Rule, entity: &Entity) -> Option<Timestamp> {
 
 /// The slots of a rule and their instants. A rule whose anchor is not set plans nothing; so does
 /// a series bounded by an anchor that is not set (it has no end yet).
+///
+/// An instant past the last one tickler represents is given as [`Timestamp::MAX`] (for a
+/// series, the first such slot, which ends it), so the occurrence gets a record that says so.
 fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
-    let Some(first) = entity
-        .anchors
-        .get(&rule.anchor)
-        .and_then(|anchor| anchor.checked_add(rule.offset))
-    else {
+    let Some(anchor) = entity.anchors.get(&rule.anchor) else {
         return Vec::new();
+    };
+    let Some(first) = anchor.checked_add(rule.offset) else {
+        return beyond_range(rule.offset);
     };
     let is_series = rule.every.is_some() || rule.per_period.is_some();
     if !is_series {
@@ -157,6 +163,7 @@ fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
     let mut instants = Vec::new();
     for slot in 0..slots {
         let Some(base) = step(rule, slot).and_then(|offset| first.checked_add(offset)) else {
+            instants.push((slot, Timestamp::MAX));
             break;
         };
         if beyond_until(rule, entity, base) {
@@ -165,6 +172,16 @@ fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
         instants.push((slot, base));
     }
     instants
+}
+
+/// Slot 0 beyond the range, when a forward offset overflows it (a negative one that falls
+/// before 1970 plans nothing: it is in the past).
+fn beyond_range(offset: Span) -> Vec<(u32, Timestamp)> {
+    if offset.is_negative() {
+        Vec::new()
+    } else {
+        vec![(0, Timestamp::MAX)]
+    }
 }
 
 /// The offset of slot `slot` from the first occurrence.

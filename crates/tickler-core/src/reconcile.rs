@@ -51,6 +51,14 @@ pub(crate) fn reconcile(
         let rule = ctx.policy.rule(&occurrence.rule);
         match wanted {
             Some(p) if p.at == reminder.planned_at => {}
+            Some(p) if p.at == Timestamp::MAX => {
+                let cause = beyond_range(entity, rule);
+                events.extend(unsent_because(
+                    occurrence,
+                    UnsentReason::NotApplicable,
+                    cause,
+                ));
+            }
             Some(p) if p.at >= now => events.push(Event::OccurrenceRescheduled {
                 occurrence,
                 from: reminder.planned_at,
@@ -118,6 +126,28 @@ pub(crate) fn reconcile(
             continue;
         }
         let rule = ctx.policy.rule(&p.rule);
+        if p.at == Timestamp::MAX {
+            // Beyond the range: planned and ended in one commit, so it has its record.
+            let index = next_index
+                .entry(p.rule.clone())
+                .or_insert_with(|| entity.next_index(&p.rule));
+            let occurrence = crate::OccurrenceId::new(p.rule.clone(), *index);
+            *index += 1;
+            events.push(Event::OccurrencePlanned {
+                occurrence: occurrence.clone(),
+                slot: p.slot,
+                kind: p.kind,
+                at: p.at,
+                cause,
+            });
+            let beyond = beyond_range(entity, rule);
+            events.extend(unsent_because(
+                occurrence,
+                UnsentReason::NotApplicable,
+                beyond,
+            ));
+            continue;
+        }
         let already_past = p.at < now;
         if already_past && processed_at.is_some() {
             continue; // the slot ended already; moving it within the past asks for nothing new
@@ -172,6 +202,17 @@ fn unsent_because(occurrence: OccurrenceId, reason: UnsentReason, cause: Cause) 
             detail,
         },
     ]
+}
+
+/// The cause of an occurrence the planner put past the last instant: its rule's anchor.
+fn beyond_range(entity: &Entity, rule: Option<&crate::policy::Rule>) -> Cause {
+    let anchor = rule.map_or_else(String::new, |rule| rule.anchor.clone());
+    let value = entity
+        .anchors
+        .get(&anchor)
+        .copied()
+        .unwrap_or(Timestamp::MAX);
+    Cause::BeyondRange { anchor, value }
 }
 
 /// When this command changed the anchor `name` (its instant), if it did.

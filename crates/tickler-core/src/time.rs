@@ -30,6 +30,10 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     pub const EPOCH: Timestamp = Timestamp(0);
+    /// The last instant tickler represents. The planner gives it to an occurrence that would
+    /// fall after it (a local time or an offset past year 9999), which then ends with a record
+    /// saying so rather than vanishing.
+    pub const MAX: Timestamp = Timestamp(TIMESTAMP_MAX_MS);
 
     /// Milliseconds since the epoch; `None` outside 1970..=9999.
     pub fn from_millis(ms: i64) -> Option<Timestamp> {

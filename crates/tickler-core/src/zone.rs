@@ -77,8 +77,14 @@ impl Zone {
     }
 }
 
+/// The instant, clamped to the accepted range: a local time on 9999-12-31 in a zone behind UTC
+/// is after the last instant (the planner then records its occurrence as beyond the range).
 fn to_timestamp(at: &chrono::DateTime<Tz>) -> Timestamp {
-    Timestamp::from_chrono(at).expect("local times are resolved within the accepted range")
+    Timestamp::from_chrono(at).unwrap_or(if at.timestamp_millis() < 0 {
+        Timestamp::EPOCH
+    } else {
+        Timestamp::MAX
+    })
 }
 
 impl Default for Zone {

@@ -329,7 +329,9 @@ impl TimerState {
                 .timers_after(self.cursor.as_ref(), PAGE_LEN_MAX)?;
             let last_page = page.len() < PAGE_LEN_MAX;
             for entry in page {
-                if entry.due >= until {
+                // At the end of the range `until` is the last instant itself, and a timer due
+                // then must be paged in too, or the clock could reach it and never fire it.
+                if entry.due > until || (entry.due == until && until != Timestamp::MAX) {
                     break 'pages;
                 }
                 let key = (entry.entity.clone(), entry.occurrence.clone());

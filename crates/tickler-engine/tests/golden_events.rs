@@ -198,6 +198,13 @@ fn sample_extra_events() -> Vec<(String, Event)> {
             },
         ),
     ];
+    extra.push(cause(
+        "beyond-range",
+        Cause::BeyondRange {
+            anchor: "due_at".into(),
+            value: at("9999-12-31T20:00:00Z"),
+        },
+    ));
     for bound in [
         Bound::Until,
         Bound::UntilExclusive,

@@ -831,3 +831,73 @@ async fn a_text_value_with_control_characters_is_refused_naming_the_character() 
         before
     );
 }
+
+/// Issue 20 (L1, L2, L10): the end of the accepted range. A reminder that would fall after
+/// 9999-12-31 ends with a record saying so; a local time past the end does not panic an entity;
+/// a timer at the very last instant fires, so a clock advance to the end returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_instant_is_handled_without_panics_hangs_or_silent_drops() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    // L10: the late chasers (2 and 4 days after due) cannot be represented.
+    create(&daemon, "end", "9999-12-31T20:00:00Z");
+    let history = json(&daemon.cli(&["history", "due/end", "--json"]));
+    let past = history["past_events"].as_array().unwrap();
+    for rule in ["first-late", "second-late"] {
+        let ended = past
+            .iter()
+            .find(|p| p["rule"] == rule)
+            .unwrap_or_else(|| panic!("{rule} has no record: {history}"));
+        assert_eq!(ended["reason"], "not-applicable", "{ended}");
+        assert!(
+            ended["detail"]
+                .as_str()
+                .unwrap()
+                .contains("after 9999-12-31T23:59:59.999Z"),
+            "{ended}"
+        );
+    }
+    // L1: a local time on 9999-12-31 in a zone behind UTC is past the end: recorded, no panic.
+    ok(&daemon.cli(&[
+        "group",
+        "join",
+        "karma",
+        "p0",
+        "--recipient",
+        "tel:+1",
+        "--zone",
+        "Etc/GMT+12",
+        "--registered-at",
+        "9999-12-16T12:00:00Z",
+    ]));
+    // L2: an evaluation whose dates are the last instant; advancing to the end returns.
+    ok(&daemon.cli(&[
+        "eval",
+        "create",
+        "max",
+        "--title",
+        "t",
+        "--owner",
+        "o@example.org",
+        "--students",
+        "a@example.org",
+        "--start",
+        "9999-12-31T23:59:59.999Z",
+        "--due",
+        "9999-12-31T23:59:59.999Z",
+    ]));
+    let socket = daemon.socket.to_str().unwrap().to_owned();
+    let advanced = support::run_to_exit(
+        &daemon,
+        &[
+            "--socket",
+            &socket,
+            "clock",
+            "advance",
+            "9223372036854775807ms",
+        ],
+    );
+    ok(&advanced);
+    let status = json(&daemon.cli(&["status", "--json"]));
+    assert_eq!(status["now"], "9999-12-31T23:59:59.999Z");
+}
