@@ -142,6 +142,28 @@ pub fn open_private_append(path: &Path) -> Result<File, TrustError> {
     Ok(file)
 }
 
+/// Creates `path` afresh, 0600, for writing: whatever was there (a file, or a symbolic link,
+/// which is removed rather than followed) is replaced by a new private file.
+pub fn create_private_fresh(path: &Path) -> Result<File, TrustError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(TrustError::WrongKind {
+                path: path.to_owned(),
+                expected: "regular file",
+            });
+        }
+        Ok(_) => std::fs::remove_file(path).map_err(io("replace", path))?,
+        Err(_) => {}
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io("create", path))
+}
+
 /// Writes a whole file (an export, a report) privately: into a new 0600 file beside it, synced,
 /// then renamed over `path`, so a reader never sees half of it, a symbolic link at `path` is
 /// replaced rather than followed, and an existing file's looser mode is not kept.

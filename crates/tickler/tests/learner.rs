@@ -141,9 +141,23 @@ async fn an_imported_cohort_gets_its_nudges_and_highlights_over_thirty_days() {
     // Resuming sends nothing again: every row is behind the checkpoint.
     let resumed = ok(&daemon.cli(&["learner", "import", "--file", file, "--resume"]));
     assert!(resumed.contains("resumed after line 53"), "{resumed}");
-    // Importing again from the start is harmless too: enrolments are idempotent.
+    // Importing again from the start is harmless too: enrolments are idempotent. Its report
+    // (default path) replaces a symbolic link planted there instead of writing through it
+    // (issue 20, L9).
+    let victim = work.path().join("victim.conf");
+    std::fs::write(&victim, "untouched").unwrap();
+    let default_report = format!("{file}.report.jsonl");
+    let _ = std::fs::remove_file(&default_report); // the resumed run's
+    std::os::unix::fs::symlink(&victim, &default_report).unwrap();
     let again = daemon.cli(&["learner", "import", "--file", file]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("50 exists"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let report_meta = std::fs::symlink_metadata(&default_report).unwrap();
+    assert!(report_meta.is_file());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&report_meta.permissions()) & 0o777,
+        0o600
+    );
 
     let shown = ok(&daemon.cli(&["learner", "show", "--course", COURSE, "--learner", "l3"]));
     assert!(

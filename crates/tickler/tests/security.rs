@@ -426,3 +426,32 @@ async fn admin_connections_beyond_the_cap_are_refused_with_a_reply() {
     assert!(served, "the daemon serves again once the connections close");
     daemon.kill();
 }
+
+/// Issue 20 (L9): an export is written to a new private file and renamed into place: an
+/// existing file's loose mode is not kept, and a symbolic link at the path is replaced, its
+/// target untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_never_keeps_a_loose_mode_or_writes_through_a_link() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), START).await;
+    create_a_due_date(&daemon);
+    let loose = work.path().join("loose.jsonl");
+    std::fs::write(&loose, "old").unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o666)).unwrap();
+    ok(&daemon.cli(&["export", "--output", loose.to_str().unwrap()]));
+    assert_eq!(mode(&loose), 0o600);
+    assert!(
+        std::fs::read_to_string(&loose)
+            .unwrap()
+            .contains("someone@example.org")
+    );
+
+    let victim = work.path().join("victim.conf");
+    std::fs::write(&victim, "untouched").unwrap();
+    let link = work.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    ok(&daemon.cli(&["export", "--output", link.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+    assert_eq!(mode(&link), 0o600);
+}

@@ -567,14 +567,15 @@ pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
     };
     // Fail before reading a 100k-row file when the daemon is not there.
     Client::connect(socket).await?;
+    // The report names learners and addresses: a private file, never written through a link.
+    let report_file = if args.resume {
+        tickler::private_fs::open_private_append(&report_path)
+    } else {
+        tickler::private_fs::create_private_fresh(&report_path)
+    };
     let mut report = std::io::BufWriter::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(args.resume)
-            .truncate(!args.resume)
-            .open(&report_path)
-            .with_context(|| format!("cannot create {}", report_path.display()))?,
+        report_file
+            .with_context(|| format!("cannot write the report {}", report_path.display()))?,
     );
 
     let bar = ProgressBar::new_spinner().with_style(

@@ -111,11 +111,16 @@ pub async fn export(socket: &Path, output: Option<&Path>) -> anyhow::Result<()> 
         ProgressStyle::with_template("exporting {bar:40} {pos}/{len} events ({eta})")
             .expect("a valid template"),
     );
-    let mut sink: Box<dyn Write> = match output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
+    // An export holds every recipient's address: written to a new private file, renamed over
+    // the target once complete (a link there is replaced, not followed).
+    let mut file = output
+        .map(|path| {
+            tickler::private_fs::PrivateFile::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))
+        })
+        .transpose()?;
+    let mut sink: Box<dyn Write + '_> = match file.as_mut() {
+        Some(file) => Box::new(std::io::BufWriter::new(file)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut after: Option<EntityId> = None;
@@ -142,6 +147,10 @@ pub async fn export(socket: &Path, output: Option<&Path>) -> anyhow::Result<()> 
         }
     }
     sink.flush()?;
+    drop(sink);
+    if let Some(file) = file {
+        file.commit()?;
+    }
     bar.finish_and_clear();
     eprintln!("exported {written} events");
     Ok(())
