@@ -39,7 +39,9 @@ impl Tmpfs {
     fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
         std::fs::create_dir_all(path).unwrap();
         let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            // A tmpfs root is 1777 by default; tickler refuses a data directory others can
+            // write, so the mount is made the service user's own.
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
             .arg(path)
             .output()
             .map_err(|err| format!("cannot run mount: {err}"))?;
