@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Timelike;
+use tickler::Clock as _;
 use tickler::learner::Enrolment;
 use tickler::{
     AttrValue, CourseSettings, Engine, Enrolled, Entity, EntityId, Error, Highlight, Message,
@@ -1244,4 +1245,80 @@ async fn deadline_days_beyond_their_range_are_refused_by_name() {
         "saturates, never wraps"
     );
     assert_eq!(Span::days(i64::MIN).as_millis(), i64::MIN);
+}
+
+/// Issue 20 (M7): a course change that cannot reach one of its schedules (here a damaged,
+/// quarantined one) still reaches the others, says which failed, and is recorded as work to
+/// finish: a repeat of the same `course.set` tries again (it used to be a no-op), and once the
+/// schedule can be read again the next start finishes the change without being asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_course_change_reaches_every_schedule_eventually_past_one_that_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(tickler::MemoryStore::new());
+    let h = Harness::start(
+        dir.path(),
+        tickler_tests::StoreKind::Memory(store.clone()),
+        at("2026-03-01T09:30:00Z"),
+    )
+    .await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    let learners = ["a", "m", "z"].map(|l| l.to_owned());
+    for learner in &learners {
+        enroll(
+            &h.engine,
+            &enrolment(learner, COURSE, "2026-03-01T10:00:00Z"),
+        )
+        .await;
+    }
+    let (_, clock) = h.stop().await;
+    let broken = schedule(COURSE, "m");
+    let mut saved = Vec::new();
+    assert!(store.corrupt_event(&broken, 2, |bytes| {
+        saved = bytes.clone();
+        bytes.truncate(3);
+    }));
+    let h = Harness::start(
+        dir.path(),
+        tickler_tests::StoreKind::Memory(store.clone()),
+        clock.now(),
+    )
+    .await;
+
+    let earlier_end = CourseSettings {
+        course: COURSE.into(),
+        end: Some(at("2026-03-16T00:00:00Z")),
+        ..CourseSettings::default()
+    };
+    let change = h.engine.set_course(&earlier_end).await.unwrap();
+    assert_eq!(change.schedules_updated, 2, "a and z, past m");
+    assert_eq!(
+        change.schedules_failed.len(),
+        1,
+        "{:?}",
+        change.schedules_failed
+    );
+    assert!(change.schedules_failed[0].starts_with(&broken.to_string()));
+    let end = |s: &Entity| s.anchors.get("course_end").copied();
+    for learner in ["a", "z"] {
+        let s = h.engine.show(&schedule(COURSE, learner)).await.unwrap();
+        assert_eq!(end(&s), Some(at("2026-03-16T00:00:00Z")), "{learner}");
+    }
+    // The same request again is not a no-op: the change is still owed to m.
+    let again = h.engine.set_course(&earlier_end).await.unwrap();
+    assert_eq!(
+        (again.schedules_updated, again.schedules_failed.len()),
+        (0, 1)
+    );
+
+    // The schedule is repaired while the daemon is down; the next start finishes the change.
+    let (_, clock) = h.stop().await;
+    assert!(store.corrupt_event(&broken, 2, |bytes| *bytes = saved.clone()));
+    let h = Harness::start(
+        dir.path(),
+        tickler_tests::StoreKind::Memory(store),
+        clock.now(),
+    )
+    .await;
+    let m = h.engine.show(&broken).await.unwrap();
+    assert_eq!(end(&m), Some(at("2026-03-16T00:00:00Z")));
 }

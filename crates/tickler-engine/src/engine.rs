@@ -188,6 +188,7 @@ impl EngineBuilder {
             supervisor,
         };
         engine.spawn_passivator();
+        engine.finish_course_fan_outs().await?;
         Ok(engine)
     }
 }

@@ -106,7 +106,14 @@ pub struct CourseChange {
     pub schedules_updated: u64,
     /// Schedules already ended (unenrolled), left as they are.
     pub schedules_ended: u64,
+    /// Schedules the change could not reach ("id: why"); it is retried on the next
+    /// `course.set` of the course and at the next start until none is left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules_failed: Vec<String>,
 }
+
+/// The store meta entry listing courses whose last change has not reached all their schedules.
+const COURSE_FAN_OUTS_META: &str = "course-fan-outs";
 
 /// What an enrolment became.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -359,33 +366,122 @@ impl Engine {
                 attributes.insert(name.to_owned(), value);
             }
         }
+        // A change of an existing course reaches each of its schedules. That fan-out is recorded
+        // as work to finish before the course is written, and cleared only once every schedule
+        // took it: a schedule that fails, or a crash part way, leaves it to the next
+        // `course.set` of the course or the next start, which converge (the change each
+        // schedule needs is computed from its state and the course's, so a repeat is harmless).
+        let fan_out = existing.is_some();
+        if fan_out {
+            self.mark_course_fan_out(&settings.course, true).await?;
+        }
         let applied = self.upsert(&id, COURSE_POLICY, anchors, attributes).await?;
         let mut change = CourseChange {
             version: applied.version,
             ..CourseChange::default()
         };
-        if existing.is_none() || applied.events.is_empty() {
-            return Ok(change);
-        }
-        let course = self.course(&settings.course)?;
-        for schedule_id in self.course_schedules(&settings.course, usize::MAX).await? {
-            let schedule = self.show(&schedule_id).await?;
-            if schedule.is_completed() {
-                change.schedules_ended += 1;
-                continue;
-            }
-            let (anchors, attributes) = learner::course_change(&schedule, &site_entity, &course)?;
-            if anchors.is_empty() && attributes.is_empty() {
-                continue;
-            }
-            let command = Command::Update {
-                anchors,
-                attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            };
-            self.execute(&schedule_id, command).await?;
-            change.schedules_updated += 1;
+        if fan_out {
+            self.fan_out_course(&settings.course, &site_entity, &mut change)
+                .await?;
         }
         Ok(change)
+    }
+
+    /// Brings every schedule of the course in line with it, past schedules that fail (they are
+    /// listed); the course's fan-out stays recorded until none does.
+    async fn fan_out_course(
+        &self,
+        course_key: &str,
+        site: &Entity,
+        change: &mut CourseChange,
+    ) -> Result<(), Error> {
+        let course = self.course(course_key)?;
+        for schedule_id in self.course_schedules(course_key, usize::MAX).await? {
+            let updated = async {
+                let schedule = self.show(&schedule_id).await?;
+                if schedule.is_completed() {
+                    return Ok(None);
+                }
+                let (anchors, attributes) = learner::course_change(&schedule, site, &course)?;
+                if anchors.is_empty() && attributes.is_empty() {
+                    return Ok(Some(false));
+                }
+                let command = Command::Update {
+                    anchors,
+                    attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                };
+                self.execute(&schedule_id, command)
+                    .await
+                    .map(|_| Some(true))
+            };
+            match updated.await {
+                Ok(None) => change.schedules_ended += 1,
+                Ok(Some(true)) => change.schedules_updated += 1,
+                Ok(Some(false)) => {}
+                Err(err) => {
+                    tracing::warn!(schedule = %schedule_id, error = %err, "a course change did not reach a schedule; it will be retried");
+                    change
+                        .schedules_failed
+                        .push(format!("{schedule_id}: {err}"));
+                }
+            }
+        }
+        if change.schedules_failed.is_empty() {
+            self.mark_course_fan_out(course_key, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Records (or clears) that a course's change has not reached all its schedules yet.
+    async fn mark_course_fan_out(&self, course_key: &str, pending: bool) -> Result<(), Error> {
+        let mut courses = self.pending_course_fan_outs()?;
+        let changed = if pending {
+            courses.insert(course_key.to_owned())
+        } else {
+            courses.remove(course_key)
+        };
+        if changed {
+            let bytes = serde_json::to_vec(&courses).expect("a set of strings encodes");
+            self.shared().store.set_meta(COURSE_FAN_OUTS_META, &bytes)?;
+            self.shared().commits.durable().await?;
+        }
+        Ok(())
+    }
+
+    fn pending_course_fan_outs(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+        Ok(match self.shared().store.meta(COURSE_FAN_OUTS_META)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+                Error::Internal(format!(
+                    "stored {COURSE_FAN_OUTS_META} is not readable: {err}"
+                ))
+            })?,
+            None => Default::default(),
+        })
+    }
+
+    /// At start-up: finishes the course changes a crash or a failing schedule left part way.
+    pub(crate) async fn finish_course_fan_outs(&self) -> Result<(), Error> {
+        for course_key in self.pending_course_fan_outs()? {
+            let site = match self
+                .course(&course_key)
+                .and_then(|course| self.site(&text_attr(&course, "site").unwrap_or_default()))
+            {
+                Ok(site) => site,
+                Err(err) => {
+                    tracing::warn!(course = %course_key, error = %err, "cannot finish a course change");
+                    continue;
+                }
+            };
+            let mut change = CourseChange::default();
+            self.fan_out_course(&course_key, &site, &mut change).await?;
+            tracing::info!(
+                course = %course_key,
+                updated = change.schedules_updated,
+                failed = change.schedules_failed.len(),
+                "finished a course change left part way"
+            );
+        }
+        Ok(())
     }
 
     /// Turns an enrolment into a schedule (or into nothing, when schedule creation is off).

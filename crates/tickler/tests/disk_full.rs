@@ -41,7 +41,13 @@ impl Tmpfs {
         let output = Command::new("mount")
             // A tmpfs root is 1777 by default; tickler refuses a data directory others can
             // write, so the mount is made the service user's own.
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(path)
             .output()
             .map_err(|err| format!("cannot run mount: {err}"))?;

@@ -777,6 +777,19 @@ pub fn print(request: &Request, result: &Value) -> bool {
                 result["schedules_updated"],
                 result["schedules_ended"]
             );
+            let failed = result["schedules_failed"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !failed.is_empty() {
+                out!(
+                    "{} schedule(s) not reached yet (retried on the next course set and at start-up):",
+                    failed.len()
+                );
+                for failure in &failed {
+                    out!("  {}", text(failure));
+                }
+            }
             true
         }
         Request::LearnerOptOut(_) => {
