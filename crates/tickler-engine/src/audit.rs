@@ -41,22 +41,63 @@ impl AuditReport {
 }
 
 /// Audits the store; `progress` is called with the number of entities checked so far.
+///
+/// Damage the store reports while reading (a record it cannot read, a corrupt page) becomes a
+/// finding, for the entity it belongs to when it belongs to one, and the audit goes on with
+/// what it can still read: the tool meant to diagnose damage must not stop at the first.
 pub fn audit(store: &dyn Store, mut progress: impl FnMut(u64)) -> Result<AuditReport, Error> {
     let mut report = AuditReport::default();
-    let mut timers = timers_by_entity(store)?;
-    report.timers = timers.values().map(|t| t.len() as u64).sum();
+    let general = |report: &mut AuditReport, what: String| {
+        report.findings.push(Finding { entity: None, what })
+    };
+    // `None`: the timer index could not be read whole, so it is not compared.
+    let mut timers = match timers_by_entity(store) {
+        Ok(timers) => Some(timers),
+        Err(err) => {
+            general(
+                &mut report,
+                format!("the timer index cannot be read: {err}"),
+            );
+            None
+        }
+    };
+    report.timers = timers.iter().flatten().map(|(_, t)| t.len() as u64).sum();
     let mut indexes = IndexCache::default();
     // The engine-wide indexes are read up front, so stray members are found even when no
     // entity claims any member of them.
     for index in [tickler_core::index::RETRYING, tickler_core::index::ERRORED] {
-        indexes.load(store, index)?;
+        if let Err(err) = indexes.load(store, index) {
+            general(&mut report, format!("index {index} cannot be read: {err}"));
+        }
     }
     let mut after: Option<EntityId> = None;
     loop {
-        let page = store.entities_after(after.as_ref(), PAGE_LEN)?;
+        let page = match store.entities_after(after.as_ref(), PAGE_LEN) {
+            Ok(page) => page,
+            Err(err) => {
+                let from = after
+                    .as_ref()
+                    .map_or("the start".to_owned(), |a| a.to_string());
+                general(
+                    &mut report,
+                    format!(
+                        "the list of entities cannot be read after {from}: {err}; the entities past it were not audited"
+                    ),
+                );
+                break;
+            }
+        };
         for id in &page {
-            let expected_timers = timers.remove(id).unwrap_or_default();
-            if !audit_entity(store, id, expected_timers, &mut indexes, &mut report)? {
+            let expected_timers = timers.as_mut().map(|t| t.remove(id).unwrap_or_default());
+            let readable = audit_entity(store, id, expected_timers, &mut indexes, &mut report)
+                .unwrap_or_else(|err| {
+                    report.findings.push(Finding {
+                        entity: Some(id.clone()),
+                        what: format!("cannot be read: {err}"),
+                    });
+                    false
+                });
+            if !readable {
                 // Its state is unknown, so its index memberships cannot be judged: one finding
                 // (already made) is enough.
                 indexes.forgive(id);
@@ -69,7 +110,7 @@ pub fn audit(store: &dyn Store, mut progress: impl FnMut(u64)) -> Result<AuditRe
         }
         after = page.last().cloned();
     }
-    for (entity, entries) in timers {
+    for (entity, entries) in timers.into_iter().flatten() {
         report.findings.push(Finding {
             entity: Some(entity),
             what: format!(
@@ -106,7 +147,7 @@ fn timers_by_entity(
 fn audit_entity(
     store: &dyn Store,
     id: &EntityId,
-    stored_timers: BTreeSet<(Timestamp, OccurrenceId)>,
+    stored_timers: Option<BTreeSet<(Timestamp, OccurrenceId)>>,
     indexes: &mut IndexCache,
     report: &mut AuditReport,
 ) -> Result<bool, Error> {
@@ -202,17 +243,19 @@ fn audit_entity(
         }
     }
 
-    // Timer index: exactly the pending wakes.
+    // Timer index: exactly the pending wakes (when the index could be read).
     let wanted: BTreeSet<(Timestamp, OccurrenceId)> = entity.timers().into_iter().collect();
-    for (due, occurrence) in wanted.difference(&stored_timers) {
-        finding(format!(
-            "{occurrence} is pending (wakes at {due}) but missing from the timer index"
-        ));
-    }
-    for (due, occurrence) in stored_timers.difference(&wanted) {
-        finding(format!(
-            "the timer index holds {occurrence} at {due}, which is not pending then"
-        ));
+    if let Some(stored_timers) = stored_timers {
+        for (due, occurrence) in wanted.difference(&stored_timers) {
+            finding(format!(
+                "{occurrence} is pending (wakes at {due}) but missing from the timer index"
+            ));
+        }
+        for (due, occurrence) in stored_timers.difference(&wanted) {
+            finding(format!(
+                "the timer index holds {occurrence} at {due}, which is not pending then"
+            ));
+        }
     }
 
     // Secondary indexes: what the state implies.

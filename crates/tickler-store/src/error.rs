@@ -68,6 +68,15 @@ pub enum Error {
     #[error("the store was opened read-only; writes are refused")]
     ReadOnly,
 
+    /// A file of the store is damaged below the record level (truncated, overwritten), so the
+    /// storage engine cannot open it.
+    #[error(
+        "the store's file {} is damaged and cannot be opened ({reason}); restore the data \
+         directory from a copy",
+        file.display()
+    )]
+    Damaged { file: PathBuf, reason: String },
+
     #[error(
         "unknown store format {found:?}: this build reads {expected:?} (a newer tickler wrote \
          this directory, or it is not a tickler store)"

@@ -324,12 +324,20 @@ fn open_sled(dir: &Path) -> Result<sled::Db, Error> {
     remove_unfinished_snapshots(dir)?;
     let mut attempt = 1;
     loop {
-        let opened = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .flush_every_ms(Some(BACKGROUND_FLUSH_EVERY_MS))
-            .open()
-            .map_err(|e| open_error(dir, e));
+        // sled 0.34 panics on some damaged files (an index out of bounds reading a truncated
+        // segment) instead of returning an error: caught, and reported as damage to its file.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_CAPACITY_BYTES)
+                .flush_every_ms(Some(BACKGROUND_FLUSH_EVERY_MS))
+                .open()
+        }))
+        .map_err(|panic| Error::Damaged {
+            file: dir.join("db"),
+            reason: panic_text(&panic),
+        })
+        .and_then(|opened| opened.map_err(|e| open_error(dir, e)));
         match opened {
             Err(Error::Locked { .. }) if attempt < OPEN_LOCKED_ATTEMPTS => {
                 attempt += 1;
@@ -436,10 +444,22 @@ impl SledStore {
 /// sled 0.34 reports a held lock as an `Io` error of kind `Other` whose text starts "could not
 /// acquire lock on" (see its `Config::try_lock`; the OS error inside is `WouldBlock`). Matching
 /// the text is brittle only across sled versions, and sled is pinned to `=0.34.7`.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "sled stopped reading it".to_owned())
+}
+
 fn open_error(dir: &Path, error: sled::Error) -> Error {
     match &error {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::Locked {
             dir: dir.to_path_buf(),
+        },
+        sled::Error::Corruption { .. } => Error::Damaged {
+            file: dir.join("db"),
+            reason: error.to_string(),
         },
         _ => Error::Io(format!("opening {}: {error}", dir.display())),
     }
