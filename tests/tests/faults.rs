@@ -320,8 +320,22 @@ async fn while_the_store_fails_every_operation_commands_fail_with_a_storage_erro
         assert_eq!(err.code(), "storage_error", "not quarantined: {err}");
     }
 
+    // `status`, where an operator looks first, still answers, naming what it cannot read
+    // (issue 20, M8).
+    let status = h.engine.status().await.unwrap();
+    assert_eq!((status.errored, status.retries_in_flight), (None, None));
+    assert!(
+        status
+            .storage_errors
+            .iter()
+            .any(|e| e.contains("no space left")),
+        "{:?}",
+        status.storage_errors
+    );
+
     // The disk has room again: the same engine serves, with everything acknowledged.
     store.set_unavailable(false);
+    assert!(h.engine.status().await.unwrap().storage_errors.is_empty());
     assert!(h.engine.status().await.unwrap().quarantined.is_empty());
     for entity in &acknowledged {
         assert!(h.engine.show(entity).await.unwrap().active.len() == 3);

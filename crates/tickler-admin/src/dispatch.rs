@@ -32,8 +32,14 @@ pub async fn dispatch(engine: &Engine, request: Request) -> (Result<Value, Error
 async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
     match request {
         Request::Status => {
-            let status = engine.status().await?;
-            let stats = engine.store_stats()?;
+            let mut status = engine.status().await?;
+            // The counts need a scan of the store: when it cannot be read (damage, a full disk)
+            // they are left out and the error listed, and the rest of the status is still given.
+            let stats = engine
+                .store_stats()
+                .map_err(|err| status.storage_errors.push(err.to_string()))
+                .ok();
+            let stat = |pick: fn(&_) -> u64| stats.as_ref().map(pick);
             Ok(json!({
                 "version": status.version,
                 "protocol": crate::protocol::PROTOCOL_VERSION,
@@ -41,10 +47,10 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
                 "clock": status.clock,
                 "now": status.now,
                 "actors": status.actors,
-                "entities": stats.entities,
-                "events": stats.events,
-                "past_events": stats.past_events,
-                "pending_timers": stats.timers,
+                "entities": stat(|s| s.entities),
+                "events": stat(|s| s.events),
+                "past_events": stat(|s| s.past_events),
+                "pending_timers": stat(|s| s.timers),
                 "timers_in_memory": status.timers_in_memory,
                 "wakes_in_flight": status.wakes_in_flight,
                 "next_due": status.next_due,
@@ -55,8 +61,9 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
                 "errors_last_hour": status.errors_last_hour,
                 "paused": status.paused,
                 "parked": status.parked,
-                "store_bytes": stats.size_on_disk,
+                "store_bytes": stat(|s| s.size_on_disk),
                 "quarantined": status.quarantined,
+                "storage_errors": status.storage_errors,
             }))
         }
         Request::DueCreate(args) => {

@@ -34,15 +34,19 @@ pub struct EngineStatus {
     pub next_due: Option<Timestamp>,
     pub fired: u64,
     pub firing_lag: FiringLag,
-    /// Occurrences waiting for their next delivery attempt.
-    pub retries_in_flight: u64,
-    /// Occurrences that ended in a system error and were not retried.
-    pub errored: u64,
+    /// Occurrences waiting for their next delivery attempt (`None`: the store could not be
+    /// read for it; see `storage_errors`).
+    pub retries_in_flight: Option<u64>,
+    /// Occurrences that ended in a system error and were not retried (`None`: unreadable).
+    pub errored: Option<u64>,
     pub errors_last_hour: usize,
     pub paused: Pauses,
     /// Wakes held by a pause.
     pub parked: usize,
     pub quarantined: BTreeMap<String, String>,
+    /// What could not be read from the store for this status (a full disk, damage): the
+    /// status is still given, with those counts left out, since it is where an operator looks.
+    pub storage_errors: Vec<String>,
 }
 
 /// Filters for `list`; each given filter must match.
@@ -80,6 +84,11 @@ impl Engine {
     pub async fn status(&self) -> Result<EngineStatus, Error> {
         let shared = self.shared();
         let timer: TimerStatus = self.timer_call(TimerMsg::Status).await?;
+        let mut storage_errors = Vec::new();
+        let mut counted = |read: Result<u64, Error>| {
+            read.map_err(|err| storage_errors.push(err.to_string()))
+                .ok()
+        };
         Ok(EngineStatus {
             version: env!("CARGO_PKG_VERSION"),
             uptime_ms: shared.started.elapsed().as_millis() as u64,
@@ -95,8 +104,8 @@ impl Engine {
             next_due: timer.next_due,
             fired: timer.fired,
             firing_lag: shared.metrics.firing_lag(),
-            retries_in_flight: self.index_len(index::RETRYING)?,
-            errored: self.index_len(index::ERRORED)?,
+            retries_in_flight: counted(self.index_len(index::RETRYING)),
+            errored: counted(self.index_len(index::ERRORED)),
             errors_last_hour: shared.metrics.errors_last_hour(),
             paused: self.pauses(),
             parked: timer.parked,
@@ -107,6 +116,7 @@ impl Engine {
                 .iter()
                 .map(|(id, reason)| (id.to_string(), reason.clone()))
                 .collect(),
+            storage_errors,
         })
     }
 
@@ -133,12 +143,12 @@ impl Engine {
             (
                 "tickler_retries_in_flight",
                 "Occurrences waiting for their next delivery attempt.",
-                status.retries_in_flight as f64,
+                status.retries_in_flight.map_or(f64::NAN, |n| n as f64),
             ),
             (
                 "tickler_errored",
                 "Occurrences that ended in a system error and were not retried.",
-                status.errored as f64,
+                status.errored.map_or(f64::NAN, |n| n as f64),
             ),
             (
                 "tickler_parked",

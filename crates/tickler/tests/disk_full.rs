@@ -139,10 +139,18 @@ async fn on_a_full_disk_commands_fail_clearly_and_service_resumes_when_space_ret
             "a refusal names the cause: {refusal}"
         );
     }
-    // Full, the daemon still answers (with the same error).
+    // Full, the daemon still answers, and `status` still reports, listing what it could not
+    // read (issue 20, M8: it used to fail as a whole).
     let mut client = daemon.client().await;
     let reply = client.call(Request::Status).await.unwrap();
-    assert!(!reply.ok && reply.error.unwrap().code == "storage_error");
+    assert!(reply.ok, "{:?}", reply.error);
+    let status = reply.result.unwrap();
+    assert!(
+        status["storage_errors"]
+            .to_string()
+            .contains("No space left on device"),
+        "{status}"
+    );
 
     // Room again: the same process takes commands again, without a restart.
     tmpfs.resize(ROOMY_SIZE);
