@@ -474,3 +474,32 @@ async fn consolidated_evaluations_reach_each_student_in_one_digest_a_day() {
             .all(|m| m.rule == "daily" || m.rule == "created")
     );
 }
+
+/// Issue 20 (L5): the security review's pair, an evaluation `eval/c` with a student
+/// `s#available#0/x` and an evaluation `eval/c#available#0/s` with a student `x`, used to give
+/// both available notices one key: the file outbox kept one line and both were recorded sent.
+/// Each now has its own key, and each reaches its student.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_entities_deliveries_never_share_an_idempotency_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    for (entity, student) in [("eval/c", "s#available#0/x"), ("eval/c#available#0/s", "x")] {
+        let create = evaluation(
+            "Course",
+            "never",
+            &[("students", AttrValue::List(vec![student.to_owned()]))],
+        );
+        h.engine.create(&id(entity), create).await.unwrap();
+    }
+    h.engine.advance(Span::days(2)).await.unwrap(); // past the start, 03-02 10:00
+    let available: Vec<Message> = email(&h)
+        .into_iter()
+        .filter(|m| m.rule == "available")
+        .collect();
+    let keys: std::collections::BTreeSet<&str> = available
+        .iter()
+        .map(|m| m.idempotency_key.as_str())
+        .collect();
+    assert_eq!(available.len(), 2, "{available:?}");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+}

@@ -260,6 +260,25 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key of one address of a fan-out: `entity#rule#index/address`, with `%` and `#` in
+    /// the address written `%25` and `%23`. An entity key may hold `#` and `/`, and so may an
+    /// address; with no `#` after the index, the last `#` always ends the index and the key
+    /// reads one way only, so two entities' deliveries never share a key. (Addresses without
+    /// `#` or `%`, nearly all, keep the key they had before this encoding.)
+    pub fn for_address(&self, address: &str) -> String {
+        let mut key = String::with_capacity(self.0.len() + 1 + address.len());
+        key.push_str(&self.0);
+        key.push('/');
+        for c in address.chars() {
+            match c {
+                '%' => key.push_str("%25"),
+                '#' => key.push_str("%23"),
+                c => key.push(c),
+            }
+        }
+        key
+    }
 }
 
 impl fmt::Display for IdempotencyKey {
@@ -324,6 +343,28 @@ mod tests {
         let bytes = postcard::to_stdvec(&occ).unwrap();
         assert_eq!(bytes, [7, b'p', b'r', b'e', b'-', b'd', b'u', b'e', 2]);
         assert_eq!(postcard::from_bytes::<OccurrenceId>(&bytes).unwrap(), occ);
+    }
+
+    #[test]
+    fn keys_of_different_entities_and_addresses_never_coincide() {
+        // The security review's pair: before the encoding both were
+        // `eval/c#available#0/s#available#0/x`.
+        let occ = OccurrenceId::parse("available#0").unwrap();
+        let one = occ
+            .idempotency_key(&EntityId::parse("eval/c").unwrap())
+            .for_address("s#available#0/x");
+        let two = occ
+            .idempotency_key(&EntityId::parse("eval/c#available#0/s").unwrap())
+            .for_address("x");
+        assert_ne!(one, two);
+        assert_eq!(one, "eval/c#available#0/s%23available%230/x");
+        let plain = occ
+            .idempotency_key(&EntityId::parse("eval/c").unwrap())
+            .for_address("a@example.org");
+        assert_eq!(
+            plain, "eval/c#available#0/a@example.org",
+            "unchanged for plain ones"
+        );
     }
 
     #[test]

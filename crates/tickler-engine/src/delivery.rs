@@ -5,7 +5,7 @@
 //!
 //! An occurrence goes either to the entity's recipient (one message, keyed by the occurrence)
 //! or, when its rule names an audience, to each address the core decided at fire time (one
-//! message each, keyed `<occurrence key>/<address>`, so a retry re-sends only to those not yet
+//! message each, keyed `<occurrence key>/<address>` (see `IdempotencyKey::for_address`), so a retry re-sends only to those not yet
 //! reached and a receiver can drop a repeat per address).
 
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub(crate) fn prepare(
         .ok()
         .and_then(|policy| policy.rule(&occurrence.rule).cloned());
     let channel = shared.channel_of(entity, &occurrence.rule);
-    let key = reminder.idempotency_key(&entity.id).to_string();
+    let key = reminder.idempotency_key(&entity.id);
     let fan_out = recipients.is_some();
     let to: Vec<String> = match recipients {
         Some(addresses) => addresses.to_vec(),
@@ -75,9 +75,9 @@ pub(crate) fn prepare(
                     .render(&rule.template, entity, reminder, attempt, &recipient)
                     .map(|rendered| Message {
                         idempotency_key: if fan_out {
-                            format!("{key}/{recipient}")
+                            key.for_address(&recipient)
                         } else {
-                            key.clone()
+                            key.to_string()
                         },
                         entity: entity.id.to_string(),
                         rule: occurrence.rule.to_string(),
