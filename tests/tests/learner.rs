@@ -1322,3 +1322,24 @@ async fn a_course_change_reaches_every_schedule_eventually_past_one_that_fails()
     let m = h.engine.show(&broken).await.unwrap();
     assert_eq!(end(&m), Some(at("2026-03-16T00:00:00Z")));
 }
+
+/// Issue 20 (I4): a site's LMS address, the href of every link in its emails, is an http(s)
+/// address; a `javascript:` one is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lms_url_that_is_not_http_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_memory(dir.path()).await;
+    let err = h
+        .engine
+        .set_site(&SiteSettings {
+            lms_url: Some("javascript:alert(document.domain)//".into()),
+            ..site()
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("javascript:alert") && err.contains("https://"),
+        "{err}"
+    );
+}

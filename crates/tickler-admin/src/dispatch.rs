@@ -250,10 +250,13 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
             to_value(&json!({ "entity": args.entity, "past_events": shown }))
         }
         Request::List(args) => {
-            let limit = args
-                .limit
-                .unwrap_or(DEFAULT_PAGE_LEN)
-                .clamp(1, PAGE_LEN_MAX);
+            if args.limit == Some(0) {
+                return Err(Error::Arguments {
+                    what: "list".into(),
+                    reason: format!("limit 0 lists nothing; give 1 to {PAGE_LEN_MAX}"),
+                });
+            }
+            let limit = args.limit.unwrap_or(DEFAULT_PAGE_LEN).min(PAGE_LEN_MAX);
             let filter = ListFilter {
                 kind: args.kind,
                 policy: args.policy,

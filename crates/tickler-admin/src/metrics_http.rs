@@ -63,7 +63,11 @@ pub async fn serve(engine: Engine, listener: TcpListener, stop: Arc<Notify>) {
                     let read = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut head)).await;
                     let Ok(Ok(read)) = read else { return };
                     let request = String::from_utf8_lossy(&head[..read]);
-                    let (status, body) = if request.starts_with("GET /metrics ") || request.starts_with("GET /metrics?") {
+                    let (status, body) = if !loopback_host(&request) {
+                        // A page in a local browser could reach loopback under another name
+                        // (DNS rebinding): only requests addressed to this machine are served.
+                        ("403 Forbidden", "only requests with a loopback Host are served\n".to_owned())
+                    } else if request.starts_with("GET /metrics ") || request.starts_with("GET /metrics?") {
                         match engine.metrics_text().await {
                             Ok(text) => ("200 OK", text),
                             Err(err) => ("503 Service Unavailable", format!("{err}\n")),
@@ -80,6 +84,60 @@ pub async fn serve(engine: Engine, listener: TcpListener, stop: Arc<Notify>) {
                 });
             }
             _ = stop.notified() => break,
+        }
+    }
+}
+
+/// Whether the request's `Host` header (if any) names this machine: `localhost` or a loopback
+/// address, with any port.
+fn loopback_host(request: &str) -> bool {
+    let Some(host) = request.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| value.trim())
+    }) else {
+        return true; // HTTP/1.0 scrapers may send none
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_host;
+
+    /// Issue 20 (I3): a request carrying another name in its Host (DNS rebinding from a local
+    /// browser) is refused; scrapers addressing loopback are served.
+    #[test]
+    fn only_requests_addressed_to_loopback_are_served() {
+        for host in [
+            "localhost:9464",
+            "127.0.0.1:9464",
+            "[::1]:9464",
+            "LOCALHOST",
+            "127.0.0.1",
+        ] {
+            assert!(
+                loopback_host(&format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n")),
+                "{host}"
+            );
+        }
+        assert!(
+            loopback_host("GET /metrics HTTP/1.0\r\n\r\n"),
+            "no Host at all"
+        );
+        for host in ["attacker.example:9464", "10.0.0.1:9464", "[fe80::1]:9464"] {
+            assert!(
+                !loopback_host(&format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n")),
+                "{host}"
+            );
         }
     }
 }

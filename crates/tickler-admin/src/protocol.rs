@@ -602,6 +602,14 @@ pub fn parse_request(line: &[u8]) -> Result<(Value, Request), ParseError> {
             format!("unknown request field {extra:?}"),
         ));
     }
+    // A command whose arguments are all optional may leave `args` out, as one with none does.
+    if !object.contains_key("args") {
+        let mut with_args = object.clone();
+        with_args.insert("args".into(), Value::Object(Default::default()));
+        if let Ok(request) = serde_json::from_value(Value::Object(with_args)) {
+            return Ok((id, request));
+        }
+    }
     let request = serde_json::from_value(Value::Object(object))
         .map_err(|err| fail(id.clone(), "invalid_arguments", format!("{command}: {err}")))?;
     Ok((id, request))
@@ -619,6 +627,22 @@ mod tests {
         assert!(matches!(request, Request::DueMove(DueMove { .. })));
         let (_, request) = parse_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
         assert_eq!(request, Request::Status);
+    }
+
+    /// Issue 20 (I1): commands whose arguments are all optional take a request without `args`.
+    #[test]
+    fn args_may_be_left_out_when_every_argument_is_optional() {
+        for command in ["list", "export", "snapshot", "pause", "resume", "retry"] {
+            let line = format!(r#"{{"v":1,"cmd":"{command}"}}"#);
+            let parsed = parse_request(line.as_bytes());
+            assert!(
+                parsed.is_ok(),
+                "{command}: {:?}",
+                parsed.err().map(|e| e.message)
+            );
+        }
+        let err = parse_request(br#"{"v":1,"cmd":"show"}"#).unwrap_err();
+        assert_eq!(err.code, "invalid_arguments");
     }
 
     #[test]

@@ -238,6 +238,15 @@ impl Engine {
     pub async fn set_site(&self, settings: &SiteSettings) -> Result<Applied, Error> {
         let id = learner::site_id(&settings.site)?;
         self.check_org_deadline_days(settings)?;
+        if let Some(url) = &settings.lms_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            // It is the href of every link in the schedules' emails.
+            return Err(Error::Arguments {
+                what: "site.set".into(),
+                reason: format!("lms_url {url:?} must be an http:// or https:// address"),
+            });
+        }
         let mut attributes: BTreeMap<String, AttrValue> = BTreeMap::new();
         let text = |value: &Option<String>| value.clone().map(AttrValue::Text);
         for (name, value) in [

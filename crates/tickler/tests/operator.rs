@@ -901,3 +901,18 @@ async fn the_last_instant_is_handled_without_panics_hangs_or_silent_drops() {
     let status = json(&daemon.cli(&["status", "--json"]));
     assert_eq!(status["now"], "9999-12-31T23:59:59.999Z");
 }
+
+/// Issue 20 (I1): `list` with a limit of 0 is refused by name (it used to list one entity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_limit_of_zero_is_refused_by_name() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+    create(&daemon, "a", "2026-03-11T10:00:00Z");
+    let refused = daemon.cli(&["list", "--limit", "0"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("limit 0") && stderr.contains("invalid_arguments"),
+        "{stderr}"
+    );
+}

@@ -272,12 +272,24 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    // NAT64 (RFC 6052's well-known 64:ff9b::/96, RFC 8215's local-use 64:ff9b:1::/48): the
+    // address embeds an IPv4 one, which is what decides, on a network that translates them.
+    let nat64 = first == 0x0064
+        && segments[1] == 0xff9b
+        && (segments[2..6] == [0, 0, 0, 0] || segments[2] == 0x0001);
+    if nat64 {
+        let [a, b] = segments[6].to_be_bytes();
+        let [c, d] = segments[7].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed on some networks)
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
         || ip.to_ipv4().is_some()) // IPv4-compatible (deprecated) and the like
 }
@@ -350,6 +362,11 @@ mod tests {
             "http://0177.0.0.1/hook",
             "http://100.64.0.1/hook",
             "http://0.0.0.0/hook",
+            // Issue 20 (I2): NAT64 prefixes embedding a private address, and site-local.
+            "http://[64:ff9b::7f00:1]/hook",
+            "http://[64:ff9b::a01:203]/hook",
+            "http://[64:ff9b:1::c0a8:a]/hook",
+            "http://[fec0::1]/hook",
         ] {
             let parsed = Url::parse(url).unwrap();
             let host = parsed
@@ -369,6 +386,12 @@ mod tests {
                 assert!(err.contains("non-public"), "{url}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn a_nat64_address_embedding_a_public_one_is_public() {
+        assert!(is_public("64:ff9b::5db8:d822".parse().unwrap())); // 93.184.216.34
+        assert!(!is_public("64:ff9b::7f00:1".parse().unwrap()));
     }
 
     #[tokio::test]
