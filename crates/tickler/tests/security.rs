@@ -325,6 +325,25 @@ async fn a_data_directory_another_user_owns_or_can_write_is_refused_naming_the_o
     );
     assert!(stderr.contains("owned by uid 65534"), "{stderr}");
     assert!(!daemon.data_dir.join("store").exists(), "nothing written");
+
+    // Another user's socket where ours goes: never connected to or removed (it could answer
+    // in the daemon's place).
+    std::os::unix::fs::chown(&daemon.data_dir, Some(0), Some(0)).unwrap();
+    let admin = daemon.data_dir.join("admin");
+    std::fs::create_dir(&admin).unwrap();
+    std::fs::set_permissions(&admin, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let theirs = std::os::unix::net::UnixListener::bind(admin.join("tickler.sock")).unwrap();
+    std::os::unix::fs::chown(admin.join("tickler.sock"), Some(65534), Some(65534)).unwrap();
+    let stderr = serve_refused(
+        &daemon,
+        &["serve", "--data-dir", &data, "--clock", "manual"],
+    );
+    assert!(
+        stderr.contains("admin socket") && stderr.contains("owned by uid 65534"),
+        "{stderr}"
+    );
+    assert!(admin.join("tickler.sock").exists(), "left in place");
+    drop(theirs);
 }
 
 /// Open descriptors of a process.
