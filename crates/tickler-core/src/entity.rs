@@ -94,6 +94,27 @@ pub enum Phase {
 }
 
 impl ActiveReminder {
+    /// A newly planned occurrence, switched on, not attempted yet.
+    pub fn pending(
+        occurrence: &OccurrenceId,
+        slot: u32,
+        kind: &str,
+        planned_at: Timestamp,
+        key: Option<OccurrenceId>,
+    ) -> ActiveReminder {
+        ActiveReminder {
+            occurrence: occurrence.clone(),
+            slot,
+            kind: kind.to_owned(),
+            planned_at,
+            enabled: true,
+            phase: Phase::Pending,
+            delivered: Vec::new(),
+            refused: Vec::new(),
+            key,
+        }
+    }
+
     /// The key every channel and receiver knows this reminder's message by: its own, or for a
     /// retry the key of the occurrence it retries, so one occurrence never has two keys.
     pub fn idempotency_key(&self, entity: &EntityId) -> crate::IdempotencyKey {
@@ -225,29 +246,8 @@ pub fn evolve(
             at: planned_at,
             ..
         } => {
-            if entity.active.contains_key(occurrence) {
-                return Err(FoldError::PlannedTwice {
-                    entity: id.clone(),
-                    seq,
-                    occurrence: occurrence.clone(),
-                });
-            }
-            let ledger = entity.ledger.entry(occurrence.rule.clone()).or_default();
-            ledger.next_index = ledger.next_index.max(occurrence.index + 1);
-            entity.active.insert(
-                occurrence.clone(),
-                ActiveReminder {
-                    occurrence: occurrence.clone(),
-                    slot: *slot,
-                    kind: kind.clone(),
-                    planned_at: *planned_at,
-                    enabled: true,
-                    phase: Phase::Pending,
-                    delivered: Vec::new(),
-                    refused: Vec::new(),
-                    key: None,
-                },
-            );
+            let planned = ActiveReminder::pending(occurrence, *slot, kind, *planned_at, None);
+            arm(&mut entity, seq, planned)?;
         }
         Event::OccurrenceRescheduled { occurrence, to, .. } => {
             let reminder = entity
@@ -467,6 +467,14 @@ fn arm_retry(
             occurrence: retry_of.clone(),
         });
     };
+    let key = Some(key.clone());
+    let retry = ActiveReminder::pending(occurrence, errored.slot, &errored.kind, planned_at, key);
+    arm(entity, seq, retry)
+}
+
+/// Makes `reminder` active (a new occurrence: its id must not be active yet).
+fn arm(entity: &mut Entity, seq: u64, reminder: ActiveReminder) -> Result<(), FoldError> {
+    let occurrence = &reminder.occurrence;
     if entity.active.contains_key(occurrence) {
         return Err(FoldError::PlannedTwice {
             entity: entity.id.clone(),
@@ -476,20 +484,7 @@ fn arm_retry(
     }
     let ledger = entity.ledger.entry(occurrence.rule.clone()).or_default();
     ledger.next_index = ledger.next_index.max(occurrence.index + 1);
-    entity.active.insert(
-        occurrence.clone(),
-        ActiveReminder {
-            occurrence: occurrence.clone(),
-            slot: errored.slot,
-            kind: errored.kind,
-            planned_at,
-            enabled: true,
-            phase: Phase::Pending,
-            delivered: Vec::new(),
-            refused: Vec::new(),
-            key: Some(key.clone()),
-        },
-    );
+    entity.active.insert(occurrence.clone(), reminder);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tickler_core::{
-    ActiveReminder, EntityId, Event, OccurrenceId, Phase, Policy, Timestamp, Zone, evolve,
+    ActiveReminder, EntityId, Event, OccurrenceId, Policy, Timestamp, Zone, evolve,
 };
 
 use crate::Error;
@@ -143,17 +143,8 @@ fn check_template(
             .collect(),
     };
     let entity = evolve(None, &id, &created, sample_at, 1).expect("a Created event starts a log");
-    let reminder = ActiveReminder {
-        occurrence: OccurrenceId::new(rule.name.clone(), 0),
-        slot: 0,
-        kind: rule.kind.clone(),
-        planned_at: sample_at,
-        enabled: true,
-        phase: Phase::Pending,
-        delivered: Vec::new(),
-        refused: Vec::new(),
-        key: None,
-    };
+    let occurrence = OccurrenceId::new(rule.name.clone(), 0);
+    let reminder = ActiveReminder::pending(&occurrence, 0, &rule.kind, sample_at, None);
     templates
         .render(&rule.template, &entity, &reminder, 1, "sample@example.org")
         .map(|_| ())
