@@ -19,13 +19,25 @@ trap 'rm -rf "$scratch"' EXIT
 profile=()
 [ "${FUZZ_BUILD:-release}" = dev ] && profile=(--dev)
 cargo +stable fuzz build "${profile[@]}" --fuzz-dir tests/fuzz -s none
+failed=()
 for target in "${targets[@]}"; do
   mkdir -p "$scratch/$target"
   cp tests/fuzz/corpus/"$target"/* "$scratch/$target"/
   echo "== fuzz $target for ${seconds}s"
+  # libFuzzer's chatter goes to a log; its summary lines are shown. A crash is a finding
+  # whatever the exit status says (cargo fuzz may report it as 0 after printing it).
+  set +e
   cargo +stable fuzz run "${profile[@]}" --fuzz-dir tests/fuzz -s none "$target" "$scratch/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 2>&1 \
-    | grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|panicked|SUMMARY' || true
-  # grep hides libFuzzer's chatter; its exit status is the run's.
-  test "${PIPESTATUS[0]}" -eq 0
+    -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    > "$scratch/$target.log" 2>&1
+  status=$?
+  set -e
+  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|panicked|SUMMARY' "$scratch/$target.log" || true
+  if [ "$status" -ne 0 ] || grep -qE 'SUMMARY: libFuzzer|panicked' "$scratch/$target.log"; then
+    failed+=("$target")
+  fi
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz findings in: ${failed[*]} (inputs in tests/fuzz/artifacts/)"
+  exit 1
+fi
