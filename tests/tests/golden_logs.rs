@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+#[allow(unused_imports)]
+use tickler::{Evaluations as _, LearnerSchedules as _};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -21,6 +21,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+#[allow(unused_imports)]
+use tickler::{Evaluations as _, LearnerSchedules as _};
 
 use tickler::store::Record;
 use tickler::{
@@ -132,7 +134,8 @@ async fn open_engine(
         .options(config.engine.clone())
         .store(store.clone())
         .clock(Arc::new(clock.clone()))
-        .catalog(config.catalog().unwrap());
+        .catalog(config.catalog().unwrap())
+        .extension(tickler::learner::extension());
     let mut builder = config.add_channels(builder).unwrap();
     for name in ["file", "rapidpro", "email"] {
         builder = builder.channel(

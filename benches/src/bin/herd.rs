@@ -24,6 +24,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+#[allow(unused_imports)]
+use tickler::{Evaluations as _, LearnerSchedules as _};
 
 use tickler::learner::Enrolment;
 use tickler::{
@@ -68,7 +70,8 @@ async fn open(
         .options(config.engine.clone())
         .store(store)
         .clock(clock)
-        .catalog(config.catalog().unwrap());
+        .catalog(config.catalog().unwrap())
+        .extension(tickler::learner::extension());
     config
         .add_channels(builder)
         .unwrap()

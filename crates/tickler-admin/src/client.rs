@@ -8,7 +8,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::Error;
-use crate::protocol::{Envelope, PROTOCOL_VERSION, Reply, Request};
+use crate::protocol::{Call, Envelope, PROTOCOL_VERSION, Reply};
 
 pub struct Client {
     path: PathBuf,
@@ -35,11 +35,11 @@ impl Client {
     }
 
     /// Sends a request and waits for its reply (error replies are `Ok` with `ok: false`).
-    pub async fn call(&mut self, request: Request) -> Result<Reply, Error> {
+    pub async fn call(&mut self, call: impl Into<Call>) -> Result<Reply, Error> {
         let envelope = Envelope {
             v: PROTOCOL_VERSION,
             id: Value::from(self.next_id),
-            request,
+            call: call.into(),
         };
         self.next_id += 1;
         let mut line = serde_json::to_vec(&envelope).expect("requests always encode");

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Outcome, Timestamp};
-use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope, Response};
+use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope};
 
-use crate::protocol::{PAGE_LEN_MAX, PauseArgs, Request};
+use crate::family::Families;
+use crate::protocol::{Call, PAGE_LEN_MAX, PauseArgs, Request};
 use crate::views::{AppliedView, EntityView, PastEventView};
 
 /// The policy `due.*` commands work with.
@@ -20,16 +21,25 @@ pub enum After {
     Shutdown,
 }
 
-pub async fn dispatch(engine: &Engine, request: Request) -> (Result<Value, Error>, After) {
-    let after = if request == Request::Shutdown {
-        After::Shutdown
-    } else {
-        After::KeepServing
-    };
-    (run(engine, request).await, after)
+pub async fn dispatch(
+    engine: &Engine,
+    families: &Families,
+    call: Call,
+) -> (Result<Value, Error>, After) {
+    match call {
+        Call::Request(Request::Shutdown) => (
+            run(engine, families, Request::Shutdown).await,
+            After::Shutdown,
+        ),
+        Call::Request(request) => (run(engine, families, request).await, After::KeepServing),
+        Call::Family(call) => (
+            families.run(engine, &call.cmd, call.args).await,
+            After::KeepServing,
+        ),
+    }
 }
 
-async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
+async fn run(engine: &Engine, families: &Families, request: Request) -> Result<Value, Error> {
     match request {
         Request::Status => {
             let mut status = engine.status().await?;
@@ -115,71 +125,15 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
         Request::EntityMoveAnchors(args) => {
             apply(engine, &args.entity, Command::MoveAnchors { to: args.to }).await
         }
-        Request::EvalCreate(evaluation) => {
-            let applied = engine.create_evaluation(&evaluation).await?;
-            applied_reply(engine, &evaluation.entity, &applied).await
-        }
-        Request::EvalRespond(args) => {
-            let response = if args.saved {
-                Response::Saved
-            } else {
-                Response::Submitted
-            };
-            let applied = engine
-                .record_response(&args.entity, &args.student, response)
-                .await?;
-            let state = engine.show(&args.entity).await?;
-            let mut views: Vec<AppliedView> = applied
-                .iter()
-                .map(|applied| AppliedView::new(&args.entity, applied, None))
-                .collect();
-            if let Some(last) = views.last_mut() {
-                last.state = Some(entity_view(engine, &state));
-            }
-            to_value(&json!({ "entity": args.entity, "student": args.student, "applied": views }))
-        }
-        Request::EvalMoveDates(args) => {
-            let applied = engine
-                .move_evaluation_dates(&args.entity, &args.dates)
-                .await?;
-            applied_reply(engine, &args.entity, &applied).await
-        }
-        Request::EvalDelete(args) => {
-            let applied = engine.delete_evaluation(&args.entity).await?;
-            applied_reply(engine, &args.entity, &applied).await
-        }
-        Request::SiteSet(settings) => {
-            let applied = engine.set_site(&settings).await?;
-            let id = tickler_core::learner::site_id(&settings.site)?;
-            applied_reply(engine, &id, &applied).await
-        }
-        Request::CourseSet(settings) => to_value(&engine.set_course(&settings).await?),
-        Request::LearnerEnroll(enrolment) => to_value(&engine.enroll(&enrolment).await?),
-        Request::LearnerUnenroll(args) => {
-            let applied = engine.unenroll(&args.course, &args.learner).await?;
-            let id = tickler_core::learner::schedule_id(&args.course, &args.learner)?;
-            applied_reply(engine, &id, &applied).await
-        }
-        Request::LearnerChangeTrack(args) => {
-            let applied = engine
-                .change_track(&args.course, &args.learner, &args.track)
-                .await?;
-            let id = tickler_core::learner::schedule_id(&args.course, &args.learner)?;
-            applied_reply(engine, &id, &applied).await
-        }
-        Request::LearnerOptOut(args) => {
-            let changed = engine
-                .opt_out(
-                    &args.site,
-                    &args.learner,
-                    &args.email,
-                    args.course.as_deref(),
-                )
-                .await?;
-            Ok(json!({ "schedules_changed": changed }))
-        }
         Request::Backfill(args) => {
-            let backfill = engine.backfill(&args.policy, args.from, args.to).await?;
+            let policy = args
+                .policy
+                .or_else(|| families.backfill_policy().map(str::to_owned))
+                .ok_or_else(|| Error::Arguments {
+                    what: "backfill".into(),
+                    reason: "give the policy whose waiting occurrences to process".into(),
+                })?;
+            let backfill = engine.backfill(&policy, args.from, args.to).await?;
             let woken: Vec<Value> = backfill
                 .woken
                 .iter()
@@ -187,7 +141,6 @@ async fn run(engine: &Engine, request: Request) -> Result<Value, Error> {
                 .collect();
             Ok(json!({ "woken": woken }))
         }
-        Request::Preview(request) => to_value(&engine.preview(&request).await?),
         Request::EntitySetAttribute(args) => {
             let command = Command::SetAttribute {
                 name: args.name,
@@ -427,7 +380,7 @@ async fn apply(engine: &Engine, entity: &EntityId, command: Command) -> Result<V
 }
 
 /// What a command did and the entity after it (with its phase).
-async fn applied_reply(
+pub async fn applied_reply(
     engine: &Engine,
     entity: &EntityId,
     applied: &tickler_engine::Applied,
@@ -438,7 +391,7 @@ async fn applied_reply(
     to_value(&view)
 }
 
-fn entity_view(engine: &Engine, entity: &tickler_core::Entity) -> EntityView {
+pub fn entity_view(engine: &Engine, entity: &tickler_core::Entity) -> EntityView {
     EntityView::new(entity).with_phase(engine.phase(entity))
 }
 
@@ -456,7 +409,8 @@ async fn group_reply(
     to_value(&json!({ "group": group, "contact": contact, "entities": entities }))
 }
 
-fn to_value<T: Serialize>(value: &T) -> Result<Value, Error> {
+/// A reply's result from any serializable value.
+pub fn to_value<T: Serialize>(value: &T) -> Result<Value, Error> {
     serde_json::to_value(value)
         .map_err(|err| Error::Internal(format!("cannot encode a reply: {err}")))
 }

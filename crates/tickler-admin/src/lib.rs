@@ -6,6 +6,7 @@
 pub mod client;
 pub mod dispatch;
 mod error;
+pub mod family;
 pub mod metrics_http;
 pub mod protocol;
 pub mod server;
@@ -13,4 +14,7 @@ pub mod views;
 
 pub use client::Client;
 pub use error::Error;
-pub use protocol::{PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request};
+pub use family::{CommandFamily, Families, parse_args};
+pub use protocol::{
+    Call, FamilyCall, PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request,
+};

@@ -9,11 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-pub use tickler_core::learner::Enrolment;
 use tickler_core::{AttrValue, EntityId, OccurrenceId, Span, Timestamp, Zone};
-pub use tickler_engine::{
-    CourseSettings, EvaluationDates, NewEvaluation, PreviewRequest, SiteSettings,
-};
+
+use crate::family::Families;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -34,18 +32,7 @@ pub const COMMANDS: &[&str] = &[
     "entity.complete",
     "entity.change-recipient",
     "entity.replan",
-    "eval.create",
-    "eval.respond",
-    "eval.move-dates",
-    "eval.delete",
-    "site.set",
-    "course.set",
-    "learner.enroll",
-    "learner.unenroll",
-    "learner.change-track",
-    "learner.opt-out",
     "backfill",
-    "preview",
     "group.join",
     "group.leave",
     "group.replan",
@@ -94,30 +81,8 @@ pub enum Request {
     EntityChangeRecipient(ChangeRecipient),
     #[serde(rename = "entity.replan")]
     EntityReplan(EntityArg),
-    #[serde(rename = "eval.create")]
-    EvalCreate(NewEvaluation),
-    #[serde(rename = "eval.respond")]
-    EvalRespond(EvalRespond),
-    #[serde(rename = "eval.move-dates")]
-    EvalMoveDates(EvalMoveDates),
-    #[serde(rename = "eval.delete")]
-    EvalDelete(EntityArg),
-    #[serde(rename = "site.set")]
-    SiteSet(SiteSettings),
-    #[serde(rename = "course.set")]
-    CourseSet(CourseSettings),
-    #[serde(rename = "learner.enroll")]
-    LearnerEnroll(Enrolment),
-    #[serde(rename = "learner.unenroll")]
-    LearnerUnenroll(LearnerInCourse),
-    #[serde(rename = "learner.change-track")]
-    LearnerChangeTrack(ChangeTrack),
-    #[serde(rename = "learner.opt-out")]
-    LearnerOptOut(OptOut),
     #[serde(rename = "backfill")]
     Backfill(BackfillArgs),
-    #[serde(rename = "preview")]
-    Preview(PreviewRequest),
     #[serde(rename = "group.join")]
     GroupJoin(GroupJoin),
     #[serde(rename = "group.leave")]
@@ -228,64 +193,15 @@ pub struct MoveAnchors {
     pub to: BTreeMap<String, Timestamp>,
 }
 
-/// A learner's schedule in a course.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LearnerInCourse {
-    pub course: String,
-    pub learner: String,
-}
-
-/// A learner moved to another track (`verified`: upgraded).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangeTrack {
-    pub course: String,
-    pub learner: String,
-    pub track: String,
-}
-
-/// A learner unsubscribed from one course's email, or (without `course`) from all of a site's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptOut {
-    pub site: String,
-    pub learner: String,
-    pub email: String,
-    #[serde(default)]
-    pub course: Option<String>,
-}
-
 /// Process what of `policy` fell due in [from, to) and is still waiting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillArgs {
-    #[serde(default = "schedule_policy")]
-    pub policy: String,
+    /// Default: the policy a command family names for it (learner schedules name theirs).
+    #[serde(default)]
+    pub policy: Option<String>,
     pub from: Timestamp,
     pub to: Timestamp,
-}
-
-fn schedule_policy() -> String {
-    tickler_core::learner::SCHEDULE_POLICY.to_owned()
-}
-
-/// A student answered an evaluation (or saved an answer without submitting it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalRespond {
-    pub entity: EntityId,
-    pub student: String,
-    /// Saved, not submitted: still reminded when the evaluation allows saving.
-    #[serde(default)]
-    pub saved: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalMoveDates {
-    pub entity: EntityId,
-    pub dates: EvaluationDates,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -478,13 +394,51 @@ pub struct ClockSet {
     pub to: Timestamp,
 }
 
+/// A request of a command family (`site.set`, `eval.create`…): its command and its arguments,
+/// which the family parses (see [`crate::family::CommandFamily`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FamilyCall {
+    pub cmd: String,
+    pub args: Value,
+}
+
+/// Anything a client can send: a generic request, or one of a command family.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Call {
+    Request(Request),
+    Family(FamilyCall),
+}
+
+impl From<Request> for Call {
+    fn from(request: Request) -> Call {
+        Call::Request(request)
+    }
+}
+
+impl From<FamilyCall> for Call {
+    fn from(call: FamilyCall) -> Call {
+        Call::Family(call)
+    }
+}
+
+impl FamilyCall {
+    /// A family command with these arguments (any serializable struct).
+    pub fn new(cmd: &str, args: &impl Serialize) -> FamilyCall {
+        FamilyCall {
+            cmd: cmd.to_owned(),
+            args: serde_json::to_value(args).expect("request arguments always encode"),
+        }
+    }
+}
+
 /// The envelope of a request as sent by a client.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Envelope {
     pub v: u32,
     pub id: Value,
     #[serde(flatten)]
-    pub request: Request,
+    pub call: Call,
 }
 
 /// A reply's error: a stable code (see the spec's table) and a message naming the value.
@@ -538,8 +492,8 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// Parses one request line (without its newline).
-pub fn parse_request(line: &[u8]) -> Result<(Value, Request), ParseError> {
+/// Parses one request line (without its newline): a generic command, or one of `families`.
+pub fn parse_request(line: &[u8], families: &Families) -> Result<(Value, Call), ParseError> {
     let fail = |id: Value, code, message: String| ParseError { id, code, message };
     let value: Value = serde_json::from_slice(line).map_err(|err| {
         fail(
@@ -585,14 +539,14 @@ pub fn parse_request(line: &[u8]) -> Result<(Value, Request), ParseError> {
             ));
         }
     };
-    if !COMMANDS.contains(&command.as_str()) {
+    let family = families.serves(&command);
+    if !COMMANDS.contains(&command.as_str()) && !family {
+        let mut known = COMMANDS.to_vec();
+        known.extend(families.commands());
         return Err(fail(
             id,
             "unknown_command",
-            format!(
-                "unknown command {command:?} (known: {})",
-                COMMANDS.join(", ")
-            ),
+            format!("unknown command {command:?} (known: {})", known.join(", ")),
         ));
     }
     if let Some(extra) = object.keys().find(|key| *key != "cmd" && *key != "args") {
@@ -602,17 +556,24 @@ pub fn parse_request(line: &[u8]) -> Result<(Value, Request), ParseError> {
             format!("unknown request field {extra:?}"),
         ));
     }
+    if family {
+        // A family command whose arguments are all optional may leave `args` out too.
+        let args = object
+            .remove("args")
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        return Ok((id, Call::Family(FamilyCall { cmd: command, args })));
+    }
     // A command whose arguments are all optional may leave `args` out, as one with none does.
     if !object.contains_key("args") {
         let mut with_args = object.clone();
         with_args.insert("args".into(), Value::Object(Default::default()));
         if let Ok(request) = serde_json::from_value(Value::Object(with_args)) {
-            return Ok((id, request));
+            return Ok((id, Call::Request(request)));
         }
     }
     let request = serde_json::from_value(Value::Object(object))
         .map_err(|err| fail(id.clone(), "invalid_arguments", format!("{command}: {err}")))?;
-    Ok((id, request))
+    Ok((id, Call::Request(request)))
 }
 
 #[cfg(test)]
@@ -622,11 +583,15 @@ mod tests {
     #[test]
     fn a_request_parses_with_its_id_and_arguments() {
         let line = br#"{"v":1,"id":7,"cmd":"due.move","args":{"entity":"due/r-1","due_at":"2026-03-20T10:00:00Z"}}"#;
-        let (id, request) = parse_request(line).unwrap();
+        let (id, request) = parse_request(line, &Families::default()).unwrap();
         assert_eq!(id, Value::from(7));
-        assert!(matches!(request, Request::DueMove(DueMove { .. })));
-        let (_, request) = parse_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
-        assert_eq!(request, Request::Status);
+        assert!(matches!(
+            request,
+            Call::Request(Request::DueMove(DueMove { .. }))
+        ));
+        let (_, request) =
+            parse_request(br#"{"v":1,"cmd":"status"}"#, &Families::default()).unwrap();
+        assert_eq!(request, Call::Request(Request::Status));
     }
 
     /// Issue 20 (I1): commands whose arguments are all optional take a request without `args`.
@@ -634,14 +599,14 @@ mod tests {
     fn args_may_be_left_out_when_every_argument_is_optional() {
         for command in ["list", "export", "snapshot", "pause", "resume", "retry"] {
             let line = format!(r#"{{"v":1,"cmd":"{command}"}}"#);
-            let parsed = parse_request(line.as_bytes());
+            let parsed = parse_request(line.as_bytes(), &Families::default());
             assert!(
                 parsed.is_ok(),
                 "{command}: {:?}",
                 parsed.err().map(|e| e.message)
             );
         }
-        let err = parse_request(br#"{"v":1,"cmd":"show"}"#).unwrap_err();
+        let err = parse_request(br#"{"v":1,"cmd":"show"}"#, &Families::default()).unwrap_err();
         assert_eq!(err.code, "invalid_arguments");
     }
 
@@ -659,7 +624,7 @@ mod tests {
             (br#"{"v":1,"cmd":"clock.advance","args":{"by":"3 days"}}"#, "invalid_arguments", "\"3 days\""),
             (br#"{"v":1,"cmd":"show","args":{"entity":"due/x","colour":1}}"#, "invalid_arguments", "colour"),
         ] {
-            let err = parse_request(line).unwrap_err();
+            let err = parse_request(line, &Families::default()).unwrap_err();
             assert_eq!(err.code, code, "{}", String::from_utf8_lossy(line));
             assert!(err.message.contains(named), "{}: {}", code, err.message);
         }

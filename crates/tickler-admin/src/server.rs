@@ -17,7 +17,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::Error;
 use crate::dispatch::{After, dispatch};
-use crate::protocol::{REQUEST_LEN_MAX, Reply, Request, parse_request};
+use crate::family::Families;
+use crate::protocol::{Call, REQUEST_LEN_MAX, Reply, Request, parse_request};
 use crate::views::PastEventView;
 
 /// A connection that sends nothing for this long is closed.
@@ -105,6 +106,7 @@ pub async fn bind(path: &Path, access: &Access) -> Result<UnixListener, Error> {
 /// removal result.
 pub async fn serve(
     engine: Engine,
+    families: Families,
     listener: UnixListener,
     path: PathBuf,
     access: Access,
@@ -122,6 +124,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let engine = engine.clone();
+                    let families = families.clone();
                     let stop = stop.clone();
                     let access = access.clone();
                     let slot = slots.take(&stream, daemon_uid);
@@ -129,7 +132,7 @@ pub async fn serve(
                         let Some(_slot) = slot else {
                             return refuse_busy(stream).await;
                         };
-                        if let Err(err) = connection(engine, stream, &access, daemon_uid, stop).await {
+                        if let Err(err) = connection(engine, &families, stream, &access, daemon_uid, stop).await {
                             tracing::debug!(error = %err, "admin connection ended with an error");
                         }
                     });
@@ -217,6 +220,7 @@ impl WarnEvery {
 
 async fn connection(
     engine: Engine,
+    families: &Families,
     stream: UnixStream,
     access: &Access,
     daemon_uid: u32,
@@ -285,17 +289,17 @@ async fn connection(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let (reply, after) = match parse_request(&line) {
+        let (reply, after) = match parse_request(&line, families) {
             Err(err) => (
                 Reply::error(err.id, err.code, err.message),
                 After::KeepServing,
             ),
-            Ok((id, Request::Watch)) => {
+            Ok((id, Call::Request(Request::Watch))) => {
                 // The connection now carries past events until the client goes away.
                 return watch(&engine, id, &mut write).await;
             }
             Ok((id, request)) => {
-                let (result, after) = dispatch(&engine, request).await;
+                let (result, after) = dispatch(&engine, families, request).await;
                 let reply = match result {
                     Ok(result) => Reply::ok(id, result),
                     Err(err) => Reply::error(id, err.code(), err.to_string()),

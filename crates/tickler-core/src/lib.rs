@@ -14,7 +14,6 @@ mod error;
 mod event;
 mod fire;
 mod ids;
-pub mod learner;
 pub mod plan;
 pub mod policy;
 mod reconcile;

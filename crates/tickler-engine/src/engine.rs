@@ -18,8 +18,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::codec;
 use crate::digest::DigestChannel;
 use crate::entity_actor::{Applied, EntityMsg};
+use crate::extension::Extension;
 use crate::metrics::Metrics;
 use crate::options::EngineOptions;
+use crate::paging::IndexScan;
 use crate::pause::{PAUSES_META, Pauses};
 use crate::registry::Registry;
 use crate::shared::{ChannelSlot, PAST_EVENT_STREAM_CAPACITY, Shared, Target};
@@ -54,6 +56,7 @@ pub struct EngineBuilder {
     clock: Option<Arc<dyn Clock>>,
     catalog: Option<Catalog>,
     channels: BTreeMap<String, Target>,
+    extensions: Vec<Arc<dyn Extension>>,
 }
 
 impl Engine {
@@ -64,6 +67,7 @@ impl Engine {
             clock: None,
             catalog: None,
             channels: BTreeMap::new(),
+            extensions: Vec::new(),
         }
     }
 }
@@ -99,6 +103,12 @@ impl EngineBuilder {
     pub fn digest_channel(mut self, name: &str, digest: DigestChannel) -> Self {
         self.channels
             .insert(name.to_owned(), Target::Digest(digest));
+        self
+    }
+
+    /// A policy family's hook, called once the engine is open (see [`Extension`]).
+    pub fn extension(mut self, extension: Arc<dyn Extension>) -> Self {
+        self.extensions.push(extension);
         self
     }
 
@@ -188,7 +198,10 @@ impl EngineBuilder {
             supervisor,
         };
         engine.spawn_passivator();
-        engine.finish_course_fan_outs().await?;
+        for extension in &self.extensions {
+            tracing::debug!(extension = extension.name(), "opening");
+            extension.on_open(&engine).await?;
+        }
         Ok(engine)
     }
 }
@@ -378,34 +391,19 @@ impl Engine {
     pub async fn replan_group(&self, group: &str) -> Result<Vec<(EntityId, Applied)>, Error> {
         let mut changed = Vec::new();
         for policy in self.group_policies(group)? {
+            // Only the group's members are read: the kind index, from the group's prefix on.
             let prefix = format!("{}/{group}/", policy.entity_kind);
-            for id in self.entities_with_prefix(&prefix)? {
-                let applied = self.execute(&id, Command::Replan).await?;
-                if !applied.events.is_empty() {
-                    changed.push((id, applied));
+            let mut scan = IndexScan::kind_with_prefix(&policy.entity_kind, &prefix);
+            while let Some(page) = self.next_page(&mut scan)? {
+                for id in page {
+                    let applied = self.execute(&id, Command::Replan).await?;
+                    if !applied.events.is_empty() {
+                        changed.push((id, applied));
+                    }
                 }
             }
         }
         Ok(changed)
-    }
-
-    /// Every entity id starting with `prefix` (a scan of the entity list).
-    fn entities_with_prefix(&self, prefix: &str) -> Result<Vec<EntityId>, Error> {
-        const PAGE_LEN: usize = 1_024;
-        let mut found = Vec::new();
-        let mut after: Option<EntityId> = None;
-        loop {
-            let page = self.shared.store.entities_after(after.as_ref(), PAGE_LEN)?;
-            found.extend(
-                page.iter()
-                    .filter(|id| id.as_str().starts_with(prefix))
-                    .cloned(),
-            );
-            if page.len() < PAGE_LEN {
-                return Ok(found);
-            }
-            after = page.last().cloned();
-        }
     }
 
     /// The entity's current state, with its active reminders.

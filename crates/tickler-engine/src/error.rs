@@ -25,20 +25,10 @@ pub enum Error {
     Config { what: String, reason: String },
     #[error("the engine runs on the system clock; only a manual clock can be moved")]
     ClockNotManual,
-    #[error("{value:?} is not one of the participants ({list}) of {entity}")]
-    NotAParticipant {
-        entity: EntityId,
-        list: String,
-        value: String,
-    },
-    #[error("unknown site {site:?}: create it first with `tickler site set --site {site}`")]
-    UnknownSite { site: String },
-    #[error(
-        "unknown course {course:?}: create it first with `tickler course set --course {course}`"
-    )]
-    UnknownCourse { course: String },
-    #[error(transparent)]
-    Learner(#[from] tickler_core::learner::LearnerError),
+    /// A policy family's own refusal (an unknown directory entry, a value not on a list), with
+    /// the admin protocol's code for it. The message names the value and what to do.
+    #[error("{message}")]
+    Family { code: &'static str, message: String },
     /// Arguments that contradict each other or are missing.
     #[error("invalid arguments for {what}: {reason}")]
     Arguments { what: String, reason: String },
@@ -53,9 +43,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Rejected(rejection) => rejection.code(),
-            Error::Invalid(_) | Error::Arguments { .. } | Error::Learner(_) => "invalid_arguments",
-            Error::UnknownSite { .. } => "unknown_site",
-            Error::UnknownCourse { .. } => "unknown_course",
+            Error::Invalid(_) | Error::Arguments { .. } => "invalid_arguments",
+            Error::Family { code, .. } => code,
             Error::UnknownPolicy { .. } => "unknown_policy",
             Error::UnknownChannel { .. } => "unknown_channel",
             Error::UnknownGroup { .. } => "unknown_group",
@@ -63,7 +52,6 @@ impl Error {
             Error::Store(_) => "storage_error",
             Error::Config { .. } => "invalid_config",
             Error::ClockNotManual => "clock_not_manual",
-            Error::NotAParticipant { .. } => "not_a_participant",
             Error::ShuttingDown => "shutting_down",
             Error::Internal(_) => "internal_error",
         }

@@ -6,6 +6,7 @@
 
 mod activity;
 pub mod audit;
+mod backfill;
 mod catalog;
 pub mod channel;
 mod clock;
@@ -15,12 +16,12 @@ mod digest;
 mod engine;
 mod entity_actor;
 mod error;
-mod evaluation;
 mod explain;
-mod learning;
+mod extension;
 mod metrics;
 mod operations;
 mod options;
+mod paging;
 mod pause;
 pub mod private_fs;
 mod rate_limit;
@@ -30,6 +31,7 @@ mod shared;
 mod templates;
 mod timer;
 
+pub use backfill::Backfill;
 pub use catalog::Catalog;
 pub use channel::{
     CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message, Payload,
@@ -40,17 +42,11 @@ pub use digest::{DigestChannel, DigestKey, digest_entity};
 pub use engine::{Engine, EngineBuilder, JoinGroup, LEFT_GROUP};
 pub use entity_actor::Applied;
 pub use error::Error;
-pub use evaluation::{
-    DELETED, EVALUATION_POLICY, EvaluationDates, IN_PROGRESS, NewEvaluation, PARTICIPANTS,
-    RESPONDENTS, Response,
-};
 pub use explain::{ExplainLine, Explanation, OccurrenceStory};
-pub use learning::{
-    Backfill, CourseChange, CourseSettings, Enrolled, Highlight, Preview, PreviewCount,
-    PreviewMessage, PreviewRequest, SiteSettings,
-};
+pub use extension::{Extension, Upsert, text_attribute};
 pub use metrics::FiringLag;
 pub use operations::{DUE_LEN_MAX, DueEntry, EngineStatus, ExportedEvent, ListFilter};
 pub use options::EngineOptions;
+pub use paging::{IndexScan, PAGE_LEN};
 pub use pause::{PauseScope, Pauses};
 pub use templates::{Rendered, Templates};

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tickler_core::{Span, Timestamp, Zone};
 use tickler_engine::{
-    Catalog, Channel, Clock, CourseSettings, DigestChannel, DigestKey, Engine, EngineBuilder,
-    EngineOptions, Error, FileChannel, LogChannel, Payload, SiteSettings, SmtpChannel, SmtpConfig,
-    SmtpTls, WebhookChannel, WebhookConfig,
+    Catalog, Channel, Clock, DigestChannel, DigestKey, Engine, EngineBuilder, EngineOptions, Error,
+    FileChannel, LogChannel, Payload, SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel,
+    WebhookConfig,
 };
+use tickler_learning::{CourseSettings, LearnerSchedules, SiteSettings};
 use tickler_store::Store;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -337,16 +338,15 @@ impl Config {
                 reason: err.to_string(),
             };
             for site in &seed.sites {
-                let id =
-                    tickler_core::learner::site_id(&site.site).map_err(|e| failed(e.into()))?;
+                let id = tickler_learning::site_id(&site.site).map_err(|e| failed(e.into()))?;
                 if engine.directory_entity(&id).is_none() {
                     engine.set_site(site).await.map_err(failed)?;
                     created += 1;
                 }
             }
             for course in &seed.courses {
-                let id = tickler_core::learner::course_id(&course.course)
-                    .map_err(|e| failed(e.into()))?;
+                let id =
+                    tickler_learning::course_id(&course.course).map_err(|e| failed(e.into()))?;
                 if engine.directory_entity(&id).is_none() {
                     engine.set_course(course).await.map_err(failed)?;
                     created += 1;
@@ -354,6 +354,13 @@ impl Config {
             }
         }
         Ok(created)
+    }
+
+    /// The command families the daemon serves beside the generic commands.
+    pub fn command_families() -> tickler_admin::Families {
+        tickler_admin::Families::default()
+            .with(tickler_learning::commands())
+            .with(tickler_evaluation::commands())
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -501,7 +508,8 @@ impl Config {
             .options(self.engine.clone())
             .store(store)
             .clock(clock)
-            .catalog(self.catalog()?);
+            .catalog(self.catalog()?)
+            .extension(tickler_learning::extension());
         let engine = self.add_channels(builder)?.open().await?;
         let created = self.apply_learning_seeds(&engine).await?;
         if created > 0 {

@@ -17,7 +17,7 @@ pub use async_trait::async_trait;
 pub use tickler_core::{
     ActiveReminder, AttrValue, Bound, Cause, Command, CreateEntity, DeliveryPolicy, DeliveryResult,
     Entity, EntityId, Event, IdempotencyKey, OccurrenceId, Outcome, PastEvent, Phase, Policy,
-    Rejection, Span, Timestamp, UnsentReason, Zone, fold, learner, policy,
+    Rejection, Span, Timestamp, UnsentReason, Zone, fold, policy,
 };
 pub use tickler_engine::private_fs;
 pub use tickler_engine::{
@@ -26,14 +26,20 @@ pub use tickler_engine::{
     ManualClock, Message, Payload, SystemClock, Templates, WebhookChannel, WebhookConfig, audit,
     codec, replay,
 };
-pub use tickler_engine::{
-    Backfill, CourseChange, CourseSettings, Enrolled, Highlight, Preview, PreviewCount,
-    PreviewMessage, PreviewRequest, SiteSettings,
-};
+pub use tickler_engine::{Backfill, Extension, IndexScan, Upsert};
 pub use tickler_engine::{
     DigestChannel, DigestKey, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag,
-    ListFilter, OccurrenceStory, PauseScope, Pauses, Response, SmtpChannel, SmtpConfig, SmtpTls,
+    ListFilter, OccurrenceStory, PauseScope, Pauses, SmtpChannel, SmtpConfig, SmtpTls,
     digest_entity, message_id,
+};
+/// Course evaluations, a policy family: `use tickler::Evaluations` to drive them.
+pub use tickler_evaluation as evaluation;
+pub use tickler_evaluation::{Evaluations, Response};
+/// Learner schedules, a policy family: `use tickler::LearnerSchedules` to drive them.
+pub use tickler_learning as learner;
+pub use tickler_learning::{
+    CourseChange, CourseSettings, Enrolled, Highlight, LearnerSchedules, Preview, PreviewCount,
+    PreviewMessage, PreviewRequest, SiteSettings,
 };
 pub use tickler_store::{MemoryStore, SledStore, Store};
 

@@ -10,9 +10,10 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tickler::learner::Enrolment;
+use tickler::learner::commands::{ChangeTrack, LearnerInCourse, OptOut};
 use tickler::{CourseSettings, Highlight, SiteSettings, Timestamp, Zone};
-use tickler_admin::protocol::{ChangeTrack, EntityArg, LearnerInCourse, OptOut, PROTOCOL_VERSION};
-use tickler_admin::{Client, Request};
+use tickler_admin::protocol::{EntityArg, PROTOCOL_VERSION};
+use tickler_admin::{Call, Client, Request};
 use tokio::sync::mpsc;
 
 /// Concurrent connections an import uses (they share the daemon's group commits).
@@ -215,7 +216,7 @@ fn schedule(course: &str, learner: &str) -> anyhow::Result<tickler::EntityId> {
     Ok(tickler::learner::schedule_id(course, learner)?)
 }
 
-pub fn site_request(command: SiteCmd) -> anyhow::Result<Request> {
+pub fn site_request(command: SiteCmd) -> anyhow::Result<Call> {
     Ok(match command {
         SiteCmd::Set {
             site,
@@ -228,26 +229,29 @@ pub fn site_request(command: SiteCmd) -> anyhow::Result<Request> {
             delivery_time,
             lms_url,
             switches,
-        } => Request::SiteSet(SiteSettings {
-            site,
-            name,
-            create_schedules,
-            hold_back_ratio,
-            deadline_days,
-            org_deadline_days: (!org_deadline_days.is_empty())
-                .then(|| org_deadline_days.into_iter().collect()),
-            default_zone,
-            delivery_time,
-            lms_url,
-            switches: switches.into_iter().collect(),
-        }),
-        SiteCmd::Show { site } => Request::Show(EntityArg {
+        } => call(
+            "site.set",
+            &SiteSettings {
+                site,
+                name,
+                create_schedules,
+                hold_back_ratio,
+                deadline_days,
+                org_deadline_days: (!org_deadline_days.is_empty())
+                    .then(|| org_deadline_days.into_iter().collect()),
+                default_zone,
+                delivery_time,
+                lms_url,
+                switches: switches.into_iter().collect(),
+            },
+        ),
+        SiteCmd::Show { site } => Call::from(Request::Show(EntityArg {
             entity: tickler::learner::site_id(&site)?,
-        }),
+        })),
     })
 }
 
-pub fn course_request(command: CourseCmd) -> anyhow::Result<Request> {
+pub fn course_request(command: CourseCmd) -> anyhow::Result<Call> {
     Ok(match command {
         CourseCmd::Set {
             course,
@@ -276,29 +280,32 @@ pub fn course_request(command: CourseCmd) -> anyhow::Result<Request> {
                     })
                 })
                 .transpose()?;
-            Request::CourseSet(CourseSettings {
-                course,
-                site,
-                name,
-                org,
-                pacing,
-                start,
-                end,
-                verified,
-                verified_expiry,
-                create_schedules,
-                deadline_days,
-                deadline_opt_out,
-                highlights,
-            })
+            call(
+                "course.set",
+                &CourseSettings {
+                    course,
+                    site,
+                    name,
+                    org,
+                    pacing,
+                    start,
+                    end,
+                    verified,
+                    verified_expiry,
+                    create_schedules,
+                    deadline_days,
+                    deadline_opt_out,
+                    highlights,
+                },
+            )
         }
-        CourseCmd::Show { course } => Request::Show(EntityArg {
+        CourseCmd::Show { course } => Call::from(Request::Show(EntityArg {
             entity: tickler::learner::course_id(&course)?,
-        }),
+        })),
     })
 }
 
-pub fn learner_request(command: LearnerCmd) -> anyhow::Result<Request> {
+pub fn learner_request(command: LearnerCmd) -> anyhow::Result<Call> {
     Ok(match command {
         LearnerCmd::Enroll {
             learner,
@@ -309,56 +316,68 @@ pub fn learner_request(command: LearnerCmd) -> anyhow::Result<Request> {
             zone,
             track,
             delivery_time,
-        } => Request::LearnerEnroll(Enrolment {
-            learner,
-            email,
-            name,
-            course,
-            enrolled_at,
-            zone,
-            track,
-            delivery_time,
-        }),
+        } => call(
+            "learner.enroll",
+            &Enrolment {
+                learner,
+                email,
+                name,
+                course,
+                enrolled_at,
+                zone,
+                track,
+                delivery_time,
+            },
+        ),
         LearnerCmd::Import(_) => unreachable!("run by `import`, not as one request"),
-        LearnerCmd::Show { course, learner } => Request::Show(EntityArg {
+        LearnerCmd::Show { course, learner } => Call::from(Request::Show(EntityArg {
             entity: schedule(&course, &learner)?,
-        }),
+        })),
         LearnerCmd::History { course, learner } => {
-            Request::History(tickler_admin::protocol::History {
+            Call::from(Request::History(tickler_admin::protocol::History {
                 entity: schedule(&course, &learner)?,
                 outcome: None,
                 since: None,
                 until: None,
-            })
+            }))
         }
         LearnerCmd::Unenroll { course, learner } => {
-            Request::LearnerUnenroll(LearnerInCourse { course, learner })
+            call("learner.unenroll", &LearnerInCourse { course, learner })
         }
-        LearnerCmd::Upgrade { course, learner } => Request::LearnerChangeTrack(ChangeTrack {
-            course,
-            learner,
-            track: "verified".into(),
-        }),
+        LearnerCmd::Upgrade { course, learner } => call(
+            "learner.change-track",
+            &ChangeTrack {
+                course,
+                learner,
+                track: "verified".into(),
+            },
+        ),
         LearnerCmd::ChangeTrack {
             course,
             learner,
             track,
-        } => Request::LearnerChangeTrack(ChangeTrack {
-            course,
-            learner,
-            track,
-        }),
+        } => call(
+            "learner.change-track",
+            &ChangeTrack {
+                course,
+                learner,
+                track,
+            },
+        ),
         LearnerCmd::OptOut {
             site,
             learner,
             email,
             course,
-        } => Request::LearnerOptOut(OptOut {
-            site,
-            learner,
-            email,
-            course,
-        }),
+        } => call(
+            "learner.opt-out",
+            &OptOut {
+                site,
+                learner,
+                email,
+                course,
+            },
+        ),
     })
 }
 
@@ -750,10 +769,15 @@ fn lane_of(learner: &str) -> usize {
     }) % IMPORT_CONNECTIONS
 }
 
+/// A learner-schedule request.
+fn call(cmd: &'static str, args: &impl serde::Serialize) -> Call {
+    Call::Family(tickler::learner::commands::call(cmd, args))
+}
+
 /// The human view of a learner-schedule reply that is not an applied entity.
-pub fn print(request: &Request, result: &Value) -> bool {
-    match request {
-        Request::LearnerEnroll(_) => {
+pub fn print(cmd: &str, result: &Value) -> bool {
+    match cmd {
+        "learner.enroll" => {
             match result["outcome"].as_str() {
                 Some("scheduled") => out!(
                     "{}: {} message(s) planned{}",
@@ -770,7 +794,7 @@ pub fn print(request: &Request, result: &Value) -> bool {
             }
             true
         }
-        Request::CourseSet(_) => {
+        "course.set" => {
             out!(
                 "course at version {}; {} schedule(s) updated, {} ended left as they are",
                 result["version"],
@@ -792,19 +816,11 @@ pub fn print(request: &Request, result: &Value) -> bool {
             }
             true
         }
-        Request::LearnerOptOut(_) => {
+        "learner.opt-out" => {
             out!("{} schedule(s) opted out", result["schedules_changed"]);
             true
         }
-        Request::Backfill(_) => {
-            let woken = result["woken"].as_array().cloned().unwrap_or_default();
-            out!("{} occurrence(s) processed", woken.len());
-            for each in &woken {
-                out!("  {} {}", text(&each["entity"]), text(&each["occurrence"]));
-            }
-            true
-        }
-        Request::Preview(_) => {
+        "preview" => {
             let mut table = comfy_table::Table::new();
             table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
             table.set_header(["day (UTC)", "kind", "messages"]);

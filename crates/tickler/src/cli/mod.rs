@@ -26,11 +26,12 @@ use tickler::config::Config;
 use tickler::{AttrValue, EntityId, Timestamp};
 use tickler_admin::protocol::{
     Cancel, ChangeRecipient, ClockAdvance, ClockSet, Complete, Due, DueCreate, DueMove, EntityArg,
-    EntityCreate, EvalMoveDates, EvalRespond, EvaluationDates, Explain, GroupArg, GroupJoin,
-    GroupLeave, History, List, MoveAnchor, NewEvaluation, PauseArgs, Retry, SetAttribute,
-    SnapshotArgs, Toggle,
+    EntityCreate, Explain, GroupArg, GroupJoin, GroupLeave, History, List, MoveAnchor, PauseArgs,
+    Retry, SetAttribute, SnapshotArgs, Toggle,
 };
-use tickler_admin::{Client, Request};
+use tickler_admin::{Call, Client, Request};
+use tickler_evaluation::commands::{EvalMoveDates, EvalRespond};
+use tickler_evaluation::{EvaluationDates, NewEvaluation};
 
 use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, EvalCmd, EvalDatesArgs, GroupCmd};
 
@@ -55,7 +56,8 @@ const DEFAULT_CONFIG: &str = "config/tickler.toml";
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_deref())?;
-    let request = match cli.command {
+    let socket = cli.socket.clone().unwrap_or_else(|| config.socket_path());
+    let request: Call = match cli.command {
         Cmd::Serve { data_dir, clock } => {
             return serve::run(config, data_dir, cli.socket, clock).await;
         }
@@ -110,9 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Site(site) => learning::site_request(site)?,
         Cmd::Course(course) => learning::course_request(course)?,
         Cmd::Learner(learner) => learning::learner_request(learner)?,
-        Cmd::Backfill { from, to, policy } => {
-            Request::Backfill(tickler_admin::protocol::BackfillArgs { policy, from, to })
-        }
+        Cmd::Eval(eval) => eval_request(eval)?,
         Cmd::Preview {
             course,
             from,
@@ -120,18 +120,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             sample,
             no_existing,
             limit,
-        } => Request::Preview(tickler::PreviewRequest {
-            course,
-            from,
-            to,
-            enrolments: Vec::new(),
-            sample,
-            existing: !no_existing,
-            limit: Some(limit),
-        }),
+        } => Call::Family(tickler_learning::commands::call(
+            "preview",
+            &tickler::PreviewRequest {
+                course,
+                from,
+                to,
+                enrolments: Vec::new(),
+                sample,
+                existing: !no_existing,
+                limit: Some(limit),
+            },
+        )),
+        command => generic_request(command)?.into(),
+    };
+    call(&socket, request, cli.json).await
+}
+
+/// The request of a generic command.
+fn generic_request(command: Cmd) -> anyhow::Result<Request> {
+    Ok(match command {
+        Cmd::Backfill { from, to, policy } => {
+            Request::Backfill(tickler_admin::protocol::BackfillArgs {
+                policy: Some(policy),
+                from,
+                to,
+            })
+        }
         Cmd::Status => Request::Status,
         Cmd::DueDate(due) => due_request(due)?,
-        Cmd::Eval(eval) => eval_request(eval)?,
         Cmd::List {
             kind,
             policy,
@@ -211,9 +228,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Clock(ClockCmd::Advance { by }) => Request::ClockAdvance(ClockAdvance { by }),
         Cmd::Clock(ClockCmd::Set { to }) => Request::ClockSet(ClockSet { to }),
         Cmd::Shutdown => Request::Shutdown,
-    };
-    let socket = cli.socket.unwrap_or_else(|| config.socket_path());
-    call(&socket, request, cli.json).await
+        Cmd::Serve { .. }
+        | Cmd::Replay { .. }
+        | Cmd::Audit { .. }
+        | Cmd::Compact { .. }
+        | Cmd::Simulate { .. }
+        | Cmd::Import { .. }
+        | Cmd::Watch
+        | Cmd::Export { .. }
+        | Cmd::Site(_)
+        | Cmd::Course(_)
+        | Cmd::Learner(_)
+        | Cmd::Eval(_)
+        | Cmd::Preview { .. } => unreachable!("run by `run` itself, not as a generic request"),
+    })
 }
 
 /// Makes every file and directory this process creates from now on private to its user
@@ -319,7 +347,8 @@ fn eval_dates(args: EvalDatesArgs) -> EvaluationDates {
     }
 }
 
-fn eval_request(command: EvalCmd) -> anyhow::Result<Request> {
+fn eval_request(command: EvalCmd) -> anyhow::Result<Call> {
+    use tickler_evaluation::commands::call;
     let entity = |text: &str| parse_entity(text, Some("eval"));
     Ok(match command {
         EvalCmd::Create {
@@ -336,41 +365,54 @@ fn eval_request(command: EvalCmd) -> anyhow::Result<Request> {
             no_results_to_instructors,
             consolidated,
             zone,
-        } => Request::EvalCreate(NewEvaluation {
-            entity: entity(&name)?,
-            title,
-            owner,
-            students,
-            instructors,
-            zone: zone.parse()?,
-            dates: eval_dates(dates),
-            reminder: Some(reminder),
-            available_notice: Some(!no_available_notice),
-            allow_saving: Some(allow_saving),
-            results_to_instructors: Some(!no_results_to_instructors),
-            results_to_students: Some(results_to_students),
-            consolidated: Some(consolidated),
-        }),
+        } => call(
+            "eval.create",
+            &NewEvaluation {
+                entity: entity(&name)?,
+                title,
+                owner,
+                students,
+                instructors,
+                zone: zone.parse()?,
+                dates: eval_dates(dates),
+                reminder: Some(reminder),
+                available_notice: Some(!no_available_notice),
+                allow_saving: Some(allow_saving),
+                results_to_instructors: Some(!no_results_to_instructors),
+                results_to_students: Some(results_to_students),
+                consolidated: Some(consolidated),
+            },
+        ),
         EvalCmd::Respond {
             entity: name,
             student,
             saved,
-        } => Request::EvalRespond(EvalRespond {
-            entity: entity(&name)?,
-            student,
-            saved,
-        }),
+        } => call(
+            "eval.respond",
+            &EvalRespond {
+                entity: entity(&name)?,
+                student,
+                saved,
+            },
+        ),
         EvalCmd::MoveDates {
             entity: name,
             dates,
-        } => Request::EvalMoveDates(EvalMoveDates {
-            entity: entity(&name)?,
-            dates: eval_dates(dates),
-        }),
-        EvalCmd::Delete { entity: name } => Request::EvalDelete(EntityArg {
-            entity: entity(&name)?,
-        }),
-    })
+        } => call(
+            "eval.move-dates",
+            &EvalMoveDates {
+                entity: entity(&name)?,
+                dates: eval_dates(dates),
+            },
+        ),
+        EvalCmd::Delete { entity: name } => call(
+            "eval.delete",
+            &EntityArg {
+                entity: entity(&name)?,
+            },
+        ),
+    }
+    .into())
 }
 
 fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
@@ -483,7 +525,7 @@ fn parse_attribute(text: &str) -> anyhow::Result<AttrValue> {
     })
 }
 
-async fn call(socket: &Path, request: Request, json: bool) -> anyhow::Result<()> {
+async fn call(socket: &Path, request: Call, json: bool) -> anyhow::Result<()> {
     let mut client = Client::connect(socket).await?;
     let reply = client.call(request.clone()).await?;
     if json {

@@ -2,12 +2,28 @@
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::Value;
-use tickler_admin::Request;
+use tickler_admin::{Call, Request};
 
-pub fn print(request: &Request, result: &Value) {
-    if super::learning::print(request, result) {
-        return;
+pub fn print(call: &Call, result: &Value) {
+    match call {
+        Call::Request(request) => print_generic(request, result),
+        Call::Family(call) => {
+            if super::learning::print(&call.cmd, result) {
+                return;
+            }
+            match call.cmd.as_str() {
+                "eval.respond" => {
+                    for applied in result["applied"].as_array().into_iter().flatten() {
+                        print_applied(applied);
+                    }
+                }
+                _ => print_applied(result),
+            }
+        }
     }
+}
+
+fn print_generic(request: &Request, result: &Value) {
     match request {
         Request::Status => print_pairs(result),
         Request::Show(_) => print_entity(result),
@@ -69,9 +85,11 @@ pub fn print(request: &Request, result: &Value) {
         }
         Request::Snapshot(_) => out!("{} snapshot(s) written", text(&result["snapshots"])),
         Request::Metrics => out!("{}", result["text"].as_str().unwrap_or_default().trim_end()),
-        Request::EvalRespond(_) => {
-            for applied in result["applied"].as_array().into_iter().flatten() {
-                print_applied(applied);
+        Request::Backfill(_) => {
+            let woken = result["woken"].as_array().cloned().unwrap_or_default();
+            out!("{} occurrence(s) processed", woken.len());
+            for each in &woken {
+                out!("  {} {}", text(&each["entity"]), text(&each["occurrence"]));
             }
         }
         _ => print_applied(result),

@@ -77,7 +77,8 @@ pub async fn run(
             stop.notify_one();
         });
     }
-    tickler_admin::server::serve(engine.clone(), listener, socket, access, stop).await;
+    let families = Config::command_families();
+    tickler_admin::server::serve(engine.clone(), families, listener, socket, access, stop).await;
     metrics_stop.notify_one();
     engine.shutdown().await?;
     tracing::info!("tickler stopped");

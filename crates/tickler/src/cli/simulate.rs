@@ -29,6 +29,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(scenario)
         .with_context(|| format!("cannot read {}", scenario.display()))?;
+    let families = tickler::config::Config::command_families();
     let mut steps = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -56,15 +57,16 @@ pub async fn run(
             None => None,
         };
         object.insert("v".into(), json!(tickler_admin::PROTOCOL_VERSION));
-        let (_, request) = parse_request(&serde_json::to_vec(&object)?).map_err(|err| {
-            anyhow::anyhow!(
-                "{}: line {}: {} [{}]",
-                scenario.display(),
-                number + 1,
-                err.message,
-                err.code
-            )
-        })?;
+        let (_, request) =
+            parse_request(&serde_json::to_vec(&object)?, &families).map_err(|err| {
+                anyhow::anyhow!(
+                    "{}: line {}: {} [{}]",
+                    scenario.display(),
+                    number + 1,
+                    err.message,
+                    err.code
+                )
+            })?;
         steps.push((number + 1, at, request));
     }
     let start = start
@@ -80,7 +82,8 @@ pub async fn run(
         .options(config.engine.clone())
         .store(Arc::new(MemoryStore::new()))
         .clock(Arc::new(clock.clone()))
-        .catalog(config.catalog()?);
+        .catalog(config.catalog()?)
+        .extension(tickler_learning::extension());
     let mut channels: BTreeSet<String> = config.channels.keys().cloned().collect();
     channels.insert(config.engine.default_channel.clone());
     for name in &channels {
@@ -103,7 +106,7 @@ pub async fn run(
                 engine.advance(at.since(now)).await?;
             }
         }
-        if let (Err(err), _) = dispatch(&engine, request).await {
+        if let (Err(err), _) = dispatch(&engine, &families, request).await {
             eprintln!(
                 "{}: line {line}: {err} [{}]",
                 scenario.display(),

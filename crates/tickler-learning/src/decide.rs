@@ -1,5 +1,5 @@
-//! Learner schedules (Open edX's Schedules app): what an enrolment becomes, as pure functions of
-//! the site's and the course's settings (directory entities) and the enrolment itself.
+//! The pure decisions of learner schedules: what an enrolment becomes, as functions of the
+//! site's and the course's settings (directory entities) and the enrolment itself.
 //!
 //! A schedule is an entity `schedule/<course>/<learner>` under the `learner-schedule` policy. Its
 //! anchors are derived here: `start = max(enrolment, course start)`, the upgrade deadline
@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{AttrValue, CreateEntity, Entity, EntityId, Span, Timestamp, Zone};
+use tickler_core::{AttrValue, CreateEntity, Entity, EntityId, Span, Timestamp, Zone};
 
 /// The policy schedules run under, and the kinds of its directory entities.
 pub const SCHEDULE_POLICY: &str = "learner-schedule";
@@ -176,7 +176,8 @@ pub fn hold_back_ratio(site: &Entity) -> Result<f64, LearnerError> {
 /// The learner's draw in [0, 1) for the hold-back: the same for a (learner, course) on every
 /// machine and every run, so re-sending an enrolment never changes the choice.
 pub fn hold_back_draw(seed: u64, learner: &str, course: &str) -> f64 {
-    crate::seed::Draw::new(seed, &[b"hold-back", learner.as_bytes(), course.as_bytes()]).fraction()
+    tickler_core::seed::Draw::new(seed, &[b"hold-back", learner.as_bytes(), course.as_bytes()])
+        .fraction()
 }
 
 /// The deadline days that apply: course, then the course's org at the site, then the site,
@@ -342,10 +343,12 @@ pub fn decide_enrolment(
         .clone()
         .or_else(|| text(site, "delivery_time").map(str::to_owned))
         .unwrap_or_else(|| DEFAULT_DELIVERY_TIME.to_owned());
-    crate::policy::LocalTime::parse(&delivery_time).map_err(|err| LearnerError::Invalid {
-        what: "delivery_time",
-        value: delivery_time.clone(),
-        reason: err.to_string(),
+    tickler_core::policy::LocalTime::parse(&delivery_time).map_err(|err| {
+        LearnerError::Invalid {
+            what: "delivery_time",
+            value: delivery_time.clone(),
+            reason: err.to_string(),
+        }
     })?;
     let enrolled_at = enrolment.enrolled_at.ok_or_else(|| LearnerError::Invalid {
         what: "enrolment",

@@ -4,27 +4,22 @@
 //! previewed before it is turned on.
 //!
 //! What an enrolment or a course change means is decided by the pure functions of
-//! `tickler_core::learner`; this module reads the directory (sites, courses), finds the
-//! schedules concerned and sends their entities the resulting commands.
+//! [`crate::decide`]; this module reads the directory (sites, courses), finds the schedules
+//! concerned and sends their entities the resulting commands, through the engine's public API.
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tickler_core::learner::{
-    self, COURSE_POLICY, Decision, Enrolment, LEARNER_POLICY, SCHEDULE_KIND, SCHEDULE_POLICY,
+use tickler_core::{AttrValue, Command, Entity, EntityId, Rejection, Timestamp, Zone};
+use tickler_engine::{Applied, Engine, Error, IndexScan, Upsert, text_attribute as text_attr};
+
+use crate::Enrolment;
+use crate::decide::{
+    self as learner, COURSE_POLICY, Decision, LEARNER_POLICY, SCHEDULE_KIND, SCHEDULE_POLICY,
     SITE_POLICY, UNENROLLED,
 };
-use tickler_core::{
-    AttrValue, Command, Context, CreateEntity, Entity, EntityId, OccurrenceId, Rejection,
-    Timestamp, Zone, decide, fold, index,
-};
-
-use crate::engine::Engine;
-use crate::shared::execute;
-use crate::{Applied, Error};
-
-/// How many index members are read per page while scanning a course's schedules.
-const SCAN_PAGE_LEN: usize = 512;
+use crate::error::{unknown_course, unknown_site};
 
 /// A site's settings; `None` leaves a setting as it is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -112,6 +107,20 @@ pub struct CourseChange {
     pub schedules_failed: Vec<String>,
 }
 
+/// The engine extension that finishes course changes left part way when it opens.
+pub(crate) struct FinishCourseChanges;
+
+#[async_trait]
+impl tickler_engine::Extension for FinishCourseChanges {
+    fn name(&self) -> &'static str {
+        "learner schedules: course changes"
+    }
+
+    async fn on_open(&self, engine: &Engine) -> Result<(), Error> {
+        finish_course_fan_outs(engine).await
+    }
+}
+
 /// The store meta entry listing courses whose last change has not reached all their schedules.
 const COURSE_FAN_OUTS_META: &str = "course-fan-outs";
 
@@ -129,13 +138,6 @@ pub enum Enrolled {
     Exists { schedule: EntityId },
     /// Schedule creation is off for the site and the course.
     NoSchedule { reason: String },
-}
-
-/// What a `backfill` woke.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Backfill {
-    /// Occurrences due in the range that were still waiting, now processed.
-    pub woken: Vec<(EntityId, OccurrenceId)>,
 }
 
 /// One message a preview lists.
@@ -233,11 +235,11 @@ fn yes() -> bool {
     true
 }
 
-impl Engine {
-    /// Creates or updates a site.
-    pub async fn set_site(&self, settings: &SiteSettings) -> Result<Applied, Error> {
+#[async_trait]
+impl crate::LearnerSchedules for Engine {
+    async fn set_site(&self, settings: &SiteSettings) -> Result<Applied, Error> {
         let id = learner::site_id(&settings.site)?;
-        self.check_org_deadline_days(settings)?;
+        check_org_deadline_days(self, settings)?;
         if let Some(url) = &settings.lms_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
@@ -308,15 +310,16 @@ impl Engine {
                 reason: format!("delivery_time {time:?}: {err}"),
             })?;
         }
-        self.upsert(&id, SITE_POLICY, BTreeMap::new(), attributes)
-            .await
+        self.upsert(
+            &id,
+            directory(SITE_POLICY, &id, BTreeMap::new(), attributes),
+        )
+        .await
     }
 
-    /// Creates or updates a course; a change reaches every schedule of the course (re-anchored,
-    /// re-planned) before this returns.
-    pub async fn set_course(&self, settings: &CourseSettings) -> Result<CourseChange, Error> {
+    async fn set_course(&self, settings: &CourseSettings) -> Result<CourseChange, Error> {
         let id = learner::course_id(&settings.course)?;
-        let existing = self.shared().directory_entity(&id);
+        let existing = self.directory_entity(&id);
         let site = match (&settings.site, &existing) {
             (Some(site), _) => site.clone(),
             (None, Some(course)) => text_attr(course, "site").unwrap_or_default(),
@@ -327,7 +330,7 @@ impl Engine {
                 });
             }
         };
-        let site_entity = self.site(&site)?;
+        let site_entity = find_site(self, &site)?;
         let mut anchors = BTreeMap::new();
         for (name, at) in [
             ("start", settings.start),
@@ -382,127 +385,29 @@ impl Engine {
         // schedule needs is computed from its state and the course's, so a repeat is harmless).
         let fan_out = existing.is_some();
         if fan_out {
-            self.mark_course_fan_out(&settings.course, true).await?;
+            mark_course_fan_out(self, &settings.course, true).await?;
         }
-        let applied = self.upsert(&id, COURSE_POLICY, anchors, attributes).await?;
+        let applied = self
+            .upsert(&id, directory(COURSE_POLICY, &id, anchors, attributes))
+            .await?;
         let mut change = CourseChange {
             version: applied.version,
             ..CourseChange::default()
         };
         if fan_out {
-            self.fan_out_course(&settings.course, &site_entity, &mut change)
-                .await?;
+            fan_out_course(self, &settings.course, &site_entity, &mut change).await?;
         }
         Ok(change)
     }
 
-    /// Brings every schedule of the course in line with it, past schedules that fail (they are
-    /// listed); the course's fan-out stays recorded until none does.
-    async fn fan_out_course(
-        &self,
-        course_key: &str,
-        site: &Entity,
-        change: &mut CourseChange,
-    ) -> Result<(), Error> {
-        let course = self.course(course_key)?;
-        for schedule_id in self.course_schedules(course_key, usize::MAX).await? {
-            let updated = async {
-                let schedule = self.show(&schedule_id).await?;
-                if schedule.is_completed() {
-                    return Ok(None);
-                }
-                let (anchors, attributes) = learner::course_change(&schedule, site, &course)?;
-                if anchors.is_empty() && attributes.is_empty() {
-                    return Ok(Some(false));
-                }
-                let command = Command::Update {
-                    anchors,
-                    attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-                };
-                self.execute(&schedule_id, command)
-                    .await
-                    .map(|_| Some(true))
-            };
-            match updated.await {
-                Ok(None) => change.schedules_ended += 1,
-                Ok(Some(true)) => change.schedules_updated += 1,
-                Ok(Some(false)) => {}
-                Err(err) => {
-                    tracing::warn!(schedule = %schedule_id, error = %err, "a course change did not reach a schedule; it will be retried");
-                    change
-                        .schedules_failed
-                        .push(format!("{schedule_id}: {err}"));
-                }
-            }
-        }
-        if change.schedules_failed.is_empty() {
-            self.mark_course_fan_out(course_key, false).await?;
-        }
-        Ok(())
-    }
-
-    /// Records (or clears) that a course's change has not reached all its schedules yet.
-    async fn mark_course_fan_out(&self, course_key: &str, pending: bool) -> Result<(), Error> {
-        let mut courses = self.pending_course_fan_outs()?;
-        let changed = if pending {
-            courses.insert(course_key.to_owned())
-        } else {
-            courses.remove(course_key)
-        };
-        if changed {
-            let bytes = serde_json::to_vec(&courses).expect("a set of strings encodes");
-            self.shared().store.set_meta(COURSE_FAN_OUTS_META, &bytes)?;
-            self.shared().commits.durable().await?;
-        }
-        Ok(())
-    }
-
-    fn pending_course_fan_outs(&self) -> Result<std::collections::BTreeSet<String>, Error> {
-        Ok(match self.shared().store.meta(COURSE_FAN_OUTS_META)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
-                Error::Internal(format!(
-                    "stored {COURSE_FAN_OUTS_META} is not readable: {err}"
-                ))
-            })?,
-            None => Default::default(),
-        })
-    }
-
-    /// At start-up: finishes the course changes a crash or a failing schedule left part way.
-    pub(crate) async fn finish_course_fan_outs(&self) -> Result<(), Error> {
-        for course_key in self.pending_course_fan_outs()? {
-            let site = match self
-                .course(&course_key)
-                .and_then(|course| self.site(&text_attr(&course, "site").unwrap_or_default()))
-            {
-                Ok(site) => site,
-                Err(err) => {
-                    tracing::warn!(course = %course_key, error = %err, "cannot finish a course change");
-                    continue;
-                }
-            };
-            let mut change = CourseChange::default();
-            self.fan_out_course(&course_key, &site, &mut change).await?;
-            tracing::info!(
-                course = %course_key,
-                updated = change.schedules_updated,
-                failed = change.schedules_failed.len(),
-                "finished a course change left part way"
-            );
-        }
-        Ok(())
-    }
-
-    /// Turns an enrolment into a schedule (or into nothing, when schedule creation is off).
-    /// Sending the same enrolment twice changes nothing.
-    pub async fn enroll(&self, enrolment: &Enrolment) -> Result<Enrolled, Error> {
+    async fn enroll(&self, enrolment: &Enrolment) -> Result<Enrolled, Error> {
         let mut enrolment = enrolment.clone();
         enrolment.enrolled_at.get_or_insert_with(|| self.now());
         let enrolment = &enrolment;
-        let course = self.course(&enrolment.course)?;
+        let course = find_course(self, &enrolment.course)?;
         let site_name = text_attr(&course, "site").unwrap_or_default();
-        let site = self.site(&site_name)?;
-        let opted_out = self.opted_out_all(&site_name, &enrolment.learner).await?;
+        let site = find_site(self, &site_name)?;
+        let opted_out = opted_out_all(self, &site_name, &enrolment.learner).await?;
         let seed = self.catalog().policy(SCHEDULE_POLICY)?.seed;
         match learner::decide_enrolment(&site, &course, enrolment, seed, opted_out)? {
             Decision::NoSchedule { reason } => Ok(Enrolled::NoSchedule { reason }),
@@ -529,9 +434,7 @@ impl Engine {
         }
     }
 
-    /// The learner left the course: pending messages end unsent (completed: unenrolled), and
-    /// what was collected for their next digest is taken back.
-    pub async fn unenroll(&self, course: &str, learner_key: &str) -> Result<Applied, Error> {
+    async fn unenroll(&self, course: &str, learner_key: &str) -> Result<Applied, Error> {
         let id = learner::schedule_id(course, learner_key)?;
         let applied = self
             .execute(
@@ -546,10 +449,7 @@ impl Engine {
         Ok(applied)
     }
 
-    /// The learner changed track (`verified`: upgraded). The schedule restarts: from the
-    /// enrolment for the audit track, from now otherwise, never before the course start; an
-    /// upgraded learner gets no upgrade reminder.
-    pub async fn change_track(
+    async fn change_track(
         &self,
         course: &str,
         learner_key: &str,
@@ -563,8 +463,8 @@ impl Engine {
         }
         let id = learner::schedule_id(course, learner_key)?;
         let schedule = self.show(&id).await?;
-        let course_entity = self.course(course)?;
-        let site = self.site(&text_attr(&course_entity, "site").unwrap_or_default())?;
+        let course_entity = find_course(self, course)?;
+        let site = find_site(self, &text_attr(&course_entity, "site").unwrap_or_default())?;
         let basis = learner::track_change_basis(&schedule, track, self.now());
         let anchors = learner::derived_anchors(&site, &course_entity, basis)?;
         let attributes = BTreeMap::from([
@@ -584,16 +484,14 @@ impl Engine {
         .await
     }
 
-    /// The learner unsubscribed: from one course's email (`course`), or from all of the site's.
-    /// Their pending messages end unsent (opted out); later enrolments plan nothing.
-    pub async fn opt_out(
+    async fn opt_out(
         &self,
         site: &str,
         learner_key: &str,
         email: &str,
         course: Option<&str>,
     ) -> Result<u64, Error> {
-        self.site(site)?;
+        find_site(self, site)?;
         let opted_out = Command::SetAttribute {
             name: "opted_out".into(),
             value: Some(AttrValue::Bool(true)),
@@ -612,19 +510,21 @@ impl Engine {
             ),
             ("opted_out_all".to_owned(), AttrValue::Bool(true)),
         ]);
-        self.upsert_for(&learner_entity, LEARNER_POLICY, email, attributes)
-            .await?;
+        self.upsert(
+            &learner_entity,
+            Upsert {
+                policy: LEARNER_POLICY.to_owned(),
+                recipient: email.to_owned(),
+                anchors: BTreeMap::new(),
+                attributes,
+            },
+        )
+        .await?;
         // Every schedule of this learner at this site, found through the recipient index.
         let mut changed = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.shared().store.index_members(
-                &index::recipient(email),
-                after.as_deref(),
-                SCAN_PAGE_LEN,
-            )?;
-            for member in &page {
-                let id = EntityId::parse(member)?;
+        let mut scan = IndexScan::recipient(email);
+        while let Some(page) = self.next_page(&mut scan)? {
+            for id in page {
                 if id.kind() != SCHEDULE_KIND {
                     continue;
                 }
@@ -644,98 +544,11 @@ impl Engine {
                     changed += 1;
                 }
             }
-            if page.len() < SCAN_PAGE_LEN {
-                return Ok(changed);
-            }
-            after = page.last().cloned();
         }
+        Ok(changed)
     }
 
-    /// Open edX's "send for date D": processes the occurrences of `policy` due in [from, to)
-    /// that are still waiting (delivery was paused for the policy, or the occurrences were held
-    /// up), even while the pause lasts. What already has a past event is not in the timer index
-    /// any more, so nothing is sent twice; late ones beyond the rule's grace end as missed.
-    pub async fn backfill(
-        &self,
-        policy: &str,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Backfill, Error> {
-        self.catalog().policy(policy)?;
-        let now = self.now();
-        if to > now || from >= to {
-            return Err(Error::Arguments {
-                what: "backfill".into(),
-                reason: format!(
-                    "the range [{from}, {to}) must be non-empty and end by now ({now})"
-                ),
-            });
-        }
-        let mut result = Backfill::default();
-        let mut cursor = from;
-        loop {
-            let due = self
-                .due_between(cursor, to, crate::operations::DUE_LEN_MAX)
-                .await?;
-            let last_page = due.len() < crate::operations::DUE_LEN_MAX;
-            for entry in due {
-                cursor = entry.due;
-                let Ok(entity) = self.show(&entry.entity).await else {
-                    continue;
-                };
-                if entity.policy != policy {
-                    continue;
-                }
-                let wake = Command::Wake {
-                    occurrence: entry.occurrence.clone(),
-                };
-                match execute(self.shared(), &entry.entity, wake).await {
-                    Ok(applied) if !applied.events.is_empty() => {
-                        result.woken.push((entry.entity, entry.occurrence));
-                    }
-                    Ok(_) | Err(Error::Rejected(_)) => {}
-                    Err(err) => return Err(err),
-                }
-            }
-            if last_page {
-                break;
-            }
-        }
-        self.settle().await?;
-        Ok(result)
-    }
-
-    /// An org's deadline days are bounded like the site's own `deadline_days` (the site
-    /// policy's `min` and `max`): the table that holds them has text cells the policy cannot
-    /// check.
-    fn check_org_deadline_days(&self, settings: &SiteSettings) -> Result<(), Error> {
-        let Some(orgs) = &settings.org_deadline_days else {
-            return Ok(());
-        };
-        let policy = self.catalog().policy(learner::SITE_POLICY)?;
-        let Some(spec) = policy.attributes.get("deadline_days") else {
-            return Ok(());
-        };
-        for (org, days) in orgs {
-            if spec.min.is_some_and(|min| *days < min) || spec.max.is_some_and(|max| *days > max) {
-                return Err(Error::Arguments {
-                    what: "site.set".into(),
-                    reason: format!(
-                        "org_deadline_days for {org:?} is {days}: out of range, allowed from {} \
-                         to {}",
-                        spec.min.map_or("any".to_owned(), |m| m.to_string()),
-                        spec.max.map_or("any".to_owned(), |m| m.to_string())
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Every message a course would send in [from, to): its schedules' pending occurrences and
-    /// those of simulated enrolments, decided by the same pure core as real ones. Nothing is
-    /// written or sent.
-    pub async fn preview(&self, request: &PreviewRequest) -> Result<Preview, Error> {
+    async fn preview(&self, request: &PreviewRequest) -> Result<Preview, Error> {
         if request.from >= request.to {
             return Err(Error::Arguments {
                 what: "preview".into(),
@@ -744,9 +557,9 @@ impl Engine {
         }
         let limit = request.limit.unwrap_or(PREVIEW_LIMIT_DEFAULT);
         check_preview_size(request, limit)?;
-        let course = self.course(&request.course)?;
+        let course = find_course(self, &request.course)?;
         let site_name = text_attr(&course, "site").unwrap_or_default();
-        let mut site = self.site(&site_name)?;
+        let mut site = find_site(self, &site_name)?;
         let mut messages = Vec::new();
         let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut in_range = |entity: &Entity, source: &'static str| {
@@ -773,8 +586,11 @@ impl Engine {
             }
         };
         if request.existing {
-            for id in self.course_schedules(&request.course, usize::MAX).await? {
-                in_range(&self.show(&id).await?, "schedule");
+            let mut scan = schedules_of(&request.course);
+            while let Some(page) = self.next_page(&mut scan)? {
+                for id in page {
+                    in_range(&self.show(&id).await?, "schedule");
+                }
             }
         }
         // Simulated as if schedule creation were on: the point is to see before turning it on.
@@ -811,7 +627,7 @@ impl Engine {
                 held_back += 1;
             }
             let enrolled_at = enrolment.enrolled_at.unwrap_or(request.from);
-            let entity = simulate_create(self, &policy, &id, create, enrolled_at)?;
+            let entity = self.simulate_create(&id, create, enrolled_at)?;
             in_range(&entity, "sample");
         }
         keep_first(&mut messages, limit);
@@ -825,161 +641,189 @@ impl Engine {
         })
     }
 
-    /// The schedules of a course, in id order (at most `limit`).
-    pub async fn course_schedules(
-        &self,
-        course: &str,
-        limit: usize,
-    ) -> Result<Vec<EntityId>, Error> {
-        let prefix = learner::schedule_prefix(course);
-        let kind_index = index::kind(SCHEDULE_KIND);
-        let store = &self.shared().store;
-        let mut found = Vec::new();
-        // The prefix itself sorts just before every id that extends it.
-        let mut after = prefix.clone();
-        'scan: loop {
-            let page = store.index_members(&kind_index, Some(&after), SCAN_PAGE_LEN)?;
-            for member in &page {
-                if !member.starts_with(&prefix) || found.len() == limit {
-                    break 'scan;
+    async fn course_schedules(&self, course: &str, limit: usize) -> Result<Vec<EntityId>, Error> {
+        self.collect_scan(schedules_of(course), limit)
+    }
+}
+
+/// Brings every schedule of the course in line with it, past schedules that fail (they are
+/// listed); the course's fan-out stays recorded until none does.
+async fn fan_out_course(
+    engine: &Engine,
+    course_key: &str,
+    site: &Entity,
+    change: &mut CourseChange,
+) -> Result<(), Error> {
+    let course = find_course(engine, course_key)?;
+    let mut scan = schedules_of(course_key);
+    while let Some(page) = engine.next_page(&mut scan)? {
+        for schedule_id in page {
+            let updated = async {
+                let schedule = engine.show(&schedule_id).await?;
+                if schedule.is_completed() {
+                    return Ok(None);
                 }
-                found.push(EntityId::parse(member)?);
-            }
-            match page.last() {
-                Some(last) if page.len() == SCAN_PAGE_LEN => after = last.clone(),
-                _ => break,
-            }
-        }
-        Ok(found)
-    }
-
-    /// The latest state of a directory entity (a site, a course), if it exists.
-    pub fn directory_entity(&self, id: &EntityId) -> Option<Entity> {
-        self.shared().directory_entity(id)
-    }
-
-    fn site(&self, site: &str) -> Result<Entity, Error> {
-        let id = learner::site_id(site)?;
-        self.shared()
-            .directory_entity(&id)
-            .ok_or_else(|| Error::UnknownSite {
-                site: site.to_owned(),
-            })
-    }
-
-    fn course(&self, course: &str) -> Result<Entity, Error> {
-        let id = learner::course_id(course)?;
-        self.shared()
-            .directory_entity(&id)
-            .ok_or_else(|| Error::UnknownCourse {
-                course: course.to_owned(),
-            })
-    }
-
-    async fn opted_out_all(&self, site: &str, learner_key: &str) -> Result<bool, Error> {
-        let id = learner::learner_id(site, learner_key)?;
-        // Most learners never opted out: a look at the store spares starting an actor for an
-        // entity that does not exist.
-        if self.shared().store.last_seq(&id)? == 0 {
-            return Ok(false);
-        }
-        match self.show(&id).await {
-            Ok(entity) => Ok(entity
-                .attributes
-                .get("opted_out_all")
-                .is_some_and(AttrValue::is_true)),
-            Err(Error::Rejected(Rejection::UnknownEntity { .. })) => Ok(false),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Creates a directory entity, or moves its anchors and sets its attributes in one decision.
-    async fn upsert(
-        &self,
-        id: &EntityId,
-        policy: &str,
-        anchors: BTreeMap<String, Timestamp>,
-        attributes: BTreeMap<String, AttrValue>,
-    ) -> Result<Applied, Error> {
-        let create = CreateEntity {
-            policy: policy.to_owned(),
-            workflow: None,
-            // Directory entities send nothing; the recipient only names them in listings.
-            recipient: id.to_string(),
-            zone: Zone::UTC,
-            anchors: anchors.clone(),
-            attributes: attributes.clone(),
-        };
-        match self.create(id, create).await {
-            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
+                let (anchors, attributes) = learner::course_change(&schedule, site, &course)?;
+                if anchors.is_empty() && attributes.is_empty() {
+                    return Ok(Some(false));
+                }
                 let command = Command::Update {
                     anchors,
                     attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
                 };
-                self.execute(id, command).await
+                engine
+                    .execute(&schedule_id, command)
+                    .await
+                    .map(|_| Some(true))
+            };
+            match updated.await {
+                Ok(None) => change.schedules_ended += 1,
+                Ok(Some(true)) => change.schedules_updated += 1,
+                Ok(Some(false)) => {}
+                Err(err) => {
+                    tracing::warn!(schedule = %schedule_id, error = %err, "a course change did not reach a schedule; it will be retried");
+                    change
+                        .schedules_failed
+                        .push(format!("{schedule_id}: {err}"));
+                }
             }
-            other => other,
         }
     }
-
-    async fn upsert_for(
-        &self,
-        id: &EntityId,
-        policy: &str,
-        recipient: &str,
-        attributes: BTreeMap<String, AttrValue>,
-    ) -> Result<Applied, Error> {
-        let create = CreateEntity {
-            policy: policy.to_owned(),
-            workflow: None,
-            recipient: recipient.to_owned(),
-            zone: Zone::UTC,
-            anchors: BTreeMap::new(),
-            attributes: attributes.clone(),
-        };
-        match self.create(id, create).await {
-            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
-                let command = Command::Update {
-                    anchors: BTreeMap::new(),
-                    attributes: attributes.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-                };
-                self.execute(id, command).await
-            }
-            other => other,
-        }
+    if change.schedules_failed.is_empty() {
+        mark_course_fan_out(engine, course_key, false).await?;
     }
+    Ok(())
 }
 
-/// The state a schedule would have right after its creation at `at`: the pure decision and
-/// fold, with no actor and no store.
-fn simulate_create(
+/// Records (or clears) that a course's change has not reached all its schedules yet.
+async fn mark_course_fan_out(
     engine: &Engine,
-    policy: &tickler_core::Policy,
-    id: &EntityId,
-    create: CreateEntity,
-    at: Timestamp,
-) -> Result<Entity, Error> {
-    let shared = engine.shared();
-    let directory = shared.directory();
-    let ctx = Context {
-        now: at,
-        policy,
-        delivery: &shared.options.delivery,
-        directory: &directory,
+    course_key: &str,
+    pending: bool,
+) -> Result<(), Error> {
+    let mut courses = pending_course_fan_outs(engine)?;
+    let changed = if pending {
+        courses.insert(course_key.to_owned())
+    } else {
+        courses.remove(course_key)
     };
-    let events = decide(None, id, &Command::Create(create), &ctx)?;
-    let numbered = events
-        .iter()
-        .enumerate()
-        .map(|(i, event)| (i as u64 + 1, at, event));
-    let (entity, _) = fold(id, None, numbered)
-        .map_err(|err| Error::Internal(format!("a simulated schedule does not fold: {err}")))?;
-    entity.ok_or_else(|| Error::Internal("a simulated schedule has no state".into()))
+    if changed {
+        let bytes = serde_json::to_vec(&courses).expect("a set of strings encodes");
+        engine.set_meta(COURSE_FAN_OUTS_META, &bytes).await?;
+    }
+    Ok(())
 }
 
-fn text_attr(entity: &Entity, name: &str) -> Option<String> {
-    match entity.attributes.get(name) {
-        Some(AttrValue::Text(value)) => Some(value.clone()),
-        _ => None,
+fn pending_course_fan_outs(engine: &Engine) -> Result<std::collections::BTreeSet<String>, Error> {
+    Ok(match engine.meta(COURSE_FAN_OUTS_META)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+            Error::Internal(format!(
+                "stored {COURSE_FAN_OUTS_META} is not readable: {err}"
+            ))
+        })?,
+        None => Default::default(),
+    })
+}
+
+/// At start-up: finishes the course changes a crash or a failing schedule left part way.
+async fn finish_course_fan_outs(engine: &Engine) -> Result<(), Error> {
+    for course_key in pending_course_fan_outs(engine)? {
+        let site = match find_course(engine, &course_key)
+            .and_then(|course| find_site(engine, &text_attr(&course, "site").unwrap_or_default()))
+        {
+            Ok(site) => site,
+            Err(err) => {
+                tracing::warn!(course = %course_key, error = %err, "cannot finish a course change");
+                continue;
+            }
+        };
+        let mut change = CourseChange::default();
+        fan_out_course(engine, &course_key, &site, &mut change).await?;
+        tracing::info!(
+            course = %course_key,
+            updated = change.schedules_updated,
+            failed = change.schedules_failed.len(),
+            "finished a course change left part way"
+        );
+    }
+    Ok(())
+}
+
+/// An org's deadline days are bounded like the site's own `deadline_days` (the site
+/// policy's `min` and `max`): the table that holds them has text cells the policy cannot
+/// check.
+fn check_org_deadline_days(engine: &Engine, settings: &SiteSettings) -> Result<(), Error> {
+    let Some(orgs) = &settings.org_deadline_days else {
+        return Ok(());
+    };
+    let policy = engine.catalog().policy(learner::SITE_POLICY)?;
+    let Some(spec) = policy.attributes.get("deadline_days") else {
+        return Ok(());
+    };
+    for (org, days) in orgs {
+        if spec.min.is_some_and(|min| *days < min) || spec.max.is_some_and(|max| *days > max) {
+            return Err(Error::Arguments {
+                what: "site.set".into(),
+                reason: format!(
+                    "org_deadline_days for {org:?} is {days}: out of range, allowed from {} \
+                     to {}",
+                    spec.min.map_or("any".to_owned(), |m| m.to_string()),
+                    spec.max.map_or("any".to_owned(), |m| m.to_string())
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn find_site(engine: &Engine, site: &str) -> Result<Entity, Error> {
+    let id = learner::site_id(site)?;
+    engine
+        .directory_entity(&id)
+        .ok_or_else(|| unknown_site(site))
+}
+
+fn find_course(engine: &Engine, course: &str) -> Result<Entity, Error> {
+    let id = learner::course_id(course)?;
+    engine
+        .directory_entity(&id)
+        .ok_or_else(|| unknown_course(course))
+}
+
+async fn opted_out_all(engine: &Engine, site: &str, learner_key: &str) -> Result<bool, Error> {
+    let id = learner::learner_id(site, learner_key)?;
+    // Most learners never opted out: a look at the store spares starting an actor for an
+    // entity that does not exist.
+    if !engine.exists(&id)? {
+        return Ok(false);
+    }
+    match engine.show(&id).await {
+        Ok(entity) => Ok(entity
+            .attributes
+            .get("opted_out_all")
+            .is_some_and(AttrValue::is_true)),
+        Err(Error::Rejected(Rejection::UnknownEntity { .. })) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// The schedules of a course, from the kind index: only theirs are read.
+fn schedules_of(course: &str) -> IndexScan {
+    IndexScan::kind_with_prefix(SCHEDULE_KIND, &learner::schedule_prefix(course))
+}
+
+/// A directory entity (a site, a course): it sends nothing, and its recipient only names it in
+/// listings.
+fn directory(
+    policy: &str,
+    id: &EntityId,
+    anchors: BTreeMap<String, Timestamp>,
+    attributes: BTreeMap<String, AttrValue>,
+) -> Upsert {
+    Upsert {
+        policy: policy.to_owned(),
+        recipient: id.to_string(),
+        anchors,
+        attributes,
     }
 }

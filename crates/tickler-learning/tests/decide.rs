@@ -1,13 +1,13 @@
-//! The pure decisions of learner schedules (`tickler_core::learner`): what an enrolment
+//! The pure decisions of learner schedules (`tickler_learning`): what an enrolment
 //! becomes, and what a course change or a track change means for a schedule.
 
 use std::collections::BTreeMap;
 
-use tickler_core::learner::{
-    self, Decision, Enrolment, course_change, deadline_days, decide_enrolment, highlight_weeks,
-    track_change_basis,
-};
 use tickler_core::{AttrValue, Entity, Event, Timestamp, Zone, fold};
+use tickler_learning::{
+    self as learner, Decision, Enrolment, course_change, deadline_days, decide_enrolment,
+    highlight_weeks, track_change_basis,
+};
 
 fn at(text: &str) -> Timestamp {
     text.parse().unwrap()

@@ -9,13 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Timestamp, Zone};
-
-use crate::digest;
-use crate::engine::Engine;
-use crate::shared::Target;
-use crate::{Applied, Error};
+use tickler_engine::{Applied, Engine, Error};
 
 /// The policy evaluations run under.
 pub const EVALUATION_POLICY: &str = "evaluation";
@@ -38,10 +35,9 @@ pub enum Response {
     Saved,
 }
 
-impl Engine {
-    /// Records that `participant` responded to `entity`. Each list change is its own command,
-    /// decided by the entity actor, so concurrent responses never overwrite each other.
-    pub async fn record_response(
+#[async_trait]
+impl crate::Evaluations for Engine {
+    async fn record_response(
         &self,
         entity: &EntityId,
         participant: &str,
@@ -53,10 +49,11 @@ impl Engine {
             .get(PARTICIPANTS)
             .is_some_and(|list| list.as_list().iter().any(|p| p == participant));
         if !allowed {
-            return Err(Error::NotAParticipant {
-                entity: entity.clone(),
-                list: PARTICIPANTS.to_owned(),
-                value: participant.to_owned(),
+            return Err(Error::Family {
+                code: "not_a_participant",
+                message: format!(
+                    "{participant:?} is not one of the participants ({PARTICIPANTS}) of {entity}"
+                ),
             });
         }
         let add = |name: &str| Command::AddToList {
@@ -80,22 +77,44 @@ impl Engine {
         Ok(applied)
     }
 
-    /// Takes what `source` sent into the digests of `recipients` back out (it was answered, or
-    /// `source` was deleted), through every digest channel.
-    pub async fn withdraw_from_digests(
+    async fn create_evaluation(&self, evaluation: &NewEvaluation) -> Result<Applied, Error> {
+        self.create(&evaluation.entity, evaluation.to_create()?)
+            .await
+    }
+
+    async fn move_evaluation_dates(
         &self,
-        source: &EntityId,
-        recipients: &[String],
-    ) -> Result<(), Error> {
-        let shared = self.shared();
-        for slot in shared.channels.values() {
-            if let Target::Digest(target) = &slot.target {
-                for recipient in recipients {
-                    digest::discard(shared, target, source, recipient).await?;
-                }
-            }
+        entity: &EntityId,
+        dates: &EvaluationDates,
+    ) -> Result<Applied, Error> {
+        let to = dates.anchors()?;
+        if to.is_empty() {
+            return Err(Error::Arguments {
+                what: "eval.move-dates".into(),
+                reason: "no date to move (start, due, stop, view, view_instructors, view_students)"
+                    .into(),
+            });
         }
-        Ok(())
+        self.execute(entity, Command::MoveAnchors { to }).await
+    }
+
+    async fn delete_evaluation(&self, entity: &EntityId) -> Result<Applied, Error> {
+        let applied = self
+            .execute(
+                entity,
+                Command::Complete {
+                    reason: DELETED.to_owned(),
+                },
+            )
+            .await?;
+        let state = self.show(entity).await?;
+        let students = state
+            .attributes
+            .get(PARTICIPANTS)
+            .map(|list| list.as_list().to_vec())
+            .unwrap_or_default();
+        self.withdraw_from_digests(entity, &students).await?;
+        Ok(applied)
     }
 }
 
@@ -210,52 +229,5 @@ impl NewEvaluation {
             anchors: self.dates.anchors()?,
             attributes,
         })
-    }
-}
-
-impl Engine {
-    /// Creates an evaluation: its whole notification chain is planned from its dates.
-    pub async fn create_evaluation(&self, evaluation: &NewEvaluation) -> Result<Applied, Error> {
-        self.create(&evaluation.entity, evaluation.to_create()?)
-            .await
-    }
-
-    /// Moves any of an evaluation's dates in one decision (checked together, the chain repaired
-    /// once).
-    pub async fn move_evaluation_dates(
-        &self,
-        entity: &EntityId,
-        dates: &EvaluationDates,
-    ) -> Result<Applied, Error> {
-        let to = dates.anchors()?;
-        if to.is_empty() {
-            return Err(Error::Arguments {
-                what: "eval.move-dates".into(),
-                reason: "no date to move (start, due, stop, view, view_instructors, view_students)"
-                    .into(),
-            });
-        }
-        self.execute(entity, Command::MoveAnchors { to }).await
-    }
-
-    /// Deletes an evaluation: what is pending ends unsent (completed), including a created
-    /// notice still in its grace delay, and it leaves its students' digests.
-    pub async fn delete_evaluation(&self, entity: &EntityId) -> Result<Applied, Error> {
-        let applied = self
-            .execute(
-                entity,
-                Command::Complete {
-                    reason: DELETED.to_owned(),
-                },
-            )
-            .await?;
-        let state = self.show(entity).await?;
-        let students = state
-            .attributes
-            .get(PARTICIPANTS)
-            .map(|list| list.as_list().to_vec())
-            .unwrap_or_default();
-        self.withdraw_from_digests(entity, &students).await?;
-        Ok(applied)
     }
 }

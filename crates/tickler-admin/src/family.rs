@@ -1,0 +1,87 @@
+//! How a policy family (a crate of its own) adds commands to the admin protocol.
+//!
+//! The generic protocol knows entities, groups, digests and operations; a family's commands
+//! (`site.set`, `eval.create`…) are parsed and run by the family, which registers itself with
+//! [`Families`] when the daemon starts. Their wire shapes are specified in
+//! `proto/admin-protocol.md` like every other command.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tickler_engine::{Engine, Error};
+
+/// A family's commands.
+#[async_trait]
+pub trait CommandFamily: Send + Sync {
+    /// The commands it serves, as written in a request's `cmd`.
+    fn commands(&self) -> &'static [&'static str];
+
+    /// The policy `backfill` processes when a request names none.
+    fn backfill_policy(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Runs one of its commands; `args` is the request's arguments (`{}` when left out).
+    async fn run(&self, engine: &Engine, cmd: &str, args: Value) -> Result<Value, Error>;
+}
+
+/// The command families a daemon serves.
+#[derive(Clone, Default)]
+pub struct Families {
+    families: Vec<Arc<dyn CommandFamily>>,
+}
+
+impl Families {
+    pub fn with(mut self, family: Arc<dyn CommandFamily>) -> Families {
+        self.families.push(family);
+        self
+    }
+
+    pub fn serves(&self, cmd: &str) -> bool {
+        self.family_of(cmd).is_some()
+    }
+
+    /// Every command the families serve, in registration order.
+    pub fn commands(&self) -> Vec<&'static str> {
+        self.families
+            .iter()
+            .flat_map(|family| family.commands().iter().copied())
+            .collect()
+    }
+
+    pub fn backfill_policy(&self) -> Option<&'static str> {
+        self.families.iter().find_map(|f| f.backfill_policy())
+    }
+
+    pub(crate) async fn run(
+        &self,
+        engine: &Engine,
+        cmd: &str,
+        args: Value,
+    ) -> Result<Value, Error> {
+        match self.family_of(cmd) {
+            Some(family) => family.run(engine, cmd, args).await,
+            None => Err(Error::Arguments {
+                what: cmd.to_owned(),
+                reason: "no command family serves it".into(),
+            }),
+        }
+    }
+
+    fn family_of(&self, cmd: &str) -> Option<&Arc<dyn CommandFamily>> {
+        self.families
+            .iter()
+            .find(|family| family.commands().contains(&cmd))
+    }
+}
+
+/// A family command's arguments, parsed; an error names the command and the offending field,
+/// worded as a generic command's (`<cmd>: <what is wrong>`).
+pub fn parse_args<T: DeserializeOwned>(cmd: &str, args: Value) -> Result<T, Error> {
+    serde_json::from_value(args).map_err(|err| Error::Family {
+        code: "invalid_arguments",
+        message: format!("{cmd}: {err}"),
+    })
+}
