@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tickler::{
-    Catalog, Channel, Command, CreateEntity, DeliveryError, DigestChannel, DigestKey, Engine,
-    EntityId, ManualClock, Message, SledStore, Span, Timestamp, Zone, async_trait,
+    Channel, Command, CreateEntity, DeliveryError, DigestChannel, DigestKey, Engine, EntityId,
+    ManualClock, Message, SledStore, Span, Timestamp, Zone, async_trait,
 };
 
 /// Your delivery code: here it keeps messages in memory; a real one would call your mailer or
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let engine = Engine::builder()
         .store(Arc::new(SledStore::open(&data.path().join("store"))?))
-        .catalog(Catalog::load(
+        .catalog(tickler::load_catalog(
             &config.join("policies"),
             &config.join("templates"),
         )?)

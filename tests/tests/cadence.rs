@@ -29,7 +29,7 @@ async fn open(
         .options(config.engine.clone())
         .store(store)
         .clock(Arc::new(clock))
-        .catalog(tickler::Catalog::load(&policies, &config.templates_dir()).unwrap());
+        .catalog(tickler::load_catalog(&policies, &config.templates_dir()).unwrap());
     let builder = config.add_channels(builder).unwrap();
     builder.open().await.unwrap()
 }

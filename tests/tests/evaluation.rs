@@ -3,8 +3,7 @@
 //! consolidated daily digest, as the shipped config delivers them (the "email" outbox).
 
 use std::collections::BTreeMap;
-#[allow(unused_imports)]
-use tickler::{Evaluations as _, LearnerSchedules as _};
+use tickler::Evaluations as _;
 
 use tickler::{
     AttrValue, Command, CreateEntity, EntityId, Message, Outcome, Response, Span, UnsentReason,

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-#[allow(unused_imports)]
 use tickler::{Evaluations as _, LearnerSchedules as _};
 
 use serde_json::{Value, json};

@@ -3,8 +3,7 @@
 //! per learner per slot into the "email" outbox. Each test is one behaviour of the issue.
 
 use std::collections::{BTreeMap, BTreeSet};
-#[allow(unused_imports)]
-use tickler::{Evaluations as _, LearnerSchedules as _};
+use tickler::LearnerSchedules as _;
 
 use chrono::Timelike;
 use tickler::Clock as _;
@@ -953,12 +952,12 @@ fn a_schedule_template_with_an_unknown_variable_or_missing_is_refused_at_load_ti
     let templates = dir.path().join("templates");
     copy_dir(&shipped.join("templates"), &templates);
     let policies = shipped.join("policies");
-    assert!(tickler::Catalog::load(&policies, &templates).is_ok());
+    assert!(tickler::load_catalog(&policies, &templates).is_ok());
 
     let file = templates.join("schedule/upgrade-reminder.text.j2");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("course_name", "course_nmae")).unwrap();
-    let err = tickler::Catalog::load(&policies, &templates)
+    let err = tickler::load_catalog(&policies, &templates)
         .err()
         .unwrap()
         .to_string();
@@ -966,7 +965,7 @@ fn a_schedule_template_with_an_unknown_variable_or_missing_is_refused_at_load_ti
     std::fs::write(&file, text).unwrap();
 
     std::fs::remove_file(templates.join("schedule/course-update.subject.j2")).unwrap();
-    let err = tickler::Catalog::load(&policies, &templates)
+    let err = tickler::load_catalog(&policies, &templates)
         .err()
         .unwrap()
         .to_string();

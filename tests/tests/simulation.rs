@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-#[allow(unused_imports)]
 use tickler::{Evaluations as _, LearnerSchedules as _};
 
 use tickler::store::Record;

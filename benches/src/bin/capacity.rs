@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tickler::{
-    Catalog, Channel, Clock, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, Message,
-    SledStore, Store, SystemClock, Timestamp, Zone, async_trait,
+    Channel, Clock, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, Message, SledStore,
+    Store, SystemClock, Timestamp, Zone, async_trait,
 };
 use tickler_benches::protocol::wall_ms;
 use tickler_benches::{fill, rss_kib, shipped_config};
@@ -73,7 +73,9 @@ async fn open(dir: &Path, clock: Arc<dyn Clock>, channel: Arc<Deliveries>) -> (E
         .options(options)
         .store(store)
         .clock(clock)
-        .catalog(Catalog::load(&config.join("policies"), &config.join("templates")).unwrap())
+        .catalog(
+            tickler::load_catalog(&config.join("policies"), &config.join("templates")).unwrap(),
+        )
         .channel("file", channel)
         .open()
         .await

@@ -18,8 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-#[allow(unused_imports)]
-use tickler::{Evaluations as _, LearnerSchedules as _};
+use tickler::Evaluations as _;
 
 use tickler::config::{ChannelConfig, Config};
 use tickler::{

@@ -24,8 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-#[allow(unused_imports)]
-use tickler::{Evaluations as _, LearnerSchedules as _};
+use tickler::LearnerSchedules as _;
 
 use tickler::learner::Enrolment;
 use tickler::{

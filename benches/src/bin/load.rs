@@ -41,8 +41,8 @@ use std::time::Duration;
 use serde_json::json;
 use tickler::store::{Durability, GroupCommitStats, LatencySummary};
 use tickler::{
-    Catalog, Channel, CreateEntity, DeliveryError, Engine, EntityId, Message, SledStore, Store,
-    SystemClock, Timestamp, Zone, async_trait,
+    Channel, CreateEntity, DeliveryError, Engine, EntityId, Message, SledStore, Store, SystemClock,
+    Timestamp, Zone, async_trait,
 };
 use tickler_admin::protocol::EntityCreate;
 use tickler_admin::{Client, Request};
@@ -146,7 +146,9 @@ async fn open_engine(dir: &Path, setup: LibrarySetup, tracker: Option<Arc<Tracke
         .options(options)
         .store(store)
         .clock(Arc::new(SystemClock))
-        .catalog(Catalog::load(&config.join("policies"), &config.join("templates")).unwrap())
+        .catalog(
+            tickler::load_catalog(&config.join("policies"), &config.join("templates")).unwrap(),
+        )
         .channel("file", Arc::new(FireRecorder { tracker }))
         .open()
         .await

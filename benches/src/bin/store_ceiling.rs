@@ -24,8 +24,8 @@ use std::time::Instant;
 use serde_json::json;
 use tickler::store::{CommitBatch, CommitReceipt, Durability, Error, forward_store_methods};
 use tickler::{
-    Catalog, Channel, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, MemoryStore,
-    Message, SledStore, Span, Store, Timestamp, Zone, async_trait,
+    Channel, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, MemoryStore, Message,
+    SledStore, Span, Store, Timestamp, Zone, async_trait,
 };
 use tickler_benches::protocol::run_callers;
 use tickler_benches::shipped_config;
@@ -119,7 +119,9 @@ async fn capture(n: usize) -> (Vec<CommitBatch>, Vec<CommitBatch>) {
         .options(options)
         .store(store.clone())
         .clock(clock.clone())
-        .catalog(Catalog::load(&config.join("policies"), &config.join("templates")).unwrap())
+        .catalog(
+            tickler::load_catalog(&config.join("policies"), &config.join("templates")).unwrap(),
+        )
         .channel("file", Arc::new(Discard))
         .open()
         .await

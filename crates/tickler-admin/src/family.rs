@@ -1,7 +1,7 @@
 //! How a policy family (a crate of its own) adds commands to the admin protocol.
 //!
 //! The generic protocol knows entities, groups, digests and operations; a family's commands
-//! (`site.set`, `eval.create`…) are parsed and run by the family, which registers itself with
+//! are parsed and run by the family, which registers itself with
 //! [`Families`] when the daemon starts. Their wire shapes are specified in
 //! `proto/admin-protocol.md` like every other command.
 

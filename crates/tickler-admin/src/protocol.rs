@@ -197,7 +197,7 @@ pub struct MoveAnchors {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillArgs {
-    /// Default: the policy a command family names for it (learner schedules name theirs).
+    /// Default: the policy a command family names for it (a family may name one).
     #[serde(default)]
     pub policy: Option<String>,
     pub from: Timestamp,
@@ -394,7 +394,7 @@ pub struct ClockSet {
     pub to: Timestamp,
 }
 
-/// A request of a command family (`site.set`, `eval.create`…): its command and its arguments,
+/// A request of a command family (`<family>.<verb>`): its command and its arguments,
 /// which the family parses (see [`crate::family::CommandFamily`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FamilyCall {

@@ -20,7 +20,7 @@ pub struct EntityView {
     pub anchors: BTreeMap<String, Timestamp>,
     pub attributes: BTreeMap<String, AttrValue>,
     pub completed: Option<CompletedView>,
-    /// Where the entity is by its dates, when its policy declares phases (an evaluation's
+    /// Where the entity is by its dates, when its policy declares phases (a survey's
     /// in-queue, active, grace, closed, viewable).
     pub phase: Option<String>,
     /// The active reminders, by planned instant.

@@ -65,7 +65,7 @@ pub enum Cause {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bound {
-    /// `not_after`: no occurrence at or after the date (a nudge after the course end).
+    /// `not_after`: no occurrence at or after the date (a nudge after the programme's end).
     NotAfter,
     /// `until`: a series ends at the date (inclusive).
     Until,

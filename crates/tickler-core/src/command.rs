@@ -65,10 +65,10 @@ pub enum Command {
         list: String,
         item: BTreeMap<String, String>,
     },
-    /// Removes an item (by key) from a digest's list, e.g. the evaluation was answered.
+    /// Removes an item (by key) from a digest's list, e.g. its source was answered.
     /// Every item from the entity named `key` goes too.
     Discard { list: String, key: String },
-    /// Adds a value to a list attribute (a student who responded), unless it is there: decided
+    /// Adds a value to a list attribute (an address that responded), unless it is there: decided
     /// inside the entity, so concurrent additions are never lost.
     AddToList { name: String, value: String },
     /// Removes a value from a list attribute, if it is there.
@@ -77,7 +77,7 @@ pub enum Command {
     /// repaired once (a due date extended past the view dates, moved with them).
     MoveAnchors { to: BTreeMap<String, Timestamp> },
     /// Moves anchors and sets (`Some`) or clears (`None`) attributes in one decision, with one
-    /// repair of the plan: a course change reaching a learner's schedule (new start, new end,
+    /// repair of the plan: a directory entity's change reaching an entity that copies it (new start, new end,
     /// new highlights) must not be planned against half of it.
     Update {
         anchors: BTreeMap<String, Timestamp>,

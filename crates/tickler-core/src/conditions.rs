@@ -122,7 +122,7 @@ fn cause_of(condition: &Condition, rule: &Rule, entity: &Entity) -> Cause {
     }
 }
 
-/// "students except respondents, in_progress".
+/// "invitees except answered, saved".
 fn describe_audience(audience: &Audience) -> String {
     let base = match (&audience.list, &audience.attribute) {
         (Some(list), _) => list.clone(),
@@ -137,7 +137,7 @@ fn describe_audience(audience: &Audience) -> String {
     }
 }
 
-/// "no one in students is left: all are in respondents".
+/// "no one in invitees is left: all are in answered".
 fn describe_empty(audience: &Audience) -> String {
     match (&audience.list, &audience.attribute) {
         (Some(list), _) => {

@@ -26,7 +26,7 @@ pub struct Context<'a> {
     pub now: Timestamp,
     pub policy: &'a Policy,
     pub delivery: &'a DeliveryPolicy,
-    /// The latest state of the directory entities (sites, courses) as the shell knows them: read
+    /// The latest state of the directory entities (settings entities) as the shell knows them: read
     /// for kill switches. What they lead to is recorded in events, so replay never reads them.
     pub directory: &'a Directory,
 }

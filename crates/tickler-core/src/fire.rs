@@ -170,7 +170,7 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
             match audience(&rule.audience, entity) {
                 None => start_attempt(reminder, attempt + 1, ctx),
                 Some(now_wanted) => {
-                    // Those left to reach, still in the audience (a student who answered
+                    // Those left to reach, still in the audience (an address that answered
                     // meanwhile is not reminded).
                     let left: Vec<String> = recipients
                         .iter()
@@ -195,7 +195,7 @@ pub(crate) fn decide_wake(entity: &Entity, reminder: &ActiveReminder, ctx: &Cont
 }
 
 /// Why delivery of this rule's kind is switched off for the entity, if it is: its policy's
-/// switches entity (a site) has `deliver = false` or `deliver_<kind> = false`.
+/// switches entity (a tenant) has `deliver = false` or `deliver_<kind> = false`.
 fn switched_off(entity: &Entity, rule: &Rule, ctx: &Context) -> Option<String> {
     let switches = switches_of(entity, ctx)?;
     ["deliver".to_owned(), format!("deliver_{}", rule.kind)]

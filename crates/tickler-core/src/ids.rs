@@ -301,8 +301,8 @@ mod tests {
     fn entity_ids_are_kind_slash_key() {
         let id = EntityId::parse("due/review-42").unwrap();
         assert_eq!((id.kind(), id.key()), ("due", "review-42"));
-        let nested = EntityId::parse("learner/alice@example.org/course-v1:edX+DemoX").unwrap();
-        assert_eq!(nested.key(), "alice@example.org/course-v1:edX+DemoX");
+        let nested = EntityId::parse("member/alice@example.org/team-v1:Org+Name").unwrap();
+        assert_eq!(nested.key(), "alice@example.org/team-v1:Org+Name");
     }
 
     #[test]

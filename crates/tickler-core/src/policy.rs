@@ -55,11 +55,11 @@ pub struct Policy {
     /// The entity's phases, in order: each lasts until its anchor (the last has none).
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
-    /// Entities of this policy are settings others read (a site, a course): the engine keeps
+    /// Entities of this policy are settings others read (a tenant, a programme): the engine keeps
     /// their latest state in memory, as the directory `decide` and templates consult.
     #[serde(default)]
     pub directory: bool,
-    /// The directory entity whose switches govern this policy's entities, e.g. `site/{site}`
+    /// The directory entity whose switches govern this policy's entities, e.g. `tenant/{tenant}`
     /// (`{name}` is the entity's attribute `name`). Its attributes `enqueue` and
     /// `enqueue_<kind>` set to false plan nothing of that kind for entities created from then on
     /// (they are recorded in the new entity's `not_enqueued` list); `deliver` and
@@ -73,7 +73,7 @@ pub struct Policy {
 /// The attribute recording the kinds a kill switch kept from being planned for an entity.
 pub const NOT_ENQUEUED: &str = "not_enqueued";
 
-/// The entity a reference template such as `site/{site}` names for this entity: each `{name}`
+/// The entity a reference template such as `tenant/{tenant}` names for this entity: each `{name}`
 /// is replaced by the entity's text attribute `name`. `None` when an attribute is missing or the
 /// result is not a valid id.
 pub fn resolve_ref(template: &str, entity: &crate::Entity) -> Option<crate::EntityId> {
@@ -157,7 +157,7 @@ pub enum AttributeKind {
     Int,
     Text,
     List,
-    /// Records with text fields (a course's section highlights).
+    /// Records with text fields (a programme's weekly highlights).
     Table,
     /// One recipient address: non-empty, no whitespace or control characters.
     Address,
@@ -235,11 +235,11 @@ pub struct Rule {
     /// A series plans at most this many occurrences.
     #[serde(default)]
     pub count: Option<u32>,
-    /// A series plans at most as many occurrences as this integer attribute says (a course's
+    /// A series plans at most as many occurrences as this integer attribute says (a programme's
     /// number of weeks with highlights); none when it is absent.
     #[serde(default)]
     pub count_attribute: Option<String>,
-    /// No occurrence is planned at or after this point (nothing after the course has ended):
+    /// No occurrence is planned at or after this point (nothing after the programme has ended):
     /// moving it earlier takes later occurrences out of the plan.
     #[serde(default)]
     pub not_after: Option<AnchorOffset>,
@@ -298,7 +298,7 @@ pub struct Rule {
     /// The channel name; the engine's default channel when absent.
     #[serde(default)]
     pub channel: Option<String>,
-    /// Another channel for entities whose attribute is true (an evaluation in consolidated mode
+    /// Another channel for entities whose attribute is true (an entity in consolidated mode
     /// sends through the digest channel instead).
     #[serde(default)]
     pub channel_if: Option<ChannelIf>,
@@ -371,7 +371,7 @@ pub enum TimeOfDay {
         next: bool,
         /// Spread across this span after the time by a seeded draw, so a cohort does not reach
         /// the channel in one burst. The draw is the same for every rule and day of an entity, or
-        /// of all entities sharing the attribute `spread_by` (a learner's courses send together).
+        /// of all entities sharing the attribute `spread_by` (one recipient's entities send together).
         #[serde(default)]
         spread: Option<Span>,
         #[serde(default)]
@@ -475,7 +475,7 @@ pub enum MovedIntoPast {
     /// Close it as unsent "not applicable": never send a reminder late because of an edit.
     #[default]
     NotApplicable,
-    /// Send it now instead (for steps that must happen, such as closing an evaluation).
+    /// Send it now instead (for steps that must happen, such as closing a survey).
     FireNow,
 }
 
@@ -491,7 +491,7 @@ pub enum Condition {
     AttributeTrue {
         name: String,
     },
-    /// The anchor is set and still in the future (course not ended). Fire time only.
+    /// The anchor is set and still in the future (programme not ended). Fire time only.
     AnchorInFuture {
         anchor: String,
     },

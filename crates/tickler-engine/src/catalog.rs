@@ -1,7 +1,6 @@
 //! The catalog: the policies an engine runs and the templates they name, checked together.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use tickler_core::{
@@ -17,32 +16,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Loads every `*.toml` policy in `policies_dir` and every template under `templates_dir`.
-    pub fn load(policies_dir: &Path, templates_dir: &Path) -> Result<Catalog, Error> {
-        let mut policies = Vec::new();
-        let entries = std::fs::read_dir(policies_dir).map_err(|err| Error::Config {
-            what: format!("policies directory {}", policies_dir.display()),
-            reason: err.to_string(),
-        })?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|err| Error::Config {
-                what: format!("policy file {}", path.display()),
-                reason: err.to_string(),
-            })?;
-            let policy = Policy::from_toml(&text).map_err(|err| Error::Config {
-                what: format!("policy file {}", path.display()),
-                reason: err.to_string(),
-            })?;
-            policies.push(policy);
-        }
-        Catalog::new(policies, Templates::load_dir(templates_dir)?)
-    }
-
     /// Checks that names are unique and that every rule's template exists and renders.
     pub fn new(policies: Vec<Policy>, templates: Templates) -> Result<Catalog, Error> {
         let mut by_name = BTreeMap::new();

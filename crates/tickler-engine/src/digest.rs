@@ -1,6 +1,6 @@
 //! Digest channels: instead of sending a message, collect it into a digest entity of the same
 //! engine, one per recipient, whose own policy sends one message listing what was collected
-//! (the evaluation system's consolidated mode: one email per student per day).
+//! (a consolidated mode: one email per recipient per day).
 //!
 //! A digest entity is an ordinary entity (`<kind>/<digest policy>/<recipient>`): its log says what
 //! was collected, when, and what each digest contained. Collecting is idempotent per source
@@ -19,7 +19,7 @@ use crate::shared::{Shared, execute};
 /// A channel that collects into digests of `policy`, in its list attribute `list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DigestChannel {
-    /// The digest policy, e.g. `evaluation-digest`.
+    /// The digest policy, e.g. `daily-digest`.
     pub policy: String,
     /// The list attribute its collecting rule reads (the rule with `collects = "<list>"`).
     pub list: String,
@@ -34,12 +34,12 @@ pub struct DigestChannel {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DigestKey {
-    /// The source entity: its latest notice replaces the previous one (an evaluation's
+    /// The source entity: its latest notice replaces the previous one (a survey's
     /// reminder replaces its available notice in the day's digest).
     #[default]
     Entity,
-    /// The source occurrence: every message is listed (a learner's nudge and upgrade reminder
-    /// of one course, due in the same slot, are both in the email).
+    /// The source occurrence: every message is listed (two reminders
+    /// of one entity, due in the same slot, are both in the email).
     Occurrence,
 }
 

@@ -1,4 +1,4 @@
-//! What a policy family (a crate of its own: learner schedules, evaluations) plugs into the
+//! What a policy family (a crate of its own) plugs into the
 //! engine, and the generic capabilities it builds on.
 //!
 //! The engine knows entities, policies, anchors, attributes, directories and digests; a family

@@ -28,7 +28,7 @@ mod rate_limit;
 mod registry;
 pub mod replay;
 mod shared;
-mod templates;
+pub mod templates;
 mod timer;
 
 pub use backfill::Backfill;

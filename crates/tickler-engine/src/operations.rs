@@ -431,7 +431,7 @@ impl Engine {
         Ok((events, next))
     }
 
-    /// Where the entity is now, by its dates, for policies that declare phases (an evaluation:
+    /// Where the entity is now, by its dates, for policies that declare phases (a survey:
     /// in-queue, active, grace, closed, viewable).
     pub fn phase(&self, entity: &Entity) -> Option<String> {
         let policy = self.catalog().policy(&entity.policy).ok()?;

@@ -43,7 +43,7 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// What delivery is paused for (kept in the store's meta too).
     pub pauses: std::sync::RwLock<Pauses>,
-    /// The latest state of every entity whose policy is a directory (sites, courses): read by
+    /// The latest state of every entity whose policy is a directory (settings entities): read by
     /// commands of other entities (kill switches, references in templates). Updated after each
     /// commit of a directory entity, so a reader sees a state that is already durable.
     pub directory: std::sync::RwLock<tickler_core::Directory>,

@@ -7,7 +7,6 @@
 //! typo fails at start-up, not at 3 a.m.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -39,13 +38,6 @@ pub struct Rendered {
 }
 
 impl Templates {
-    /// Loads every `*.subject.j2` / `*.text.j2` file under `dir`, recursively.
-    pub fn load_dir(dir: &Path) -> Result<Templates, Error> {
-        let mut files = BTreeMap::new();
-        collect(dir, dir, &mut files)?;
-        Templates::from_sources(files)
-    }
-
     /// Builds templates from (file name relative to the templates dir, source) pairs.
     pub fn from_sources(files: BTreeMap<String, String>) -> Result<Templates, Error> {
         let mut env = Environment::new();
@@ -118,34 +110,6 @@ impl Templates {
             html,
         })
     }
-}
-
-fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Result<(), Error> {
-    let unreadable = |path: &Path, err: std::io::Error| Error::Config {
-        what: format!("templates directory {}", path.display()),
-        reason: err.to_string(),
-    };
-    let entries = std::fs::read_dir(dir).map_err(|err| unreadable(dir, err))?;
-    for entry in entries {
-        let path = entry.map_err(|err| unreadable(dir, err))?.path();
-        if path.is_dir() {
-            collect(root, &path, files)?;
-            continue;
-        }
-        let relative = path
-            .strip_prefix(root)
-            .expect("walked from root")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if [SUBJECT_SUFFIX, TEXT_SUFFIX, HTML_SUFFIX]
-            .iter()
-            .any(|suffix| relative.ends_with(suffix))
-        {
-            let source = std::fs::read_to_string(&path).map_err(|err| unreadable(&path, err))?;
-            files.insert(relative, source);
-        }
-    }
-    Ok(())
 }
 
 /// What a template sees.

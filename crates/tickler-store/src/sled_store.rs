@@ -36,7 +36,7 @@ use crate::{
 /// sled's page cache bound. Its default (1 GiB) is sized for a database server; a reminder
 /// daemon's working set (heads, recent events, the near timer index) is far smaller. sled
 /// counts on-disk bytes here, and its resident memory is several times this; 16 MiB kept a
-/// 100,000-enrolment import at a 160 MiB peak (`benches/src/bin/learner_import.rs`) where 64
+/// 100,000-entity import at a 160 MiB peak (the import benchmark under `benches/`) where 64
 /// MiB grew about twice as fast, at the same import rate.
 const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 

@@ -382,7 +382,7 @@ impl Config {
     }
 
     pub fn catalog(&self) -> Result<Catalog, Error> {
-        Catalog::load(&self.policies_dir(), &self.templates_dir())
+        crate::catalog_files::load_catalog(&self.policies_dir(), &self.templates_dir())
     }
 
     /// Opens the configured channels that send (the file outbox is created under the data

@@ -8,8 +8,11 @@
 //! This crate is the API boundary for embedders: it re-exports what they need from the
 //! workspace's internal crates, which are not published on their own.
 
+pub mod catalog_files;
 pub mod config;
 pub mod data_dir;
+
+pub use catalog_files::{load_catalog, load_templates};
 
 /// For implementing [`Channel`] without depending on `async-trait` yourself.
 pub use async_trait::async_trait;
@@ -26,7 +29,7 @@ pub use tickler_engine::{
     ManualClock, Message, Payload, SystemClock, Templates, WebhookChannel, WebhookConfig, audit,
     codec, replay,
 };
-pub use tickler_engine::{Backfill, Extension, IndexScan, Upsert};
+pub use tickler_engine::{Backfill, Extension, IndexScan, PAGE_LEN, Upsert};
 pub use tickler_engine::{
     DigestChannel, DigestKey, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag,
     ListFilter, OccurrenceStory, PauseScope, Pauses, SmtpChannel, SmtpConfig, SmtpTls,

@@ -14,7 +14,7 @@ fn templates() -> &'static Templates {
     static TEMPLATES: OnceLock<Templates> = OnceLock::new();
     TEMPLATES.get_or_init(|| {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/templates");
-        Templates::load_dir(&dir).expect("the shipped templates load")
+        tickler::load_templates(&dir).expect("the shipped templates load")
     })
 }
 

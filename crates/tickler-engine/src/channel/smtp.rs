@@ -265,7 +265,7 @@ mod tests {
             port: 2525,
             tls: SmtpTls::None,
             credentials: None,
-            from: "Evaluations <evaluations@example.org>".into(),
+            from: "Reminders <reminders@example.org>".into(),
             reply_to: Some("help@example.org".into()),
             timeout: Duration::from_secs(5),
         })
@@ -298,7 +298,7 @@ mod tests {
             port: 25,
             tls: SmtpTls::None,
             credentials: Some(("user".into(), "secret".into())),
-            from: "evaluations@example.org".into(),
+            from: "reminders@example.org".into(),
             reply_to: None,
             timeout: Duration::from_secs(5),
         };

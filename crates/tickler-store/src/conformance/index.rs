@@ -201,7 +201,7 @@ pub fn snapshots_replace_earlier_snapshots(fixture: &dyn Fixture) {
 
 pub fn entities_are_listed_in_key_order_with_a_cursor(fixture: &dyn Fixture) {
     let store = fixture.store();
-    for id in ["due/b", "due/aa", "due/a", "learner/x", "due/c"] {
+    for id in ["due/b", "due/aa", "due/a", "member/x", "due/c"] {
         append(store, id, 0, &["x"]);
     }
     // Timers and snapshots alone do not make an entity listed.
@@ -214,7 +214,7 @@ pub fn entities_are_listed_in_key_order_with_a_cursor(fixture: &dyn Fixture) {
         .unwrap();
     let all = store.entities_after(None, usize::MAX).unwrap();
     // Key order: shorter ids first, then bytewise.
-    let expected: Vec<EntityId> = ["due/a", "due/b", "due/c", "due/aa", "learner/x"]
+    let expected: Vec<EntityId> = ["due/a", "due/b", "due/c", "due/aa", "member/x"]
         .map(entity)
         .to_vec();
     assert_eq!(all, expected);
@@ -224,9 +224,7 @@ pub fn entities_are_listed_in_key_order_with_a_cursor(fixture: &dyn Fixture) {
         expected[2..4]
     );
     assert_eq!(
-        store
-            .entities_after(Some(&entity("learner/x")), 10)
-            .unwrap(),
+        store.entities_after(Some(&entity("member/x")), 10).unwrap(),
         vec![]
     );
     assert_eq!(store.entities_after(None, 0).unwrap(), vec![]);
