@@ -473,3 +473,46 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// The command an error message suggests, between backquotes, with its placeholders (in
+    /// capitals) filled in.
+    fn hinted_command(message: &str) -> Vec<String> {
+        let hint = message
+            .split('`')
+            .nth(1)
+            .unwrap_or_else(|| panic!("no command in backquotes in {message:?}"));
+        hint.split_whitespace()
+            .map(|word| match word {
+                "SITE" => "demo".to_owned(),
+                "DATE" => "2026-09-01T00:00:00Z".to_owned(),
+                other => other.to_owned(),
+            })
+            .collect()
+    }
+
+    /// Issue 21: an error's hint is a command the CLI accepts as written (the old one,
+    /// `tickler site set --site X`, was itself a usage error).
+    #[test]
+    fn every_hint_an_error_gives_is_a_command_the_cli_accepts() {
+        let connect = tickler_admin::Error::Connect {
+            path: "/run/tickler.sock".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        for message in [
+            tickler::learner::unknown_site("demo").to_string(),
+            tickler::learner::unknown_course("course-v1:Demo+X+1").to_string(),
+            connect.to_string(),
+        ] {
+            let command = hinted_command(&message);
+            if let Err(err) = Cli::try_parse_from(&command) {
+                panic!("{message:?} suggests {command:?}, which the CLI refuses: {err}");
+            }
+        }
+    }
+}
