@@ -194,6 +194,39 @@ fn crates_depend_on_each_other_in_one_direction() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// An embedder who sends through channels of its own builds the engine without the network
+/// channels' features, and so without an HTTP client, an SMTP client or their TLS stack.
+#[test]
+fn the_engine_without_its_network_features_has_no_network_stack() {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "-p",
+            "tickler-engine",
+            "--no-default-features",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let tree = String::from_utf8(output.stdout).unwrap();
+    assert!(tree.contains("tokio"), "{tree}");
+    let network: Vec<&str> = tree
+        .lines()
+        .filter(|line| {
+            ["reqwest ", "lettre ", "rustls ", "hyper "]
+                .iter()
+                .any(|c| line.starts_with(c))
+        })
+        .collect();
+    assert!(network.is_empty(), "{network:?}");
+}
+
 #[test]
 fn the_generic_crates_know_no_seed_vocabulary() {
     let mut found = Vec::new();

@@ -34,9 +34,12 @@ mod timer;
 pub use backfill::Backfill;
 pub use catalog::Catalog;
 pub use channel::{
-    CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message, Payload,
-    SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel, WebhookConfig, message_id,
+    CallbackChannel, Channel, DeliveryError, FileChannel, LogChannel, Message, Payload, SmtpTls,
 };
+#[cfg(feature = "smtp")]
+pub use channel::{SmtpChannel, SmtpConfig, message_id};
+#[cfg(feature = "webhook")]
+pub use channel::{WebhookChannel, WebhookConfig};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{DigestChannel, DigestKey, digest_entity};
 pub use engine::{Engine, EngineBuilder, JoinGroup, LEFT_GROUP};

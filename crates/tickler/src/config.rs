@@ -11,9 +11,12 @@ use serde::Deserialize;
 use tickler_core::{Span, Timestamp, Zone};
 use tickler_engine::{
     Catalog, Channel, Clock, DigestChannel, DigestKey, Engine, EngineBuilder, EngineOptions, Error,
-    FileChannel, LogChannel, Payload, SmtpChannel, SmtpConfig, SmtpTls, WebhookChannel,
-    WebhookConfig,
+    FileChannel, LogChannel, SmtpTls,
 };
+#[cfg(feature = "webhook")]
+use tickler_engine::{Payload, WebhookChannel, WebhookConfig};
+#[cfg(feature = "smtp")]
+use tickler_engine::{SmtpChannel, SmtpConfig};
 use tickler_learning::{CourseSettings, LearnerSchedules, SiteSettings};
 use tickler_store::Store;
 
@@ -228,6 +231,23 @@ fn group_id(name: &str) -> Result<u32, Error> {
         })
 }
 
+/// A configured channel this build left out (`--no-default-features`).
+#[cfg(not(all(feature = "webhook", feature = "smtp")))]
+fn not_built(name: &str, channel: &ChannelConfig) -> Error {
+    let feature = match channel {
+        ChannelConfig::Webhook { .. } => "webhook",
+        ChannelConfig::Smtp { .. } => "smtp",
+        _ => "its",
+    };
+    Error::Config {
+        what: format!("channel {name}"),
+        reason: format!(
+            "this build of tickler has no {feature} channel: build it with the `{feature}` feature"
+        ),
+    }
+}
+
+#[cfg(any(feature = "webhook", feature = "smtp"))]
 fn duration(span: Span) -> std::time::Duration {
     std::time::Duration::from_millis(span.as_millis().max(1) as u64)
 }
@@ -392,6 +412,7 @@ impl Config {
         for (name, config) in &self.channels {
             let channel: Arc<dyn Channel> = match config {
                 ChannelConfig::Digest { .. } => continue,
+                #[cfg(feature = "smtp")]
                 ChannelConfig::Smtp {
                     host,
                     port,
@@ -439,6 +460,7 @@ impl Config {
                     })?)
                 }
                 ChannelConfig::Log => Arc::new(LogChannel),
+                #[cfg(feature = "webhook")]
                 ChannelConfig::Webhook {
                     url,
                     allow_hosts,
@@ -468,6 +490,8 @@ impl Config {
                         },
                     })?)
                 }
+                #[cfg(not(all(feature = "webhook", feature = "smtp")))]
+                other => return Err(not_built(name, other)),
             };
             channels.insert(name.clone(), channel);
         }

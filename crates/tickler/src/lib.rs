@@ -26,15 +26,17 @@ pub use tickler_engine::private_fs;
 pub use tickler_engine::{
     Applied, CallbackChannel, Catalog, Channel, Clock, DeliveryError, Engine, EngineBuilder,
     EngineOptions, EngineStatus, Error, FileChannel, JoinGroup, LEFT_GROUP, LogChannel,
-    ManualClock, Message, Payload, SystemClock, Templates, WebhookChannel, WebhookConfig, audit,
-    codec, replay,
+    ManualClock, Message, Payload, SystemClock, Templates, audit, codec, replay,
 };
 pub use tickler_engine::{Backfill, Extension, IndexScan, PAGE_LEN, Upsert};
 pub use tickler_engine::{
     DigestChannel, DigestKey, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag,
-    ListFilter, OccurrenceStory, PauseScope, Pauses, SmtpChannel, SmtpConfig, SmtpTls,
-    digest_entity, message_id,
+    ListFilter, OccurrenceStory, PauseScope, Pauses, SmtpTls, digest_entity,
 };
+#[cfg(feature = "smtp")]
+pub use tickler_engine::{SmtpChannel, SmtpConfig, message_id};
+#[cfg(feature = "webhook")]
+pub use tickler_engine::{WebhookChannel, WebhookConfig};
 /// Course evaluations, a policy family: `use tickler::Evaluations` to drive them.
 pub use tickler_evaluation as evaluation;
 pub use tickler_evaluation::{Evaluations, Response};

@@ -4,7 +4,10 @@
 
 mod file;
 mod log;
+mod settings;
+#[cfg(feature = "smtp")]
 mod smtp;
+#[cfg(feature = "webhook")]
 mod webhook;
 
 use async_trait::async_trait;
@@ -14,8 +17,11 @@ use tickler_core::Timestamp;
 
 pub use file::FileChannel;
 pub use log::LogChannel;
-pub use smtp::{IDEMPOTENCY_HEADER, SmtpChannel, SmtpConfig, SmtpTls, message_id};
-pub use webhook::{Payload, WebhookChannel, WebhookConfig, is_public};
+pub use settings::{Payload, SmtpTls};
+#[cfg(feature = "smtp")]
+pub use smtp::{IDEMPOTENCY_HEADER, SmtpChannel, SmtpConfig, message_id};
+#[cfg(feature = "webhook")]
+pub use webhook::{WebhookChannel, WebhookConfig, is_public};
 
 /// One delivery attempt: the fields of the file outbox line (PRODUCT.md), in that order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,24 +21,12 @@ use lettre::{AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub use super::settings::SmtpTls;
 use super::{Channel, DeliveryError, Message};
 use crate::Error;
 
 /// The header carrying the idempotency key, for receivers that deduplicate on it.
 pub const IDEMPOTENCY_HEADER: &str = "X-Tickler-Idempotency-Key";
-
-/// How the connection to the relay is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SmtpTls {
-    /// Plaintext: only for a relay on loopback or a trusted local network (and tests).
-    None,
-    /// Plaintext, upgraded with STARTTLS before anything else is sent; refused if the relay
-    /// does not offer it (no silent downgrade). Usually port 587.
-    Starttls,
-    /// TLS from the first byte (SMTPS). Usually port 465.
-    Tls,
-}
 
 /// What the SMTP channel needs. Credentials are values here; the daemon's config names the
 /// environment variables they come from.

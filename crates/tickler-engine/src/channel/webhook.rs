@@ -22,22 +22,13 @@ use reqwest::{StatusCode, Url};
 use sha2::Sha256;
 use tickler_core::Span;
 
+pub use super::settings::Payload;
 use super::{Channel, DeliveryError, Message};
 use crate::Error;
 
 /// A `Retry-After` beyond this is treated as this: a misbehaving server must not park an
 /// occurrence for days.
 const RETRY_AFTER_MAX: Span = Span::hours(1);
-
-/// What the request body is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Payload {
-    /// The whole message as JSON (the outbox line's fields).
-    #[default]
-    Message,
-    /// The message's rendered body, which must be JSON (a template written for the API).
-    Body,
-}
 
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
