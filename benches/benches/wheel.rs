@@ -17,15 +17,9 @@ const BATCH_MAX: usize = 256;
 
 /// `(key, deadline)` pairs with deadlines scattered over `SPREAD_MS` by splitmix64.
 fn timers() -> Vec<(u64, u64)> {
-    let mut state: u64 = 0x5EED;
+    let mut rng = tickler_core::seed::SplitMix64(0x5EED);
     (0..TIMERS)
-        .map(|key| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (key, START_MS + 1 + (z ^ (z >> 31)) % SPREAD_MS)
-        })
+        .map(|key| (key, START_MS + 1 + rng.below(SPREAD_MS)))
         .collect()
 }
 

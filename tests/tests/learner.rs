@@ -795,11 +795,13 @@ async fn backfill_sends_a_past_days_waiting_occurrences_once() {
 async fn a_preview_lists_what_a_course_would_send_without_sending_or_storing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::in_memory(dir.path()).await;
-    let off = SiteSettings {
-        create_schedules: Some(false),
-        ..site()
-    };
-    setup(&h, off, &[course(COURSE)]).await;
+    setup(&h, site(), &[course(COURSE)]).await;
+    // One real learner, whose email shows that this engine does send.
+    enroll(
+        &h.engine,
+        &enrolment("real", COURSE, "2026-03-01T10:00:00Z"),
+    )
+    .await;
     let entities_before = h.engine.store_stats().unwrap();
     let preview = h
         .engine
@@ -809,7 +811,7 @@ async fn a_preview_lists_what_a_course_would_send_without_sending_or_storing_any
             to: at("2026-03-31T10:00:00Z"),
             enrolments: Vec::new(),
             sample: 10,
-            existing: true,
+            existing: false,
             limit: None,
         })
         .await
@@ -827,7 +829,12 @@ async fn a_preview_lists_what_a_course_would_send_without_sending_or_storing_any
     assert_eq!(count("2026-03-20", "upgrade_reminder"), 10);
     assert_eq!(h.engine.store_stats().unwrap(), entities_before);
     h.engine.advance(Span::days(30)).await.unwrap();
-    assert!(email(&h).is_empty());
+    let recipients: BTreeSet<String> = email(&h).into_iter().map(|m| m.recipient).collect();
+    assert_eq!(
+        recipients,
+        BTreeSet::from(["real@example.org".to_owned()]),
+        "only the real learner was emailed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,34 +29,13 @@ use tickler::{
     EntityId, JoinGroup, ManualClock, MemoryStore, Message, Outcome, Response, SiteSettings, Span,
     Store, Timestamp, Zone, async_trait, learner::Enrolment,
 };
+use tickler_core::seed::SplitMix64 as Rng;
 use tickler_tests::{at, reviewer_report, shipped_config};
 
 const START: &str = "2026-03-01T07:00:00Z";
 const STEPS: usize = 60;
 const DEFAULT_SEEDS: u64 = 300;
 const FIRST_SEED: u64 = 1;
-
-/// splitmix64: the simulation's only source of randomness.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// One attempt seen by a channel.
 #[derive(Clone, Debug)]

@@ -75,6 +75,7 @@ async fn a_group_of_100_contacts_receives_exactly_its_cadence_inside_each_window
             .iter()
             .map(|m| m["idempotency_key"].as_str().unwrap())
             .collect();
+        keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), 16, "{entity}: a key delivered twice");
         for message in messages {

@@ -38,26 +38,12 @@ use support::{BIN, Daemon};
 use tickler::{Span, Timestamp, Zone};
 use tickler_admin::protocol::{ClockAdvance, Complete, DueCreate, DueMove, EntityArg, Toggle};
 use tickler_admin::{Client, Request};
+/// The tests' one seeded generator.
+use tickler_core::seed::SplitMix64 as Rng;
 
 const CLIENTS: usize = 6;
 const START: &str = "2026-03-01T09:30:00Z";
 const SECRET_ENV: &str = "TICKLER_TORTURE_SECRET";
-
-/// splitmix64: small, seeded, the same on every machine.
-#[derive(Clone)]
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-}
 
 /// What the client knows of a request: acknowledged, refused, or unknown (the daemon died with
 /// it in flight, so it may or may not have been applied).
@@ -282,7 +268,7 @@ async fn killed_at_random_moments_the_daemon_loses_and_duplicates_nothing() {
         for client in 0..CLIENTS {
             tasks.push(tokio::spawn(load(
                 daemon.socket.clone(),
-                Rng(rng.next()),
+                Rng(rng.next_u64()),
                 format!("c{cycle}-{client}"),
                 now,
                 history.clone(),
@@ -290,7 +276,7 @@ async fn killed_at_random_moments_the_daemon_loses_and_duplicates_nothing() {
         }
         tasks.push(tokio::spawn(clock(
             daemon.socket.clone(),
-            Rng(rng.next()),
+            Rng(rng.next_u64()),
             history.clone(),
         )));
         tokio::time::sleep(Duration::from_millis(50 + rng.below(700))).await;

@@ -18,7 +18,6 @@ use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncTransport, Tokio1Executor};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use super::settings::SmtpTls;

@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{self, AssertUnwindSafe};
 
+use tickler_core::seed::SplitMix64;
 use tickler_wheel::{LEVELS, SLOTS_PER_LEVEL, WHEEL_RANGE_MS, Wheel};
 
 use crate::START_MS;
@@ -15,21 +16,13 @@ use crate::START_MS;
 const SEEDS_DEFAULT: u64 = 300;
 const STEPS_PER_SEED: usize = 1_500;
 
-/// splitmix64: tiny, seedable, and good enough to pick operations.
-struct Rng(u64);
+/// The tests' one seeded generator, with the picks this model needs.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, bound: u64) -> u64 {
         assert!(bound > 0);
-        self.next_u64() % bound
+        self.0.below(bound)
     }
 
     fn percent(&mut self) -> u64 {
@@ -159,7 +152,7 @@ fn random_op(rng: &mut Rng, model: &Model, key_space: u64) -> Op {
 }
 
 fn run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64(seed));
     let key_space = [4, 64, 1_024][rng.below(3) as usize];
     let start_ms = random_start_ms(&mut rng);
     let mut wheel = Wheel::new(start_ms);
