@@ -106,7 +106,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
         "metrics_text",
         72,
     ),
-    ("crates/tickler-admin/src/dispatch.rs", "run", 301),
     ("crates/tickler-admin/src/protocol.rs", "parse_request", 82),
     ("crates/tickler-admin/src/server.rs", "connection", 96),
 ];

@@ -8,7 +8,11 @@ use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Outcome, Timestam
 use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope};
 
 use crate::family::Families;
-use crate::protocol::{Call, PAGE_LEN_MAX, PauseArgs, Request};
+use crate::protocol::{
+    BackfillArgs, Call, Cancel, ChangeRecipient, ClockAdvance, ClockSet, Complete, Due, DueCreate,
+    DueMove, EntityCreate, Explain, Export, GroupArg, GroupJoin, GroupLeave, History, List,
+    MoveAnchor, MoveAnchors, PAGE_LEN_MAX, PauseArgs, Request, SetAttribute, SnapshotArgs, Toggle,
+};
 use crate::views::{AppliedView, EntityView, PastEventView};
 
 /// The policy `due.*` commands work with.
@@ -41,218 +45,29 @@ pub async fn dispatch(
 
 async fn run(engine: &Engine, families: &Families, request: Request) -> Result<Value, Error> {
     match request {
-        Request::Status => {
-            let mut status = engine.status().await?;
-            // The counts need a scan of the store: when it cannot be read (damage, a full disk)
-            // they are left out and the error listed, and the rest of the status is still given.
-            let stats = engine
-                .store_stats()
-                .map_err(|err| status.storage_errors.push(err.to_string()))
-                .ok();
-            let stat = |pick: fn(&_) -> u64| stats.as_ref().map(pick);
-            Ok(json!({
-                "version": status.version,
-                "protocol": crate::protocol::PROTOCOL_VERSION,
-                "uptime_ms": status.uptime_ms,
-                "clock": status.clock,
-                "now": status.now,
-                "actors": status.actors,
-                "entities": stat(|s| s.entities),
-                "events": stat(|s| s.events),
-                "past_events": stat(|s| s.past_events),
-                "pending_timers": stat(|s| s.timers),
-                "timers_in_memory": status.timers_in_memory,
-                "wakes_in_flight": status.wakes_in_flight,
-                "next_due": status.next_due,
-                                "fired": status.fired,
-                "firing_lag_ms": status.firing_lag,
-                "retries_in_flight": status.retries_in_flight,
-                "errored": status.errored,
-                "errors_last_hour": status.errors_last_hour,
-                "paused": status.paused,
-                "parked": status.parked,
-                "store_bytes": stat(|s| s.size_on_disk),
-                "quarantined": status.quarantined,
-                "storage_errors": status.storage_errors,
-            }))
-        }
-        Request::DueCreate(args) => {
-            let mut attributes = BTreeMap::new();
-            if let Some(title) = args.title {
-                attributes.insert("title".to_owned(), AttrValue::Text(title));
-            }
-            let anchors = args
-                .due_at
-                .map(|due| BTreeMap::from([("due_at".to_owned(), due)]))
-                .unwrap_or_default();
-            let create = CreateEntity {
-                policy: DUE_DATE_POLICY.to_owned(),
-                workflow: args.workflow,
-                recipient: args.recipient,
-                zone: args.zone,
-                anchors,
-                attributes,
-            };
-            apply(engine, &args.entity, Command::Create(create)).await
-        }
-        Request::DueMove(args) => {
-            apply(engine, &args.entity, move_anchor("due_at", args.due_at)).await
-        }
+        Request::Status => status(engine).await,
+        Request::DueCreate(args) => due_create(engine, args).await,
+        Request::DueMove(args) => due_move(engine, args).await,
         Request::DueComplete(args) | Request::EntityComplete(args) => {
-            apply(
-                engine,
-                &args.entity,
-                Command::Complete {
-                    reason: args.reason,
-                },
-            )
-            .await
+            due_complete(engine, args).await
         }
-        Request::EntityCreate(args) => {
-            let create = CreateEntity {
-                policy: args.policy,
-                workflow: args.workflow,
-                recipient: args.recipient,
-                zone: args.zone,
-                anchors: args.anchors,
-                attributes: args.attributes,
-            };
-            apply(engine, &args.entity, Command::Create(create)).await
-        }
-        Request::EntityMoveAnchor(args) => {
-            apply(engine, &args.entity, move_anchor(&args.anchor, args.to)).await
-        }
-        Request::EntityMoveAnchors(args) => {
-            apply(engine, &args.entity, Command::MoveAnchors { to: args.to }).await
-        }
-        Request::Backfill(args) => {
-            let policy = args
-                .policy
-                .or_else(|| families.backfill_policy().map(str::to_owned))
-                .ok_or_else(|| Error::Arguments {
-                    what: "backfill".into(),
-                    reason: "give the policy whose waiting occurrences to process".into(),
-                })?;
-            let backfill = engine.backfill(&policy, args.from, args.to).await?;
-            let woken: Vec<Value> = backfill
-                .woken
-                .iter()
-                .map(|(entity, occurrence)| json!({ "entity": entity, "occurrence": occurrence }))
-                .collect();
-            Ok(json!({ "woken": woken }))
-        }
-        Request::EntitySetAttribute(args) => {
-            let command = Command::SetAttribute {
-                name: args.name,
-                value: args.value,
-            };
-            apply(engine, &args.entity, command).await
-        }
-        Request::EntityChangeRecipient(args) => {
-            let command = Command::ChangeRecipient {
-                recipient: args.recipient,
-                zone: args.zone,
-            };
-            apply(engine, &args.entity, command).await
-        }
-        Request::GroupJoin(args) => {
-            let join = JoinGroup {
-                contact: args.contact.clone(),
-                recipient: args.recipient,
-                zone: args.zone,
-                anchors: args.anchors,
-                attributes: args.attributes,
-            };
-            let applied = engine.join_group(&args.group, join).await?;
-            group_reply(engine, &args.group, &args.contact, applied).await
-        }
+        Request::EntityCreate(args) => entity_create(engine, args).await,
+        Request::EntityMoveAnchor(args) => entity_move_anchor(engine, args).await,
+        Request::EntityMoveAnchors(args) => entity_move_anchors(engine, args).await,
+        Request::Backfill(args) => backfill(engine, families, args).await,
+        Request::EntitySetAttribute(args) => entity_set_attribute(engine, args).await,
+        Request::EntityChangeRecipient(args) => entity_change_recipient(engine, args).await,
+        Request::GroupJoin(args) => group_join(engine, args).await,
         Request::EntityReplan(args) => apply(engine, &args.entity, Command::Replan).await,
-        Request::GroupReplan(args) => {
-            let applied = engine.replan_group(&args.group).await?;
-            let mut entities = Vec::new();
-            for (id, applied) in &applied {
-                entities.push(AppliedView::new(id, applied, None));
-            }
-            to_value(&json!({ "group": args.group, "changed": entities }))
-        }
-        Request::GroupLeave(args) => {
-            let applied = engine.leave_group(&args.group, &args.contact).await?;
-            group_reply(engine, &args.group, &args.contact, applied).await
-        }
-        Request::Toggle(args) => {
-            let command = Command::Toggle {
-                occurrence: args.occurrence,
-                enabled: args.enabled,
-            };
-            apply(engine, &args.entity, command).await
-        }
+        Request::GroupReplan(args) => group_replan(engine, args).await,
+        Request::GroupLeave(args) => group_leave(engine, args).await,
+        Request::Toggle(args) => toggle(engine, args).await,
         Request::Show(args) => to_value(&entity_view(engine, &engine.show(&args.entity).await?)),
-        Request::History(args) => {
-            let past = engine.history(&args.entity).await?;
-            let shown: Vec<PastEventView> = past
-                .iter()
-                .filter(|p| args.since.is_none_or(|since| p.closed_at >= since))
-                .filter(|p| args.until.is_none_or(|until| p.closed_at < until))
-                .filter(|p| {
-                    args.outcome
-                        .as_deref()
-                        .is_none_or(|wanted| outcome_matches(&p.outcome, wanted))
-                })
-                .map(PastEventView::new)
-                .collect();
-            to_value(&json!({ "entity": args.entity, "past_events": shown }))
-        }
-        Request::List(args) => {
-            if args.limit == Some(0) {
-                return Err(Error::Arguments {
-                    what: "list".into(),
-                    reason: format!("limit 0 lists nothing; give 1 to {PAGE_LEN_MAX}"),
-                });
-            }
-            let limit = args.limit.unwrap_or(DEFAULT_PAGE_LEN).min(PAGE_LEN_MAX);
-            let filter = ListFilter {
-                kind: args.kind,
-                policy: args.policy,
-                recipient: args.recipient,
-            };
-            let ids = engine.list(&filter, args.after.as_deref(), limit).await?;
-            let mut entities = Vec::new();
-            for id in &ids {
-                entities.push(match engine.show(id).await {
-                    Ok(entity) => json!({
-                        "entity": id,
-                        "policy": entity.policy,
-                        "recipient": entity.recipient,
-                        "zone": entity.zone,
-                        "active": entity.active.len(),
-                        "completed": entity.completed.as_ref().map(|c| c.reason.clone()),
-                        "next_wake": entity.next_wake(),
-                    }),
-                    Err(err) => json!({ "entity": id, "error": err.to_string() }),
-                });
-            }
-            let next = (ids.len() == limit).then(|| ids.last().cloned()).flatten();
-            to_value(&json!({ "entities": entities, "next": next }))
-        }
-        Request::Due(args) => {
-            if args.to < args.from {
-                return Err(Error::Config {
-                    what: "due".into(),
-                    reason: format!("to {} is before from {}", args.to, args.from),
-                });
-            }
-            let limit = args.limit.unwrap_or(DUE_LEN_MAX).min(DUE_LEN_MAX);
-            let entries = engine.due_between(args.from, args.to, limit).await?;
-            to_value(&json!({ "from": args.from, "to": args.to, "entries": entries }))
-        }
-        Request::Explain(args) => {
-            to_value(&engine.explain(&args.entity, args.occurrence.as_ref())?)
-        }
-        Request::Cancel(args) => {
-            let applied = engine.cancel(&args.entity, args.occurrence).await?;
-            let state = engine.show(&args.entity).await.ok();
-            to_value(&AppliedView::new(&args.entity, &applied, state.as_ref()))
-        }
+        Request::History(args) => history(engine, args).await,
+        Request::List(args) => list(engine, args).await,
+        Request::Due(args) => due(engine, args).await,
+        Request::Explain(args) => explain(engine, args).await,
+        Request::Cancel(args) => cancel(engine, args).await,
         Request::Retry(args) => match (args.entity.clone(), args.all) {
             (Some(entity), false) => {
                 apply(
@@ -274,63 +89,14 @@ async fn run(engine: &Engine, families: &Families, request: Request) -> Result<V
                 reason: "give either an entity (and optionally an occurrence) or all = true".into(),
             }),
         },
-        Request::Pause(args) => {
-            let pauses = engine.set_paused(&scope(args), true).await?;
-            to_value(&json!({ "paused": pauses }))
-        }
-        Request::Resume(args) => {
-            let pauses = engine.set_paused(&scope(args), false).await?;
-            to_value(&json!({ "paused": pauses }))
-        }
-        Request::Export(args) => {
-            let per_page = args
-                .entities
-                .unwrap_or(DEFAULT_PAGE_LEN)
-                .clamp(1, PAGE_LEN_MAX);
-            let (events, next) = engine.export_page(args.after.as_ref(), per_page)?;
-            to_value(&json!({ "events": events, "next": next }))
-        }
-        Request::Snapshot(args) => {
-            let mut written = 0u64;
-            match args.entity {
-                Some(entity) => {
-                    engine.snapshot(&entity).await?;
-                    written = 1;
-                }
-                None => {
-                    let mut after: Option<String> = None;
-                    loop {
-                        let page = engine
-                            .list(&ListFilter::default(), after.as_deref(), PAGE_LEN_MAX)
-                            .await?;
-                        for id in &page {
-                            match engine.snapshot(id).await {
-                                Ok(_) => written += 1,
-                                Err(Error::Quarantined { .. }) => {}
-                                Err(err) => return Err(err),
-                            }
-                        }
-                        if page.len() < PAGE_LEN_MAX {
-                            break;
-                        }
-                        after = page.last().map(|id| id.to_string());
-                    }
-                }
-            }
-            to_value(&json!({ "snapshots": written }))
-        }
+        Request::Pause(args) => pause(engine, args).await,
+        Request::Resume(args) => resume(engine, args).await,
+        Request::Export(args) => export(engine, args).await,
+        Request::Snapshot(args) => snapshot(engine, args).await,
         Request::Metrics => Ok(json!({ "text": engine.metrics_text().await? })),
         Request::ClockNow => Ok(clock(engine)),
-        Request::ClockAdvance(args) => {
-            let fired = engine.advance(args.by).await?;
-            let mut reply = clock(engine);
-            reply["fired"] = json!(fired);
-            Ok(reply)
-        }
-        Request::ClockSet(args) => {
-            engine.set_time(args.to).await?;
-            Ok(clock(engine))
-        }
+        Request::ClockAdvance(args) => clock_advance(engine, args).await,
+        Request::ClockSet(args) => clock_set(engine, args).await,
         Request::Shutdown => Ok(json!({ "shutting_down": true })),
         // The server streams a watch itself; reaching here means a caller bypassed it.
         Request::Watch => Err(Error::Config {
@@ -339,6 +105,300 @@ async fn run(engine: &Engine, families: &Families, request: Request) -> Result<V
                 .into(),
         }),
     }
+}
+
+async fn status(engine: &Engine) -> Result<Value, Error> {
+    let mut status = engine.status().await?;
+    // The counts need a scan of the store: when it cannot be read (damage, a full disk)
+    // they are left out and the error listed, and the rest of the status is still given.
+    let stats = engine
+        .store_stats()
+        .map_err(|err| status.storage_errors.push(err.to_string()))
+        .ok();
+    let stat = |pick: fn(&_) -> u64| stats.as_ref().map(pick);
+    Ok(json!({
+        "version": status.version,
+        "protocol": crate::protocol::PROTOCOL_VERSION,
+        "uptime_ms": status.uptime_ms,
+        "clock": status.clock,
+        "now": status.now,
+        "actors": status.actors,
+        "entities": stat(|s| s.entities),
+        "events": stat(|s| s.events),
+        "past_events": stat(|s| s.past_events),
+        "pending_timers": stat(|s| s.timers),
+        "timers_in_memory": status.timers_in_memory,
+        "wakes_in_flight": status.wakes_in_flight,
+        "next_due": status.next_due,
+        "fired": status.fired,
+        "firing_lag_ms": status.firing_lag,
+        "retries_in_flight": status.retries_in_flight,
+        "errored": status.errored,
+        "errors_last_hour": status.errors_last_hour,
+        "paused": status.paused,
+        "parked": status.parked,
+        "store_bytes": stat(|s| s.size_on_disk),
+        "quarantined": status.quarantined,
+        "storage_errors": status.storage_errors,
+    }))
+}
+
+async fn due_create(engine: &Engine, args: DueCreate) -> Result<Value, Error> {
+    let mut attributes = BTreeMap::new();
+    if let Some(title) = args.title {
+        attributes.insert("title".to_owned(), AttrValue::Text(title));
+    }
+    let anchors = args
+        .due_at
+        .map(|due| BTreeMap::from([("due_at".to_owned(), due)]))
+        .unwrap_or_default();
+    let create = CreateEntity {
+        policy: DUE_DATE_POLICY.to_owned(),
+        workflow: args.workflow,
+        recipient: args.recipient,
+        zone: args.zone,
+        anchors,
+        attributes,
+    };
+    apply(engine, &args.entity, Command::Create(create)).await
+}
+
+async fn due_move(engine: &Engine, args: DueMove) -> Result<Value, Error> {
+    apply(engine, &args.entity, move_anchor("due_at", args.due_at)).await
+}
+
+async fn due_complete(engine: &Engine, args: Complete) -> Result<Value, Error> {
+    apply(
+        engine,
+        &args.entity,
+        Command::Complete {
+            reason: args.reason,
+        },
+    )
+    .await
+}
+
+async fn entity_create(engine: &Engine, args: EntityCreate) -> Result<Value, Error> {
+    let create = CreateEntity {
+        policy: args.policy,
+        workflow: args.workflow,
+        recipient: args.recipient,
+        zone: args.zone,
+        anchors: args.anchors,
+        attributes: args.attributes,
+    };
+    apply(engine, &args.entity, Command::Create(create)).await
+}
+
+async fn entity_move_anchor(engine: &Engine, args: MoveAnchor) -> Result<Value, Error> {
+    apply(engine, &args.entity, move_anchor(&args.anchor, args.to)).await
+}
+
+async fn entity_move_anchors(engine: &Engine, args: MoveAnchors) -> Result<Value, Error> {
+    apply(engine, &args.entity, Command::MoveAnchors { to: args.to }).await
+}
+
+async fn backfill(
+    engine: &Engine,
+    families: &Families,
+    args: BackfillArgs,
+) -> Result<Value, Error> {
+    let policy = args
+        .policy
+        .or_else(|| families.backfill_policy().map(str::to_owned))
+        .ok_or_else(|| Error::Arguments {
+            what: "backfill".into(),
+            reason: "give the policy whose waiting occurrences to process".into(),
+        })?;
+    let backfill = engine.backfill(&policy, args.from, args.to).await?;
+    let woken: Vec<Value> = backfill
+        .woken
+        .iter()
+        .map(|(entity, occurrence)| json!({ "entity": entity, "occurrence": occurrence }))
+        .collect();
+    Ok(json!({ "woken": woken }))
+}
+
+async fn entity_set_attribute(engine: &Engine, args: SetAttribute) -> Result<Value, Error> {
+    let command = Command::SetAttribute {
+        name: args.name,
+        value: args.value,
+    };
+    apply(engine, &args.entity, command).await
+}
+
+async fn entity_change_recipient(engine: &Engine, args: ChangeRecipient) -> Result<Value, Error> {
+    let command = Command::ChangeRecipient {
+        recipient: args.recipient,
+        zone: args.zone,
+    };
+    apply(engine, &args.entity, command).await
+}
+
+async fn group_join(engine: &Engine, args: GroupJoin) -> Result<Value, Error> {
+    let join = JoinGroup {
+        contact: args.contact.clone(),
+        recipient: args.recipient,
+        zone: args.zone,
+        anchors: args.anchors,
+        attributes: args.attributes,
+    };
+    let applied = engine.join_group(&args.group, join).await?;
+    group_reply(engine, &args.group, &args.contact, applied).await
+}
+
+async fn group_replan(engine: &Engine, args: GroupArg) -> Result<Value, Error> {
+    let applied = engine.replan_group(&args.group).await?;
+    let mut entities = Vec::new();
+    for (id, applied) in &applied {
+        entities.push(AppliedView::new(id, applied, None));
+    }
+    to_value(&json!({ "group": args.group, "changed": entities }))
+}
+
+async fn group_leave(engine: &Engine, args: GroupLeave) -> Result<Value, Error> {
+    let applied = engine.leave_group(&args.group, &args.contact).await?;
+    group_reply(engine, &args.group, &args.contact, applied).await
+}
+
+async fn toggle(engine: &Engine, args: Toggle) -> Result<Value, Error> {
+    let command = Command::Toggle {
+        occurrence: args.occurrence,
+        enabled: args.enabled,
+    };
+    apply(engine, &args.entity, command).await
+}
+
+async fn history(engine: &Engine, args: History) -> Result<Value, Error> {
+    let past = engine.history(&args.entity).await?;
+    let shown: Vec<PastEventView> = past
+        .iter()
+        .filter(|p| args.since.is_none_or(|since| p.closed_at >= since))
+        .filter(|p| args.until.is_none_or(|until| p.closed_at < until))
+        .filter(|p| {
+            args.outcome
+                .as_deref()
+                .is_none_or(|wanted| outcome_matches(&p.outcome, wanted))
+        })
+        .map(PastEventView::new)
+        .collect();
+    to_value(&json!({ "entity": args.entity, "past_events": shown }))
+}
+
+async fn list(engine: &Engine, args: List) -> Result<Value, Error> {
+    if args.limit == Some(0) {
+        return Err(Error::Arguments {
+            what: "list".into(),
+            reason: format!("limit 0 lists nothing; give 1 to {PAGE_LEN_MAX}"),
+        });
+    }
+    let limit = args.limit.unwrap_or(DEFAULT_PAGE_LEN).min(PAGE_LEN_MAX);
+    let filter = ListFilter {
+        kind: args.kind,
+        policy: args.policy,
+        recipient: args.recipient,
+    };
+    let ids = engine.list(&filter, args.after.as_deref(), limit).await?;
+    let mut entities = Vec::new();
+    for id in &ids {
+        entities.push(match engine.show(id).await {
+            Ok(entity) => json!({
+                "entity": id,
+                "policy": entity.policy,
+                "recipient": entity.recipient,
+                "zone": entity.zone,
+                "active": entity.active.len(),
+                "completed": entity.completed.as_ref().map(|c| c.reason.clone()),
+                "next_wake": entity.next_wake(),
+            }),
+            Err(err) => json!({ "entity": id, "error": err.to_string() }),
+        });
+    }
+    let next = (ids.len() == limit).then(|| ids.last().cloned()).flatten();
+    to_value(&json!({ "entities": entities, "next": next }))
+}
+
+async fn due(engine: &Engine, args: Due) -> Result<Value, Error> {
+    if args.to < args.from {
+        return Err(Error::Config {
+            what: "due".into(),
+            reason: format!("to {} is before from {}", args.to, args.from),
+        });
+    }
+    let limit = args.limit.unwrap_or(DUE_LEN_MAX).min(DUE_LEN_MAX);
+    let entries = engine.due_between(args.from, args.to, limit).await?;
+    to_value(&json!({ "from": args.from, "to": args.to, "entries": entries }))
+}
+
+async fn explain(engine: &Engine, args: Explain) -> Result<Value, Error> {
+    to_value(&engine.explain(&args.entity, args.occurrence.as_ref())?)
+}
+
+async fn cancel(engine: &Engine, args: Cancel) -> Result<Value, Error> {
+    let applied = engine.cancel(&args.entity, args.occurrence).await?;
+    let state = engine.show(&args.entity).await.ok();
+    to_value(&AppliedView::new(&args.entity, &applied, state.as_ref()))
+}
+
+async fn pause(engine: &Engine, args: PauseArgs) -> Result<Value, Error> {
+    let pauses = engine.set_paused(&scope(args), true).await?;
+    to_value(&json!({ "paused": pauses }))
+}
+
+async fn resume(engine: &Engine, args: PauseArgs) -> Result<Value, Error> {
+    let pauses = engine.set_paused(&scope(args), false).await?;
+    to_value(&json!({ "paused": pauses }))
+}
+
+async fn export(engine: &Engine, args: Export) -> Result<Value, Error> {
+    let per_page = args
+        .entities
+        .unwrap_or(DEFAULT_PAGE_LEN)
+        .clamp(1, PAGE_LEN_MAX);
+    let (events, next) = engine.export_page(args.after.as_ref(), per_page)?;
+    to_value(&json!({ "events": events, "next": next }))
+}
+
+async fn snapshot(engine: &Engine, args: SnapshotArgs) -> Result<Value, Error> {
+    let mut written = 0u64;
+    match args.entity {
+        Some(entity) => {
+            engine.snapshot(&entity).await?;
+            written = 1;
+        }
+        None => {
+            let mut after: Option<String> = None;
+            loop {
+                let page = engine
+                    .list(&ListFilter::default(), after.as_deref(), PAGE_LEN_MAX)
+                    .await?;
+                for id in &page {
+                    match engine.snapshot(id).await {
+                        Ok(_) => written += 1,
+                        Err(Error::Quarantined { .. }) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                if page.len() < PAGE_LEN_MAX {
+                    break;
+                }
+                after = page.last().map(|id| id.to_string());
+            }
+        }
+    }
+    to_value(&json!({ "snapshots": written }))
+}
+
+async fn clock_advance(engine: &Engine, args: ClockAdvance) -> Result<Value, Error> {
+    let fired = engine.advance(args.by).await?;
+    let mut reply = clock(engine);
+    reply["fired"] = json!(fired);
+    Ok(reply)
+}
+
+async fn clock_set(engine: &Engine, args: ClockSet) -> Result<Value, Error> {
+    engine.set_time(args.to).await?;
+    Ok(clock(engine))
 }
 
 /// Entities per `list` or `export` page when the request does not say.

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use schemars::{Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tickler_engine::{Engine, Error};
@@ -17,6 +18,9 @@ use tickler_engine::{Engine, Error};
 pub trait CommandFamily: Send + Sync {
     /// The commands it serves, as written in a request's `cmd`.
     fn commands(&self) -> &'static [&'static str];
+
+    /// Each command and the schema of its arguments, for `proto/admin-protocol.schema.json`.
+    fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)>;
 
     /// The policy `backfill` processes when a request names none.
     fn backfill_policy(&self) -> Option<&'static str> {
@@ -48,6 +52,14 @@ impl Families {
         self.families
             .iter()
             .flat_map(|family| family.commands().iter().copied())
+            .collect()
+    }
+
+    /// Every family command with the schema of its arguments.
+    pub fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+        self.families
+            .iter()
+            .flat_map(|family| family.args_schemas(generator))
             .collect()
     }
 

@@ -9,6 +9,7 @@ mod error;
 pub mod family;
 pub mod metrics_http;
 pub mod protocol;
+pub mod schema;
 pub mod server;
 pub mod views;
 

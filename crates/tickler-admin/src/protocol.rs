@@ -56,7 +56,7 @@ pub const COMMANDS: &[&str] = &[
     "shutdown",
 ];
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "cmd", content = "args")]
 pub enum Request {
     #[serde(rename = "status")]
@@ -129,103 +129,123 @@ pub enum Request {
 }
 
 /// A due date for a task, under the `due-date` policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DueCreate {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     /// The workflow template giving the default length, e.g. `reviewer-report`.
     #[serde(default)]
     pub workflow: Option<String>,
     pub recipient: String,
     #[serde(default)]
+    #[schemars(with = "crate::schema::ZoneText")]
     pub zone: Zone,
     /// Rounded up to the next hour; default: the workflow's length from now.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::InstantText>")]
     pub due_at: Option<Timestamp>,
     /// What the task is called in messages.
     #[serde(default)]
     pub title: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DueMove {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
+    #[schemars(with = "crate::schema::InstantText")]
     pub due_at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Complete {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntityCreate {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     pub policy: String,
     #[serde(default)]
     pub workflow: Option<String>,
     pub recipient: String,
     #[serde(default)]
+    #[schemars(with = "crate::schema::ZoneText")]
     pub zone: Zone,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::schema::InstantText>")]
     pub anchors: BTreeMap<String, Timestamp>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::schema::AttrJson>")]
     pub attributes: BTreeMap<String, AttrValue>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveAnchor {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     pub anchor: String,
+    #[schemars(with = "crate::schema::InstantText")]
     pub to: Timestamp,
 }
 
 /// Several anchors moved in one decision (their order checked on the result).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveAnchors {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
+    #[schemars(with = "BTreeMap<String, crate::schema::InstantText>")]
     pub to: BTreeMap<String, Timestamp>,
 }
 
 /// Process what of `policy` fell due in [from, to) and is still waiting.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillArgs {
     /// Default: the policy a command family names for it (a family may name one).
     #[serde(default)]
     pub policy: Option<String>,
+    #[schemars(with = "crate::schema::InstantText")]
     pub from: Timestamp,
+    #[schemars(with = "crate::schema::InstantText")]
     pub to: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAttribute {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     pub name: String,
     /// `null` clears the attribute.
+    #[schemars(with = "Option<crate::schema::AttrJson>")]
     pub value: Option<AttrValue>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRecipient {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     #[serde(default)]
     pub recipient: Option<String>,
     /// A new IANA zone: pending occurrences are re-planned in it.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::ZoneText>")]
     pub zone: Option<Zone>,
 }
 
 /// A contact joins a group: each policy running for the group starts its cadence.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupJoin {
     pub group: String,
@@ -233,60 +253,69 @@ pub struct GroupJoin {
     pub contact: String,
     pub recipient: String,
     #[serde(default)]
+    #[schemars(with = "crate::schema::ZoneText")]
     pub zone: Zone,
     /// Anchors such as `registered_at` (default: the policy's, e.g. now).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::schema::InstantText>")]
     pub anchors: BTreeMap<String, Timestamp>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::schema::AttrJson>")]
     pub attributes: BTreeMap<String, AttrValue>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupArg {
     pub group: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupLeave {
     pub group: String,
     pub contact: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Toggle {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
+    #[schemars(with = "crate::schema::OccurrenceText")]
     pub occurrence: OccurrenceId,
     pub enabled: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntityArg {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
 }
 
 /// The most items one `list` or `export` page returns.
 pub const PAGE_LEN_MAX: usize = 1_000;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct History {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     /// `sent`, `unsent`, or an unsent reason such as `missed`.
     #[serde(default)]
     pub outcome: Option<String>,
     /// Only past events closed at or after this instant.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::InstantText>")]
     pub since: Option<Timestamp>,
     /// Only past events closed before this instant.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::InstantText>")]
     pub until: Option<Timestamp>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct List {
     #[serde(default)]
@@ -303,39 +332,47 @@ pub struct List {
     pub limit: Option<usize>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Due {
+    #[schemars(with = "crate::schema::InstantText")]
     pub from: Timestamp,
+    #[schemars(with = "crate::schema::InstantText")]
     pub to: Timestamp,
     #[serde(default)]
     pub limit: Option<usize>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Explain {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::OccurrenceText>")]
     pub occurrence: Option<OccurrenceId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cancel {
+    #[schemars(with = "crate::schema::IdText")]
     pub entity: EntityId,
     /// One pending occurrence; without it the whole entity is completed as `cancelled`.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::OccurrenceText>")]
     pub occurrence: Option<OccurrenceId>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// The entity whose errored occurrences to retry; without it, `all` must be true.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::IdText>")]
     pub entity: Option<EntityId>,
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::OccurrenceText>")]
     pub occurrence: Option<OccurrenceId>,
     /// Retry every errored occurrence of every entity.
     #[serde(default)]
@@ -354,7 +391,7 @@ impl Retry {
 }
 
 /// A pause scope: a channel, a policy, or (neither) all delivery.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseArgs {
     #[serde(default)]
@@ -363,34 +400,38 @@ pub struct PauseArgs {
     pub policy: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     /// Continue after this entity (the previous page's `next`).
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::IdText>")]
     pub after: Option<EntityId>,
     /// Entities per page (default 100, at most 1,000).
     #[serde(default)]
     pub entities: Option<usize>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotArgs {
     /// One entity; without it, every entity.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::IdText>")]
     pub entity: Option<EntityId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClockAdvance {
+    #[schemars(with = "crate::schema::SpanText")]
     pub by: Span,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClockSet {
+    #[schemars(with = "crate::schema::InstantText")]
     pub to: Timestamp,
 }
 
@@ -442,13 +483,13 @@ pub struct Envelope {
 }
 
 /// A reply's error: a stable code (see the spec's table) and a message naming the value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reply {
     pub v: u32,
     pub id: Value,

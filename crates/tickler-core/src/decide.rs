@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::command::{CreateEntity, Rejection};
+use crate::context::Context;
 use crate::entity::{ActiveReminder, Entity, Phase, evolve};
 use crate::event::{Event, PlanCause, UnsentReason};
 use crate::fire::{
@@ -14,28 +15,10 @@ use crate::fire::{
 };
 use crate::policy::{AttributeKind, NOT_ENQUEUED, Rounding};
 use crate::reconcile::{Rearm, reconcile};
-use crate::retry::DeliveryPolicy;
 use crate::{AttrValue, Command, EntityId, OccurrenceId, Policy, Timestamp};
 
 /// The longest recipient accepted, in bytes (an e-mail address is at most 254).
 pub const RECIPIENT_LEN_MAX: usize = 320;
-
-/// What `decide` may read besides the entity and the command.
-#[derive(Clone, Copy, Debug)]
-pub struct Context<'a> {
-    pub now: Timestamp,
-    pub policy: &'a Policy,
-    pub delivery: &'a DeliveryPolicy,
-    /// The latest state of the directory entities (settings entities) as the shell knows them: read
-    /// for kill switches. What they lead to is recorded in events, so replay never reads them.
-    pub directory: &'a Directory,
-}
-
-/// Directory entities by id (see `Policy::directory`).
-pub type Directory = BTreeMap<EntityId, Entity>;
-
-/// An empty directory, for callers with no directory policies.
-pub static NO_DIRECTORY: Directory = BTreeMap::new();
 
 pub fn decide(
     state: Option<&Entity>,

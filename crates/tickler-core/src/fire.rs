@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::command::{DeliveryResult, RecipientResult};
 use crate::conditions::{audience, first_failure};
-use crate::decide::Context;
+use crate::context::Context;
 use crate::entity::{ActiveReminder, Entity, Phase};
 use crate::event::{Event, UnsentReason};
 use crate::policy::Rule;

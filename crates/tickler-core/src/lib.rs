@@ -8,6 +8,7 @@ mod attribute;
 mod cause;
 mod command;
 pub mod conditions;
+mod context;
 mod decide;
 mod entity;
 mod error;
@@ -25,7 +26,8 @@ mod zone;
 pub use attribute::AttrValue;
 pub use cause::{Bound, Cause};
 pub use command::{Command, CreateEntity, DeliveryResult, RecipientResult, Rejection};
-pub use decide::{Context, Directory, NO_DIRECTORY, RECIPIENT_LEN_MAX, decide};
+pub use context::{Context, Directory, NO_DIRECTORY};
+pub use decide::{RECIPIENT_LEN_MAX, decide};
 pub use entity::{
     ActiveReminder, Completion, Entity, ErroredOccurrence, FoldError, Phase, RuleLedger, evolve,
     index, past_event_of,

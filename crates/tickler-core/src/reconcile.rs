@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::conditions::first_failure;
-use crate::decide::Context;
+use crate::context::Context;
 use crate::entity::{Entity, Phase};
 use crate::event::{Event, PlanCause, UnsentReason};
 use crate::plan::{Exclusion, exclusion, plan};

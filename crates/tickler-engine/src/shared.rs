@@ -1,4 +1,12 @@
 //! What every actor and task of one engine shares.
+//!
+//! `Shared` is reached from the facade, the entity and timer actors, delivery and digests. One
+//! reach is structural: a digest channel delivers by sending a command to another entity of the
+//! same engine (`execute` from `digest.rs`, called by delivery, itself started by an entity
+//! actor), so an engine's entities command each other through it and it cannot belong to any one
+//! of them. The rest (the store, the catalog, options, metrics) is read-only configuration and
+//! counters that each user could be handed instead; they reach it here for brevity. Nothing but
+//! the facade is public: embedders and policy families see `Engine`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

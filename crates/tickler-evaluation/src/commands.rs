@@ -2,6 +2,7 @@
 //! each runs. Specified in `proto/admin-protocol.md`.
 
 use async_trait::async_trait;
+use schemars::{Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tickler_admin::dispatch::{applied_reply, entity_view, to_value};
@@ -22,9 +23,10 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 /// A student answered an evaluation (or saved an answer without submitting it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvalRespond {
+    #[schemars(with = "tickler_admin::schema::IdText")]
     pub entity: EntityId,
     pub student: String,
     /// Saved, not submitted: still reminded when the evaluation allows saving.
@@ -32,9 +34,10 @@ pub struct EvalRespond {
     pub saved: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvalMoveDates {
+    #[schemars(with = "tickler_admin::schema::IdText")]
     pub entity: EntityId,
     pub dates: EvaluationDates,
 }
@@ -55,6 +58,18 @@ pub struct Commands;
 impl CommandFamily for Commands {
     fn commands(&self) -> &'static [&'static str] {
         COMMANDS
+    }
+
+    fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+        vec![
+            ("eval.create", generator.subschema_for::<NewEvaluation>()),
+            ("eval.respond", generator.subschema_for::<EvalRespond>()),
+            (
+                "eval.move-dates",
+                generator.subschema_for::<EvalMoveDates>(),
+            ),
+            ("eval.delete", generator.subschema_for::<EntityArg>()),
+        ]
     }
 
     async fn run(&self, engine: &Engine, cmd: &str, args: Value) -> Result<Value, Error> {
@@ -104,4 +119,20 @@ async fn respond(engine: &Engine, args: EvalRespond) -> Result<Value, Error> {
         last.state = Some(entity_view(engine, &state));
     }
     to_value(&json!({ "entity": args.entity, "student": args.student, "applied": views }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_the_schema_of_its_arguments() {
+        let mut generator = SchemaGenerator::default();
+        let described: Vec<&str> = Commands
+            .args_schemas(&mut generator)
+            .into_iter()
+            .map(|(cmd, _)| cmd)
+            .collect();
+        assert_eq!(described, COMMANDS);
+    }
 }

@@ -120,9 +120,10 @@ impl crate::Evaluations for Engine {
 
 /// An evaluation to create: its dates, participants and settings. Unset settings take the
 /// policy's defaults (reminders never, available notice on, results to instructors only).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvaluation {
+    #[schemars(with = "tickler_admin::schema::IdText")]
     pub entity: EntityId,
     pub title: String,
     /// Hears that it was created and closed.
@@ -133,6 +134,7 @@ pub struct NewEvaluation {
     pub instructors: Vec<String>,
     /// The zone dates are shown in, and digests are sent in by default.
     #[serde(default)]
+    #[schemars(with = "tickler_admin::schema::ZoneText")]
     pub zone: Zone,
     /// At least start and due.
     pub dates: EvaluationDates,
@@ -154,21 +156,27 @@ pub struct NewEvaluation {
 }
 
 /// An evaluation's dates. `view` sets both view dates; it cannot be combined with them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationDates {
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub start: Option<Timestamp>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub due: Option<Timestamp>,
     /// The end of the grace period after due; closing happens then.
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub stop: Option<Timestamp>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub view: Option<Timestamp>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub view_instructors: Option<Timestamp>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub view_students: Option<Timestamp>,
 }
 

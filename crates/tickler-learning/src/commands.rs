@@ -2,6 +2,7 @@
 //! their arguments as they travel, and how each runs. Specified in `proto/admin-protocol.md`.
 
 use async_trait::async_trait;
+use schemars::{Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tickler_admin::dispatch::{applied_reply, to_value};
@@ -25,7 +26,7 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 /// A learner's schedule in a course.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LearnerInCourse {
     pub course: String,
@@ -33,7 +34,7 @@ pub struct LearnerInCourse {
 }
 
 /// A learner moved to another track (`verified`: upgraded).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeTrack {
     pub course: String,
@@ -42,7 +43,7 @@ pub struct ChangeTrack {
 }
 
 /// A learner unsubscribed from one course's email, or (without `course`) from all of a site's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptOut {
     pub site: String,
@@ -65,6 +66,24 @@ pub struct Commands;
 impl CommandFamily for Commands {
     fn commands(&self) -> &'static [&'static str] {
         COMMANDS
+    }
+
+    fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+        vec![
+            ("site.set", generator.subschema_for::<SiteSettings>()),
+            ("course.set", generator.subschema_for::<CourseSettings>()),
+            ("learner.enroll", generator.subschema_for::<Enrolment>()),
+            (
+                "learner.unenroll",
+                generator.subschema_for::<LearnerInCourse>(),
+            ),
+            (
+                "learner.change-track",
+                generator.subschema_for::<ChangeTrack>(),
+            ),
+            ("learner.opt-out", generator.subschema_for::<OptOut>()),
+            ("preview", generator.subschema_for::<PreviewRequest>()),
+        ]
     }
 
     fn backfill_policy(&self) -> Option<&'static str> {
@@ -121,5 +140,21 @@ impl CommandFamily for Commands {
                 reason: "not a learner schedule command".into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_the_schema_of_its_arguments() {
+        let mut generator = SchemaGenerator::default();
+        let described: Vec<&str> = Commands
+            .args_schemas(&mut generator)
+            .into_iter()
+            .map(|(cmd, _)| cmd)
+            .collect();
+        assert_eq!(described, COMMANDS);
     }
 }

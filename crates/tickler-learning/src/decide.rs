@@ -30,7 +30,9 @@ pub const DEFAULT_DEADLINE_DAYS: i64 = 21;
 pub const DEFAULT_DELIVERY_TIME: &str = "09:00";
 
 /// One enrolment, as a platform sends it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Enrolment {
     /// The learner's id on the platform (part of the schedule's id).
@@ -42,9 +44,11 @@ pub struct Enrolment {
     pub course: String,
     /// When the learner enrolled; the engine's now when absent.
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub enrolled_at: Option<Timestamp>,
     /// The learner's IANA zone; the site's default zone when absent.
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::ZoneText>")]
     pub zone: Option<Zone>,
     /// `audit` (default) or `verified`.
     #[serde(default = "default_track")]

@@ -22,7 +22,7 @@ use crate::decide::{
 use crate::error::{unknown_course, unknown_site};
 
 /// A site's settings; `None` leaves a setting as it is.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteSettings {
     pub site: String,
@@ -39,6 +39,7 @@ pub struct SiteSettings {
     #[serde(default)]
     pub org_deadline_days: Option<BTreeMap<String, i64>>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::ZoneText>")]
     pub default_zone: Option<Zone>,
     /// `HH:MM`, the learners' local delivery time unless they give theirs.
     #[serde(default)]
@@ -52,7 +53,7 @@ pub struct SiteSettings {
 }
 
 /// A course's settings; `None` leaves a setting as it is. A new course needs `site` and `start`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CourseSettings {
     pub course: String,
@@ -66,12 +67,15 @@ pub struct CourseSettings {
     #[serde(default)]
     pub pacing: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub start: Option<Timestamp>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub end: Option<Timestamp>,
     #[serde(default)]
     pub verified: Option<bool>,
     #[serde(default)]
+    #[schemars(with = "Option<tickler_admin::schema::InstantText>")]
     pub verified_expiry: Option<Timestamp>,
     #[serde(default)]
     pub create_schedules: Option<bool>,
@@ -84,7 +88,7 @@ pub struct CourseSettings {
     pub highlights: Option<Vec<Highlight>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Highlight {
     #[serde(default)]
@@ -209,11 +213,13 @@ fn keep_first(messages: &mut Vec<PreviewMessage>, limit: usize) {
 }
 
 /// What to preview: a course's existing schedules and/or simulated enrolments.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub course: String,
+    #[schemars(with = "tickler_admin::schema::InstantText")]
     pub from: Timestamp,
+    #[schemars(with = "tickler_admin::schema::InstantText")]
     pub to: Timestamp,
     /// Simulated enrolments (as if schedule creation were on), e.g. a sample of real learners.
     #[serde(default)]
