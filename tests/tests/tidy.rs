@@ -81,7 +81,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
         81,
     ),
     ("crates/tickler-core/src/plan.rs", "window", 78),
-    ("crates/tickler-core/src/policy.rs", "validate", 224),
+    ("crates/tickler-core/src/policy.rs", "validate", 74),
     ("crates/tickler-core/src/reconcile.rs", "reconcile", 161),
     ("crates/tickler-store/src/commit.rs", "validate", 80),
     (

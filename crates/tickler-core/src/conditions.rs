@@ -124,57 +124,55 @@ fn cause_of(condition: &Condition, rule: &Rule, entity: &Entity) -> Cause {
 
 /// "invitees except answered, saved".
 fn describe_audience(audience: &Audience) -> String {
-    let base = match (&audience.list, &audience.attribute) {
-        (Some(list), _) => list.clone(),
-        (None, Some(attribute)) => attribute.clone(),
-        (None, None) => "the recipient".to_owned(),
-    };
-    let except: Vec<&str> = audience.except.iter().map(|e| e.list.as_str()).collect();
-    if except.is_empty() {
-        base
-    } else {
-        format!("{base} except {}", except.join(", "))
+    match audience {
+        Audience::Recipient => "the recipient".to_owned(),
+        Audience::Attribute(attribute) => attribute.clone(),
+        Audience::List { list, except } if except.is_empty() => list.clone(),
+        Audience::List { list, except } => format!("{list} except {}", except_lists(except, ", ")),
     }
 }
 
 /// "no one in invitees is left: all are in answered".
 fn describe_empty(audience: &Audience) -> String {
-    match (&audience.list, &audience.attribute) {
-        (Some(list), _) => {
-            let except: Vec<&str> = audience.except.iter().map(|e| e.list.as_str()).collect();
-            if except.is_empty() {
-                format!("the list {list} is empty")
-            } else {
-                format!(
-                    "no one in {list} is left once {} are left out",
-                    except.join(" and ")
-                )
-            }
+    match audience {
+        Audience::Recipient => "no recipient".to_owned(),
+        Audience::Attribute(attribute) => format!("attribute {attribute} holds no address"),
+        Audience::List { list, except } if except.is_empty() => {
+            format!("the list {list} is empty")
         }
-        (None, Some(attribute)) => format!("attribute {attribute} holds no address"),
-        (None, None) => "no recipient".to_owned(),
+        Audience::List { list, except } => format!(
+            "no one in {list} is left once {} are left out",
+            except_lists(except, " and ")
+        ),
     }
+}
+
+fn except_lists(except: &[crate::policy::Except], separator: &str) -> String {
+    let lists: Vec<&str> = except.iter().map(|e| e.list.as_str()).collect();
+    lists.join(separator)
 }
 
 /// The addresses an occurrence of a rule with this audience goes to, sorted and without
 /// duplicates; `None` for the entity's own recipient (a single delivery).
 pub fn audience(audience: &Audience, entity: &Entity) -> Option<Vec<String>> {
-    if audience.is_recipient() {
-        return None;
-    }
-    let mut addresses: Vec<String> = match (&audience.attribute, &audience.list) {
-        (Some(attribute), _) => match entity.attributes.get(attribute) {
-            Some(crate::AttrValue::Text(address)) if !address.is_empty() => vec![address.clone()],
-            _ => Vec::new(),
+    let (mut addresses, except): (Vec<String>, &[crate::policy::Except]) = match audience {
+        Audience::Recipient => return None,
+        Audience::Attribute(attribute) => match entity.attributes.get(attribute) {
+            Some(crate::AttrValue::Text(address)) if !address.is_empty() => {
+                (vec![address.clone()], &[])
+            }
+            _ => (Vec::new(), &[]),
         },
-        (None, Some(list)) => entity
-            .attributes
-            .get(list)
-            .map(|value| value.as_list().to_vec())
-            .unwrap_or_default(),
-        (None, None) => unreachable!("checked by is_recipient"),
+        Audience::List { list, except } => (
+            entity
+                .attributes
+                .get(list)
+                .map(|value| value.as_list().to_vec())
+                .unwrap_or_default(),
+            except,
+        ),
     };
-    for except in &audience.except {
+    for except in except {
         let waived = except
             .unless
             .as_ref()

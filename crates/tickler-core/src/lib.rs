@@ -19,6 +19,7 @@ pub mod plan;
 pub mod policy;
 mod reconcile;
 mod retry;
+mod rule;
 pub mod seed;
 mod time;
 mod zone;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveTime, Timelike};
 
-use crate::policy::{LocalTime, PerPeriod, Rule, SERIES_LEN_MAX, TimeOfDay, Truncate};
+use crate::policy::{LocalTime, PerPeriod, Rule, SERIES_LEN_MAX, Step, TimeOfDay, Truncate};
 use crate::seed::Draw;
 use crate::{AttrValue, Entity, Policy, RuleName, Span, Timestamp};
 
@@ -97,13 +97,8 @@ struct Dated<'a> {
 
 /// Whether `at` is past the rule's series bound (at or past it when the bound is exclusive).
 fn beyond_until(rule: &Rule, entity: &Entity, at: Timestamp) -> bool {
-    until(rule, entity).is_some_and(|until| {
-        if rule.until_exclusive {
-            at >= until
-        } else {
-            at > until
-        }
-    })
+    let exclusive = rule.until().is_some_and(|until| until.exclusive);
+    until(rule, entity).is_some_and(|until| if exclusive { at >= until } else { at > until })
 }
 
 /// Whether `at` is at or past the rule's `not_after` bound (when its anchor is set).
@@ -120,11 +115,11 @@ fn at_or_after_not_after(rule: &Rule, entity: &Entity, at: Timestamp) -> bool {
 }
 
 fn until(rule: &Rule, entity: &Entity) -> Option<Timestamp> {
-    let until = rule.until.as_ref()?;
+    let bound = &rule.until()?.bound;
     entity
         .anchors
-        .get(&until.anchor)
-        .and_then(|at| at.checked_add(until.offset))
+        .get(&bound.anchor)
+        .and_then(|at| at.checked_add(bound.offset))
 }
 
 /// The slots of a rule and their instants. A rule whose anchor is not set plans nothing; so does
@@ -139,22 +134,13 @@ fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
     let Some(first) = anchor.checked_add(rule.offset) else {
         return beyond_range(rule.offset);
     };
-    let is_series = rule.every.is_some() || rule.per_period.is_some();
-    if !is_series {
+    let Some(repeat) = rule.repeat() else {
         return vec![(0, first)];
-    }
-    let until = until(rule, entity);
-    if rule.until.is_some() && until.is_none() {
+    };
+    if repeat.until.is_some() && until(rule, entity).is_none() {
         return Vec::new();
     }
-    let from_attribute =
-        rule.count_attribute
-            .as_ref()
-            .map(|name| match entity.attributes.get(name) {
-                Some(AttrValue::Int(count)) => u32::try_from(*count).unwrap_or(0),
-                _ => 0,
-            });
-    let slots = [rule.count, from_attribute]
+    let slots = [repeat.count, count_of(rule, entity)]
         .into_iter()
         .flatten()
         .min()
@@ -162,7 +148,8 @@ fn series(rule: &Rule, entity: &Entity) -> Vec<(u32, Timestamp)> {
         .min(SERIES_LEN_MAX);
     let mut instants = Vec::new();
     for slot in 0..slots {
-        let Some(base) = step(rule, slot).and_then(|offset| first.checked_add(offset)) else {
+        let Some(base) = step(repeat.step, slot).and_then(|offset| first.checked_add(offset))
+        else {
             instants.push((slot, Timestamp::MAX));
             break;
         };
@@ -185,10 +172,10 @@ fn beyond_range(offset: Span) -> Vec<(u32, Timestamp)> {
 }
 
 /// The offset of slot `slot` from the first occurrence.
-fn step(rule: &Rule, slot: u32) -> Option<Span> {
-    match (rule.every, rule.per_period) {
-        (Some(every), _) => every.checked_mul(i64::from(slot)),
-        (None, Some(PerPeriod { times, period })) => {
+fn step(step: Step, slot: u32) -> Option<Span> {
+    match step {
+        Step::Every(every) => every.checked_mul(i64::from(slot)),
+        Step::PerPeriod(PerPeriod { times, period }) => {
             let period_ms = period.as_millis();
             let whole = i64::from(slot / times).checked_mul(period_ms)?;
             let mut within = i64::from(slot % times) * period_ms / i64::from(times);
@@ -198,13 +185,12 @@ fn step(rule: &Rule, slot: u32) -> Option<Span> {
             }
             Some(Span::from_millis(whole.checked_add(within)?))
         }
-        (None, None) => Some(Span::ZERO),
     }
 }
 
 fn kept_by_pattern(rule: &Rule, slot: u32) -> bool {
-    rule.pattern
-        .as_ref()
+    rule.repeat()
+        .and_then(|repeat| repeat.pattern.as_ref())
         .is_none_or(|pattern| pattern.slots.contains(&(slot % pattern.period)))
 }
 
@@ -492,26 +478,30 @@ pub fn exclusion(rule: &Rule, entity: &Entity, slot: u32, at: Timestamp) -> Opti
     if !entity.anchors.contains_key(&rule.anchor) {
         return anchor(&rule.anchor, Bound::Cleared);
     }
-    if rule.count.is_some_and(|count| slot >= count) {
+    let repeat = rule.repeat();
+    if repeat
+        .and_then(|r| r.count)
+        .is_some_and(|count| slot >= count)
+    {
         return None; // the policy's own count: an edited policy
     }
-    if let Some(name) = &rule.count_attribute
+    if let Some(name) = repeat.and_then(|r| r.count_attribute.as_ref())
         && count_of(rule, entity).is_some_and(|count| slot >= count)
     {
         return Some(Exclusion::Attribute { name: name.clone() });
     }
-    if let Some(until) = &rule.until {
-        if !entity.anchors.contains_key(&until.anchor) {
-            return anchor(&until.anchor, Bound::Cleared);
+    if let Some(until) = rule.until() {
+        if !entity.anchors.contains_key(&until.bound.anchor) {
+            return anchor(&until.bound.anchor, Bound::Cleared);
         }
         let in_series = series(rule, entity).iter().any(|(s, _)| *s == slot);
         if !in_series || beyond_until(rule, entity, at) {
-            let bound = if rule.until_exclusive {
+            let bound = if until.exclusive {
                 Bound::UntilExclusive
             } else {
                 Bound::Until
             };
-            return anchor(&until.anchor, bound);
+            return anchor(&until.bound.anchor, bound);
         }
     }
     if let Some(bound) = &rule.not_after
@@ -530,8 +520,8 @@ pub fn exclusion(rule: &Rule, entity: &Entity, slot: u32, at: Timestamp) -> Opti
 
 /// The series length a count attribute allows, if the rule has one.
 fn count_of(rule: &Rule, entity: &Entity) -> Option<u32> {
-    rule.count_attribute
-        .as_ref()
+    rule.repeat()
+        .and_then(|repeat| repeat.count_attribute.as_ref())
         .map(|name| match entity.attributes.get(name) {
             Some(AttrValue::Int(count)) => u32::try_from(*count).unwrap_or(0),
             _ => 0,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
+pub use crate::rule::{Audience, AudienceFile, Repeat, Rule, RuleFile, Series, Step, Until};
 use crate::{AttrValue, Error, RuleName, Span};
 
 /// The most occurrences one series rule may plan for one entity: a bound on planning work and
@@ -174,20 +175,6 @@ pub struct PhaseSpec {
     pub until: Option<String>,
 }
 
-/// Who an occurrence is sent to. By default the entity's recipient; otherwise the address in
-/// an attribute, or the addresses of a list attribute minus others, decided when it fires (one
-/// delivery per address, each with its own idempotency key).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Audience {
-    #[serde(default)]
-    pub attribute: Option<String>,
-    #[serde(default)]
-    pub list: Option<String>,
-    #[serde(default)]
-    pub except: Vec<Except>,
-}
-
 /// Addresses left out of an audience: those of a list attribute, unless a flag attribute is true.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,13 +182,6 @@ pub struct Except {
     pub list: String,
     #[serde(default)]
     pub unless: Option<String>,
-}
-
-impl Audience {
-    /// The entity's own recipient (a single delivery).
-    pub fn is_recipient(&self) -> bool {
-        self.attribute.is_none() && self.list.is_none()
-    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -214,118 +194,11 @@ pub struct Workflow {
     pub defaults: BTreeMap<String, Span>,
 }
 
-/// One rule: when an occurrence is planned, what it sends, and what is checked when it fires.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    pub name: RuleName,
-    /// The message kind: what kill switches, templates and digests group by.
-    pub kind: String,
-    /// The anchor the rule counts from.
-    pub anchor: String,
-    /// Signed offset from the anchor to the first occurrence.
-    #[serde(default)]
-    pub offset: Span,
-    /// Makes the rule a series: one occurrence every `every`, aligned to `anchor + offset`.
-    #[serde(default)]
-    pub every: Option<Span>,
-    /// A series stops before this point (inclusive of an occurrence exactly on it).
-    #[serde(default)]
-    pub until: Option<AnchorOffset>,
-    /// A series plans at most this many occurrences.
-    #[serde(default)]
-    pub count: Option<u32>,
-    /// A series plans at most as many occurrences as this integer attribute says (a programme's
-    /// number of weeks with highlights); none when it is absent.
-    #[serde(default)]
-    pub count_attribute: Option<String>,
-    /// No occurrence is planned at or after this point (nothing after the programme has ended):
-    /// moving it earlier takes later occurrences out of the plan.
-    #[serde(default)]
-    pub not_after: Option<AnchorOffset>,
-    /// Makes the rule a series of `times` occurrences per `period` (e.g. 3 a week), spread evenly
-    /// over each period (on whole days when the period is whole days). Needs `count` or `until`.
-    #[serde(default)]
-    pub per_period: Option<PerPeriod>,
-    /// Keeps only some positions of the series: slot `n` is planned when `n % period` is one of
-    /// `slots`. Two rules over the same grid with complementary patterns share it (conversation A
-    /// on three slots of four, B on the fourth), and keep the grid's slot numbers.
-    #[serde(default)]
-    pub pattern: Option<Pattern>,
-    /// The time of day in the recipient's zone; the computed instant when absent.
-    #[serde(default)]
-    pub at: TimeOfDay,
-    /// An attribute holding the recipient's preferred `HH:MM`: when set, it replaces the time of
-    /// day of every occurrence planned from then on (a draw it replaces is still made, so
-    /// clearing the preference brings back the same drawn times).
-    #[serde(default)]
-    pub preferred_time: Option<String>,
-    /// Applied last: Aperta truncates its chasing events to the hour.
-    #[serde(default)]
-    pub truncate: Truncate,
-    /// Checked when the occurrence fires; the first false one makes it unsent.
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-    /// Never send at or after this point (a "due tomorrow" after the due date is wrong).
-    #[serde(default)]
-    pub stale_after: Option<AnchorOffset>,
-    /// How late an occurrence may still be sent, e.g. after downtime; later ones are missed.
-    #[serde(default)]
-    pub grace: Option<Span>,
-    /// What happens to a pending occurrence an anchor edit moves into the past.
-    #[serde(default)]
-    pub if_moved_into_past: MovedIntoPast,
-    /// Checked when planning: a rule whose conditions are false plans nothing, and its pending
-    /// occurrences end as unsent "condition false" (everyone responded; the notice is off).
-    /// Time-dependent conditions are not allowed here (plans do not depend on the clock).
-    #[serde(default)]
-    pub applies_when: Vec<Condition>,
-    /// With `until`: stop strictly before the bound (Sakai: every reminder strictly before due).
-    #[serde(default)]
-    pub until_exclusive: bool,
-    /// Occurrences due sooner than this after the moment they are planned are not planned
-    /// (Sakai: the first reminder at least 3 minutes ahead).
-    #[serde(default)]
-    pub min_lead: Option<Span>,
-    #[serde(default)]
-    pub audience: Audience,
-    /// Makes the rule a digest sender: it sends the items collected in this list attribute.
-    /// When its attempt starts the items move to `sending` (new ones keep arriving in the list);
-    /// when it ends, `sending` is cleared (sent) or returned to the list (not sent), and a new
-    /// cycle starts if items are waiting.
-    #[serde(default)]
-    pub collects: Option<String>,
-    /// The channel name; the engine's default channel when absent.
-    #[serde(default)]
-    pub channel: Option<String>,
-    /// Another channel for entities whose attribute is true (an entity in consolidated mode
-    /// sends through the digest channel instead).
-    #[serde(default)]
-    pub channel_if: Option<ChannelIf>,
-    /// The template name under `config/templates/`.
-    pub template: String,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelIf {
     pub attribute: String,
     pub channel: String,
-}
-
-impl Rule {
-    /// The channel this rule delivers through for this entity; `default` when the rule names none.
-    pub fn channel_for(&self, entity: &crate::Entity, default: &str) -> String {
-        if let Some(choice) = &self.channel_if
-            && entity
-                .attributes
-                .get(&choice.attribute)
-                .is_some_and(|v| v.is_true())
-        {
-            return choice.channel.clone();
-        }
-        self.channel.clone().unwrap_or_else(|| default.to_owned())
-    }
 }
 
 /// The phase an entity is in at `now`: the first whose bound anchor is set and still ahead.
@@ -595,144 +468,14 @@ impl Policy {
         }
         let mut names = BTreeSet::new();
         for rule in &self.rules {
-            let rule_fail =
-                |reason: String| fail(format!("rule {:?}: {reason}", rule.name.as_str()));
             if !names.insert(&rule.name) {
-                return Err(rule_fail("the name is used twice".into()));
-            }
-            if rule.kind.is_empty() || rule.template.is_empty() {
-                return Err(rule_fail("kind and template must not be empty".into()));
-            }
-            let mut anchors = vec![rule.anchor.as_str()];
-            anchors.extend(rule.until.iter().map(|u| u.anchor.as_str()));
-            anchors.extend(rule.not_after.iter().map(|u| u.anchor.as_str()));
-            anchors.extend(rule.stale_after.iter().map(|s| s.anchor.as_str()));
-            anchors.extend(rule.conditions.iter().filter_map(|c| match c {
-                Condition::AnchorInFuture { anchor } => Some(anchor.as_str()),
-                _ => None,
-            }));
-            if let Some(unknown) = anchors.into_iter().find(|a| !anchor_known(a)) {
-                return Err(rule_fail(format!(
-                    "unknown anchor {unknown:?} (declare it under [anchors])"
+                return Err(fail(format!(
+                    "rule {:?}: the name is used twice",
+                    rule.name.as_str()
                 )));
             }
-            if let Some(per) = rule.per_period {
-                if rule.every.is_some() {
-                    return Err(rule_fail(
-                        "`every` and `per_period` exclude each other".into(),
-                    ));
-                }
-                if per.times == 0 || per.period.as_millis() <= 0 {
-                    return Err(rule_fail(
-                        "per_period needs times >= 1 and a positive period".into(),
-                    ));
-                }
-            }
-            let series = rule.every.is_some() || rule.per_period.is_some();
-            match rule.every {
-                Some(every) if every.as_millis() <= 0 => {
-                    return Err(rule_fail(format!("every = {every} must be positive")));
-                }
-                _ if series
-                    && rule.until.is_none()
-                    && rule.count.is_none()
-                    && rule.count_attribute.is_none() =>
-                {
-                    return Err(rule_fail(
-                        "a series needs `until`, `count` or `count_attribute`".into(),
-                    ));
-                }
-                _ if !series
-                    && (rule.until.is_some() || rule.count.is_some() || rule.pattern.is_some()) =>
-                {
-                    return Err(rule_fail(
-                        "`until`, `count` and `pattern` need `every` or `per_period`".into(),
-                    ));
-                }
-                _ => {}
-            }
-            if let Some(pattern) = &rule.pattern
-                && (pattern.period == 0
-                    || pattern.slots.is_empty()
-                    || pattern.slots.iter().any(|s| *s >= pattern.period))
-            {
-                return Err(rule_fail(format!(
-                    "pattern slots {:?} must be non-empty and below its period {}",
-                    pattern.slots, pattern.period
-                )));
-            }
-            if rule
-                .count
-                .is_some_and(|count| count == 0 || count > SERIES_LEN_MAX)
-            {
-                return Err(rule_fail(format!("count must be 1..={SERIES_LEN_MAX}")));
-            }
-            match &rule.at {
-                TimeOfDay::Local {
-                    spread: Some(spread),
-                    ..
-                } if spread.as_millis() <= 0 || spread.as_millis() > 86_400_000 => {
-                    return Err(rule_fail(format!(
-                        "spread = {spread} must be positive and at most a day"
-                    )));
-                }
-                TimeOfDay::Local { time, .. } if time.is_end_of_day() => {
-                    return Err(rule_fail(
-                        "a local time of 24:00 is the end of the day; use 00:00".into(),
-                    ));
-                }
-                TimeOfDay::Window { start, .. } if start.is_end_of_day() => {
-                    return Err(rule_fail("a window cannot start at 24:00".into()));
-                }
-                _ => {}
-            }
-            if let TimeOfDay::Window { start, end, .. } = &rule.at
-                && start >= end
-            {
-                return Err(rule_fail(format!(
-                    "window end {} is not after its start {}",
-                    String::from(*end),
-                    String::from(*start)
-                )));
-            }
-            if let Some(name) = &rule.preferred_time
-                && crate::RuleName::parse(name).is_err()
-            {
-                return Err(rule_fail(format!(
-                    "preferred_time names an invalid attribute {name:?}"
-                )));
-            }
-            if let Some(bad) = rule
-                .applies_when
-                .iter()
-                .find(|c| matches!(c, Condition::AnchorInFuture { .. }))
-            {
-                return Err(rule_fail(format!(
-                    "applies_when cannot use {bad:?}: plans do not depend on the clock (use it in conditions)"
-                )));
-            }
-            if rule.audience.attribute.is_some() && rule.audience.list.is_some() {
-                return Err(rule_fail(
-                    "an audience is an attribute or a list, not both".into(),
-                ));
-            }
-            if rule.audience.list.is_none() && !rule.audience.except.is_empty() {
-                return Err(rule_fail("audience.except needs audience.list".into()));
-            }
-            if rule.until_exclusive && rule.until.is_none() {
-                return Err(rule_fail("until_exclusive needs until".into()));
-            }
-            if rule.min_lead.is_some_and(|lead| lead.is_negative()) {
-                return Err(rule_fail("min_lead must not be negative".into()));
-            }
-            if rule.grace.is_some_and(|grace| grace.is_negative()) {
-                return Err(rule_fail("grace must not be negative".into()));
-            }
-            if rule.count_attribute.is_some() && !series {
-                return Err(rule_fail(
-                    "count_attribute needs `every` or `per_period`".into(),
-                ));
-            }
+            self.check_rule(rule)
+                .map_err(|reason| fail(format!("rule {:?}: {reason}", rule.name.as_str())))?;
         }
         if let Some(template) = &self.switches
             && (!template.contains('/')
@@ -742,24 +485,97 @@ impl Policy {
                 "switches = {template:?} must look like kind/{{attribute}}"
             )));
         }
+        self.check_attribute_specs().map_err(fail)
+    }
+
+    /// What is wrong with one rule in this policy (its anchors, its time of day, its bounds).
+    fn check_rule(&self, rule: &Rule) -> Result<(), String> {
+        let anchor_known = |name: &str| self.anchors.contains_key(name);
+        if rule.kind.is_empty() || rule.template.is_empty() {
+            return Err("kind and template must not be empty".into());
+        }
+        let mut anchors = vec![rule.anchor.as_str()];
+        anchors.extend(rule.until().map(|u| u.bound.anchor.as_str()));
+        anchors.extend(rule.not_after.iter().map(|u| u.anchor.as_str()));
+        anchors.extend(rule.stale_after.iter().map(|s| s.anchor.as_str()));
+        anchors.extend(rule.conditions.iter().filter_map(|c| match c {
+            Condition::AnchorInFuture { anchor } => Some(anchor.as_str()),
+            _ => None,
+        }));
+        if let Some(unknown) = anchors.into_iter().find(|a| !anchor_known(a)) {
+            return Err(format!(
+                "unknown anchor {unknown:?} (declare it under [anchors])"
+            ));
+        }
+        match &rule.at {
+            TimeOfDay::Local {
+                spread: Some(spread),
+                ..
+            } if spread.as_millis() <= 0 || spread.as_millis() > 86_400_000 => {
+                return Err(format!(
+                    "spread = {spread} must be positive and at most a day"
+                ));
+            }
+            TimeOfDay::Local { time, .. } if time.is_end_of_day() => {
+                return Err("a local time of 24:00 is the end of the day; use 00:00".into());
+            }
+            TimeOfDay::Window { start, .. } if start.is_end_of_day() => {
+                return Err("a window cannot start at 24:00".into());
+            }
+            _ => {}
+        }
+        if let TimeOfDay::Window { start, end, .. } = &rule.at
+            && start >= end
+        {
+            return Err(format!(
+                "window end {} is not after its start {}",
+                String::from(*end),
+                String::from(*start)
+            ));
+        }
+        if let Some(name) = &rule.preferred_time
+            && crate::RuleName::parse(name).is_err()
+        {
+            return Err(format!(
+                "preferred_time names an invalid attribute {name:?}"
+            ));
+        }
+        if let Some(bad) = rule
+            .applies_when
+            .iter()
+            .find(|c| matches!(c, Condition::AnchorInFuture { .. }))
+        {
+            return Err(format!(
+                "applies_when cannot use {bad:?}: plans do not depend on the clock (use it in conditions)"
+            ));
+        }
+        if rule.min_lead.is_some_and(|lead| lead.is_negative()) {
+            return Err("min_lead must not be negative".into());
+        }
+        if rule.grace.is_some_and(|grace| grace.is_negative()) {
+            return Err("grace must not be negative".into());
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the attribute specs (columns, bounds).
+    fn check_attribute_specs(&self) -> Result<(), String> {
         for (name, spec) in &self.attributes {
             if !spec.columns.is_empty() && spec.kind != AttributeKind::Table {
-                return Err(fail(format!(
+                return Err(format!(
                     "attribute {name:?} has columns but is not kind = \"table\""
-                )));
+                ));
             }
             let bounded = spec.min.is_some() || spec.max.is_some();
             if bounded && spec.kind != AttributeKind::Int {
-                return Err(fail(format!(
+                return Err(format!(
                     "attribute {name:?} has min or max but is not kind = \"int\""
-                )));
+                ));
             }
             if let (Some(min), Some(max)) = (spec.min, spec.max)
                 && min > max
             {
-                return Err(fail(format!(
-                    "attribute {name:?} has min {min} above max {max}"
-                )));
+                return Err(format!("attribute {name:?} has min {min} above max {max}"));
             }
         }
         Ok(())

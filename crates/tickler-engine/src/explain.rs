@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tickler_core::policy::{Rule, TimeOfDay};
+use tickler_core::policy::{Rule, Step, TimeOfDay};
 use tickler_core::{
     Cause, Entity, EntityId, Event, OccurrenceId, PlanCause, Policy, Timestamp, Zone, evolve,
 };
@@ -402,10 +402,10 @@ fn describe_rule(
             rule.anchor
         )
     };
-    let series = match (rule.every, rule.per_period) {
-        (Some(every), _) => format!(", one every {every}"),
-        (None, Some(per)) => format!(", {} per {}", per.times, per.period),
-        (None, None) => String::new(),
+    let series = match rule.repeat().map(|repeat| repeat.step) {
+        Some(Step::Every(every)) => format!(", one every {every}"),
+        Some(Step::PerPeriod(per)) => format!(", {} per {}", per.times, per.period),
+        None => String::new(),
     };
     let time = match &rule.at {
         TimeOfDay::Exact => String::new(),
