@@ -94,7 +94,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
         "golden_keys_decode_to_their_fields_and_re_encode_byte_for_byte",
         80,
     ),
-    ("crates/tickler-engine/src/audit.rs", "audit", 77),
+    ("crates/tickler-engine/src/audit.rs", "audit", 74),
     ("crates/tickler-engine/src/audit.rs", "audit_entity", 122),
     ("crates/tickler-engine/src/engine.rs", "open", 91),
     ("crates/tickler-engine/src/entity_actor.rs", "handle", 101),

@@ -11,13 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use tickler_core::{EntityId, OccurrenceId, Timestamp, fold};
-use tickler_store::{Store, TimerEntry};
+use tickler_store::Store;
 
 use crate::Error;
 use crate::codec;
-
-/// Entries read per page while scanning.
-const PAGE_LEN: usize = 4_096;
+use crate::paging::{entity_pages, index_pages, timer_pages};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuditReport {
@@ -71,8 +69,8 @@ pub fn audit(store: &dyn Store, mut progress: impl FnMut(u64)) -> Result<AuditRe
         }
     }
     let mut after: Option<EntityId> = None;
-    loop {
-        let page = match store.entities_after(after.as_ref(), PAGE_LEN) {
+    for page in entity_pages(store, None) {
+        let page = match page {
             Ok(page) => page,
             Err(err) => {
                 let from = after
@@ -105,9 +103,6 @@ pub fn audit(store: &dyn Store, mut progress: impl FnMut(u64)) -> Result<AuditRe
             report.entities += 1;
             progress(report.entities);
         }
-        if page.len() < PAGE_LEN {
-            break;
-        }
         after = page.last().cloned();
     }
     for (entity, entries) in timers.into_iter().flatten() {
@@ -127,20 +122,15 @@ fn timers_by_entity(
     store: &dyn Store,
 ) -> Result<HashMap<EntityId, BTreeSet<(Timestamp, OccurrenceId)>>, Error> {
     let mut by_entity: HashMap<EntityId, BTreeSet<(Timestamp, OccurrenceId)>> = HashMap::new();
-    let mut cursor: Option<TimerEntry> = None;
-    loop {
-        let page = store.timers_after(cursor.as_ref(), PAGE_LEN)?;
-        for entry in &page {
+    for page in timer_pages(store, None) {
+        for entry in page? {
             by_entity
-                .entry(entry.entity.clone())
+                .entry(entry.entity)
                 .or_default()
-                .insert((entry.due, entry.occurrence.clone()));
+                .insert((entry.due, entry.occurrence));
         }
-        if page.len() < PAGE_LEN {
-            return Ok(by_entity);
-        }
-        cursor = page.last().cloned();
     }
+    Ok(by_entity)
 }
 
 /// Audits one entity; returns whether its log could be folded at all.
@@ -283,14 +273,8 @@ impl IndexCache {
             return Ok(());
         }
         let mut all = BTreeSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.index_members(index, after.as_deref(), PAGE_LEN)?;
-            all.extend(page.iter().cloned());
-            if page.len() < PAGE_LEN {
-                break;
-            }
-            after = page.last().cloned();
+        for page in index_pages(store, index, None) {
+            all.extend(page?);
         }
         for entity in &self.forgiven {
             let occurrence_prefix = format!("{entity}#");

@@ -7,7 +7,7 @@ use tickler_store::TimerEntry;
 
 use crate::Error;
 use crate::engine::Engine;
-use crate::paging::Pages;
+use crate::paging::timer_pages;
 use crate::shared::execute;
 
 /// What a `backfill` woke.
@@ -41,16 +41,8 @@ impl Engine {
         let store = self.shared().store.clone();
         // Each page resumes strictly after the last (instant, entity, occurrence) read: however
         // many timers wait at one instant, every one is read once.
-        let pages = Pages::new(
-            None,
-            move |after: Option<&TimerEntry>, len| match after {
-                None => Ok(store.timers_from(from, len)?),
-                Some(after) => Ok(store.timers_after(Some(after), len)?),
-            },
-            TimerEntry::clone,
-        );
         let mut result = Backfill::default();
-        'scan: for page in pages {
+        'scan: for page in timer_pages(store.as_ref(), Some(from)) {
             for entry in page? {
                 if entry.due >= to {
                     break 'scan;

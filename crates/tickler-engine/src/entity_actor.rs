@@ -571,14 +571,11 @@ fn result_label(result: &DeliveryResult) -> &'static str {
 /// Reads every entity of the directory policies into `shared.directory` (at start, before any
 /// actor runs). An unreadable directory entity is quarantined like any other.
 pub(crate) fn load_directory(shared: &Shared) -> Result<(), Error> {
-    const PAGE: usize = 1_000;
     let mut directory = tickler_core::Directory::new();
     for policy in shared.catalog.policies().filter(|policy| policy.directory) {
         let index = tickler_core::index::policy(&policy.name);
-        let mut after: Option<String> = None;
-        loop {
-            let members = shared.store.index_members(&index, after.as_deref(), PAGE)?;
-            for member in &members {
+        for members in crate::paging::index_pages(shared.store.as_ref(), &index, None) {
+            for member in &members? {
                 let Ok(id) = member.parse::<EntityId>() else {
                     continue;
                 };
@@ -591,10 +588,6 @@ pub(crate) fn load_directory(shared: &Shared) -> Result<(), Error> {
                     Err(LoadError::Unavailable(err)) => return Err(err.into()),
                 }
             }
-            if members.len() < PAGE {
-                break;
-            }
-            after = members.last().cloned();
         }
     }
     tracing::info!(entities = directory.len(), "directory loaded");

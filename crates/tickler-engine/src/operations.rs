@@ -11,13 +11,12 @@ use crate::engine::Engine;
 use crate::entity_actor::EntityMsg;
 use crate::explain::{Explanation, explain};
 use crate::metrics::FiringLag;
+use crate::paging::{entity_pages, index_pages, timer_pages};
 use crate::pause::{PAUSES_META, PauseScope, Pauses};
 use crate::replay::LoggedEvent;
 use crate::timer::{TimerMsg, TimerStatus};
 use crate::{Error, codec};
 
-/// Index members read per page when counting or listing.
-const INDEX_PAGE_LEN: usize = 1_024;
 /// The most entries one `due` dry run returns.
 pub const DUE_LEN_MAX: usize = 10_000;
 
@@ -203,18 +202,10 @@ impl Engine {
     /// The number of members of a secondary index (a scan of that index only).
     pub fn index_len(&self, name: &str) -> Result<u64, Error> {
         let mut count = 0u64;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .shared()
-                .store
-                .index_members(name, after.as_deref(), INDEX_PAGE_LEN)?;
-            count += page.len() as u64;
-            if page.len() < INDEX_PAGE_LEN {
-                return Ok(count);
-            }
-            after = page.last().cloned();
+        for page in index_pages(self.shared().store.as_ref(), name, None) {
+            count += page?.len() as u64;
         }
+        Ok(count)
     }
 
     /// Entities matching `filter`, in the store's key order, after `after`.
@@ -232,33 +223,25 @@ impl Engine {
             (None, None, Some(kind)) => Some(index::kind(kind)),
             (None, None, None) => None,
         };
+        let pages: Box<dyn Iterator<Item = Result<Vec<EntityId>, Error>> + Send> = match &primary {
+            Some(name) => Box::new(
+                index_pages(store.as_ref(), name, after.map(str::to_owned))
+                    .map(|page| page?.iter().map(|m| Ok(EntityId::parse(m)?)).collect()),
+            ),
+            None => {
+                let after = after.map(EntityId::parse).transpose()?;
+                Box::new(entity_pages(store.as_ref(), after))
+            }
+        };
         let mut found = Vec::new();
-        let mut cursor = after.map(str::to_owned);
-        while found.len() < limit {
-            let page: Vec<String> = match &primary {
-                Some(name) => store.index_members(name, cursor.as_deref(), INDEX_PAGE_LEN)?,
-                None => {
-                    let after = cursor.as_deref().map(EntityId::parse).transpose()?;
-                    store
-                        .entities_after(after.as_ref(), INDEX_PAGE_LEN)?
-                        .into_iter()
-                        .map(|id| id.to_string())
-                        .collect()
-                }
-            };
-            let last_page = page.len() < INDEX_PAGE_LEN;
-            for member in page {
-                cursor = Some(member.clone());
-                let id = EntityId::parse(&member)?;
+        for page in pages {
+            for id in page? {
                 if self.matches(&id, filter).await? {
                     found.push(id);
                     if found.len() == limit {
-                        break;
+                        return Ok(found);
                     }
                 }
-            }
-            if last_page {
-                break;
             }
         }
         Ok(found)
@@ -292,60 +275,53 @@ impl Engine {
     ) -> Result<Vec<DueEntry>, Error> {
         let store = &self.shared().store;
         let limit = limit.min(DUE_LEN_MAX);
-        // A cursor just before `from`: any key at `from - 1 ms` sorts after it or is skipped below.
-        let mut cursor = Some(TimerEntry {
-            due: Timestamp::from_millis(from.as_millis() - 1).unwrap_or(Timestamp::EPOCH),
-            entity: EntityId::parse("a/!").expect("a valid id"),
-            occurrence: OccurrenceId::parse("a#0").expect("a valid occurrence"),
-        });
         let mut entries = Vec::new();
-        'scan: loop {
-            let page = store.timers_after(cursor.as_ref(), INDEX_PAGE_LEN)?;
-            let last_page = page.len() < INDEX_PAGE_LEN;
-            for timer in page {
-                cursor = Some(timer.clone());
+        'scan: for page in timer_pages(store.as_ref(), Some(from)) {
+            for timer in page? {
                 if timer.due < from {
                     continue;
                 }
                 if timer.due >= to || entries.len() == limit {
                     break 'scan;
                 }
-                let reminder = match self.show(&timer.entity).await {
-                    Ok(entity) => entity
-                        .active
-                        .get(&timer.occurrence)
-                        .cloned()
-                        .map(|r| (entity, r)),
-                    Err(_) => None,
-                };
-                let (kind, state, channel, paused) = match &reminder {
-                    Some((entity, reminder)) => {
-                        let channel = self.shared().channel_of(entity, &reminder.occurrence.rule);
-                        let paused = self.shared().paused(&entity.policy, &channel);
-                        (
-                            Some(reminder.kind.clone()),
-                            Some(reminder.state_label().to_owned()),
-                            Some(channel),
-                            paused,
-                        )
-                    }
-                    None => (None, None, None, false),
-                };
-                entries.push(DueEntry {
-                    due: timer.due,
-                    entity: timer.entity,
-                    occurrence: timer.occurrence,
-                    kind,
-                    state,
-                    channel,
-                    paused,
-                });
-            }
-            if last_page {
-                break;
+                entries.push(self.due_entry(timer).await);
             }
         }
         Ok(entries)
+    }
+
+    /// What a timer is for: its occurrence's kind, state and channel, and whether it is paused.
+    async fn due_entry(&self, timer: TimerEntry) -> DueEntry {
+        let reminder = match self.show(&timer.entity).await {
+            Ok(entity) => entity
+                .active
+                .get(&timer.occurrence)
+                .cloned()
+                .map(|r| (entity, r)),
+            Err(_) => None,
+        };
+        let (kind, state, channel, paused) = match &reminder {
+            Some((entity, reminder)) => {
+                let channel = self.shared().channel_of(entity, &reminder.occurrence.rule);
+                let paused = self.shared().paused(&entity.policy, &channel);
+                (
+                    Some(reminder.kind.clone()),
+                    Some(reminder.state_label().to_owned()),
+                    Some(channel),
+                    paused,
+                )
+            }
+            None => (None, None, None, false),
+        };
+        DueEntry {
+            due: timer.due,
+            entity: timer.entity,
+            occurrence: timer.occurrence,
+            kind,
+            state,
+            channel,
+            paused,
+        }
     }
 
     pub fn pauses(&self) -> Pauses {
@@ -488,14 +464,8 @@ impl Engine {
     /// its own idempotency key, with the operator's `reason`; returns the entities retried.
     pub async fn retry_all_errored(&self, reason: &str) -> Result<Vec<EntityId>, Error> {
         let mut entities: Vec<EntityId> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.shared().store.index_members(
-                index::ERRORED,
-                after.as_deref(),
-                INDEX_PAGE_LEN,
-            )?;
-            for member in &page {
+        for page in index_pages(self.shared().store.as_ref(), index::ERRORED, None) {
+            for member in &page? {
                 // `entity#rule#index`; an entity key may itself hold '#', the rule and index not.
                 let entity = member.rsplitn(3, '#').nth(2).unwrap_or_default();
                 let entity = EntityId::parse(entity)?;
@@ -503,10 +473,6 @@ impl Engine {
                     entities.push(entity);
                 }
             }
-            if page.len() < INDEX_PAGE_LEN {
-                break;
-            }
-            after = page.last().cloned();
         }
         for entity in &entities {
             let retry = Command::Retry {

@@ -5,7 +5,8 @@
 //! the same page forever when a page's worth of entries share one key) or collects a whole
 //! index at once.
 
-use tickler_core::{EntityId, index};
+use tickler_core::{EntityId, Timestamp, index};
+use tickler_store::{Store, TimerEntry};
 
 use crate::Error;
 use crate::engine::Engine;
@@ -64,6 +65,49 @@ where
         }
         Some(Ok(page))
     }
+}
+
+/// The members of the secondary index `index`, a page at a time, from after `after`.
+pub(crate) fn index_pages<'a>(
+    store: &'a dyn Store,
+    index: &'a str,
+    after: Option<String>,
+) -> impl Iterator<Item = Result<Vec<String>, Error>> + Send + 'a {
+    Pages::new(
+        after,
+        move |after: Option<&String>, len| {
+            Ok(store.index_members(index, after.map(String::as_str), len)?)
+        },
+        String::clone,
+    )
+}
+
+/// Every entity id in the store, a page at a time, from after `after`.
+pub(crate) fn entity_pages(
+    store: &dyn Store,
+    after: Option<EntityId>,
+) -> impl Iterator<Item = Result<Vec<EntityId>, Error>> + Send + '_ {
+    Pages::new(
+        after,
+        move |after: Option<&EntityId>, len| Ok(store.entities_after(after, len)?),
+        EntityId::clone,
+    )
+}
+
+/// The timer index in due order from `from` on (every timer when `from` is `None`), a page at
+/// a time.
+pub(crate) fn timer_pages(
+    store: &dyn Store,
+    from: Option<Timestamp>,
+) -> impl Iterator<Item = Result<Vec<TimerEntry>, Error>> + Send + '_ {
+    Pages::new(
+        None,
+        move |after: Option<&TimerEntry>, len| match (after, from) {
+            (None, Some(from)) => Ok(store.timers_from(from, len)?),
+            (after, _) => Ok(store.timers_after(after, len)?),
+        },
+        TimerEntry::clone,
+    )
 }
 
 /// A resumable walk over the entities of one index whose ids start with a prefix (the members
