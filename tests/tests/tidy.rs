@@ -99,7 +99,11 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("crates/tickler-engine/src/engine.rs", "open", 91),
     ("crates/tickler-engine/src/entity_actor.rs", "handle", 101),
     ("crates/tickler-engine/src/entity_actor.rs", "commit", 145),
-    ("crates/tickler-engine/src/explain.rs", "explain", 310),
+    (
+        "crates/tickler-engine/src/explain.rs",
+        "planning_sentences",
+        98,
+    ),
     ("crates/tickler-engine/src/metrics.rs", "render", 74),
     (
         "crates/tickler-engine/src/operations.rs",
