@@ -25,13 +25,13 @@ async fn open(
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(policies.join(path.file_name().unwrap()), policy_edit(text)).unwrap();
     }
-    let builder = Engine::builder()
-        .options(config.engine.clone())
-        .store(store)
-        .clock(Arc::new(clock))
-        .catalog(tickler::load_catalog(&policies, &config.templates_dir()).unwrap());
-    let builder = config.add_channels(builder).unwrap();
-    builder.open().await.unwrap()
+    config
+        .engine_builder(store, Arc::new(clock))
+        .unwrap()
+        .catalog(tickler::load_catalog(&policies, &config.templates_dir()).unwrap())
+        .open()
+        .await
+        .unwrap()
 }
 
 fn join(contact: &str) -> JoinGroup {

@@ -653,16 +653,10 @@ impl tickler::Channel for Flaky {
 async fn engine_with_channel(dir: &std::path::Path, channel: Arc<Flaky>) -> tickler::Engine {
     let mut config = tickler_tests::shipped_config(dir);
     config.engine.delivery.jitter = 0.0;
-    let builder = tickler::Engine::builder()
-        .options(config.engine.clone())
-        .store(Arc::new(MemoryStore::new()))
-        .clock(Arc::new(tickler::ManualClock::new(at(
-            "2026-03-01T09:30:00Z",
-        ))))
-        .catalog(config.catalog().unwrap());
+    let clock = tickler::ManualClock::new(at("2026-03-01T09:30:00Z"));
     // The shipped channels (the other policies need theirs), with "file" replaced.
     config
-        .add_channels(builder)
+        .engine_builder(Arc::new(MemoryStore::new()), Arc::new(clock))
         .unwrap()
         .channel("file", channel)
         .open()

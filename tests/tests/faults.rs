@@ -10,8 +10,8 @@ use std::time::Duration;
 use tickler::async_trait;
 use tickler::store::Record;
 use tickler::{
-    Channel, Clock, DeliveryError, Engine, Entity, EntityId, JoinGroup, ManualClock, MemoryStore,
-    Message, Outcome, Span, Store, Zone,
+    Channel, Clock, DeliveryError, Entity, EntityId, JoinGroup, ManualClock, MemoryStore, Message,
+    Outcome, Span, Store, Zone,
 };
 use tickler_tests::{Harness, StoreKind, at, id, reviewer_report, shipped_config};
 
@@ -53,15 +53,11 @@ async fn a_hanging_channel_holds_up_neither_other_channels_nor_the_timer() {
     let config = shipped_config(dir.path());
     let clock = ManualClock::new(at("2026-03-01T04:00:00Z"));
     let gate = Arc::new(Gate::closed());
-    let builder = Engine::builder()
-        .options(config.engine.clone())
-        .store(Arc::new(MemoryStore::new()))
-        .clock(Arc::new(clock.clone()))
-        .catalog(config.catalog().unwrap());
+    let builder = config
+        .engine_builder(Arc::new(MemoryStore::new()), Arc::new(clock.clone()))
+        .unwrap();
     // Contacts deliver through "rapidpro", which hangs; due dates through the file outbox.
-    let engine = config
-        .add_channels(builder)
-        .unwrap()
+    let engine = builder
         .channel("rapidpro", gate.clone())
         .open()
         .await

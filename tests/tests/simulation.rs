@@ -108,13 +108,9 @@ async fn open_engine(
     let mut config = shipped_config(data_dir);
     config.engine.snapshot_every = 3;
     config.engine.delivery.max_attempts = 3;
-    let builder = Engine::builder()
-        .options(config.engine.clone())
-        .store(store.clone())
-        .clock(Arc::new(clock.clone()))
-        .catalog(config.catalog().unwrap())
-        .extension(tickler::learner::extension());
-    let mut builder = config.add_channels(builder).unwrap();
+    let mut builder = config
+        .engine_builder(store.clone(), Arc::new(clock.clone()))
+        .unwrap();
     for name in ["file", "rapidpro", "email"] {
         builder = builder.channel(
             name,

@@ -272,7 +272,8 @@ fn only_the_store_names_sled() {
 
 #[test]
 fn only_the_binary_crate_reads_the_environment_and_configuration_files() {
-    // The store reads its own data files; nothing else but `tickler` reads a file at all.
+    // The store reads its own data files, and a family's subcommands (`cli.rs`, built for the
+    // binary) the files their command lines name; nothing else but `tickler` reads a file.
     let env_reads = ["env::var", "env::vars", "env::args"];
     let file_reads = ["read_to_string(", "read_dir(", "fs::read(", "File::open("];
     let mut found = Vec::new();
@@ -284,8 +285,9 @@ fn only_the_binary_crate_reads_the_environment_and_configuration_files() {
         let is_store = dir.ends_with("tickler-store");
         for file in rust_files(&dir.join("src")) {
             let text = non_test_source(&file);
+            let may_read = is_store || file.ends_with("cli.rs");
             for (n, line) in text.lines().enumerate() {
-                let reads_file = !is_store && file_reads.iter().any(|r| line.contains(r));
+                let reads_file = !may_read && file_reads.iter().any(|r| line.contains(r));
                 if reads_file || env_reads.iter().any(|r| line.contains(r)) {
                     found.push(format!("{}:{}: {}", relative(&file), n + 1, line.trim()));
                 }

@@ -47,12 +47,12 @@ async fn setup_with_timeout(url: &str, timeout: std::time::Duration) -> Setup {
         payload: Payload::Body,
     })
     .unwrap();
-    let builder = Engine::builder()
-        .options(config.engine.clone())
-        .store(store.clone())
-        .clock(Arc::new(ManualClock::new(at("2026-03-02T04:00:00Z"))))
-        .catalog(config.catalog().unwrap());
-    let builder = config.add_channels(builder).unwrap();
+    let builder = config
+        .engine_builder(
+            store.clone(),
+            Arc::new(ManualClock::new(at("2026-03-02T04:00:00Z"))),
+        )
+        .unwrap();
     let engine = builder
         .channel("rapidpro", Arc::new(webhook))
         .open()

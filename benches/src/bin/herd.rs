@@ -65,15 +65,8 @@ async fn open(
     let mut config = shipped_config(dir);
     config.engine.fire_rate_max_per_s = rate;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
-    let builder = Engine::builder()
-        .options(config.engine.clone())
-        .store(store)
-        .clock(clock)
-        .catalog(config.catalog().unwrap())
-        .extension(tickler::learner::extension());
-    config
-        .add_channels(builder)
-        .unwrap()
+    let builder = config.engine_builder(store, clock).unwrap();
+    builder
         .channel(mode.channel, recorder)
         .open()
         .await

@@ -11,6 +11,7 @@ pub mod metrics_http;
 pub mod protocol;
 pub mod schema;
 pub mod server;
+pub mod terminal;
 pub mod views;
 
 pub use client::Client;

@@ -8,6 +8,8 @@
 //! drop what they no longer need to do. Embedders use [`Evaluations`] on the engine; the daemon
 //! serves [`commands::Commands`].
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod commands;
 mod operations;
 

@@ -9,6 +9,8 @@
 //! ([`commands::Commands`]) and an [`tickler_engine::Extension`] that finishes a course change a
 //! crash left part way ([`extension`]).
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod commands;
 pub mod decide;
 mod error;

@@ -528,21 +528,38 @@ impl Config {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, Error> {
+        let engine = self.engine_builder(store, clock)?.open().await?;
+        self.seed(&engine).await?;
+        Ok(engine)
+    }
+
+    /// A builder with everything this configuration says (options, catalog, channels, the
+    /// families' extensions), for a caller that adds or replaces a channel before opening it;
+    /// then [`Config::seed`] the engine as `open_engine` does.
+    pub fn engine_builder(
+        &self,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<EngineBuilder, Error> {
         let builder = Engine::builder()
             .options(self.engine.clone())
             .store(store)
             .clock(clock)
             .catalog(self.catalog()?)
             .extension(tickler_learning::extension());
-        let engine = self.add_channels(builder)?.open().await?;
-        let created = self.apply_learning_seeds(&engine).await?;
+        self.add_channels(builder)
+    }
+
+    /// Applies the configured seeds (sites and courses) the engine's store lacks.
+    pub async fn seed(&self, engine: &Engine) -> Result<(), Error> {
+        let created = self.apply_learning_seeds(engine).await?;
         if created > 0 {
             tracing::info!(
                 created,
                 "learning seeds applied (sites and courses the store lacked)"
             );
         }
-        Ok(engine)
+        Ok(())
     }
 
     /// Adds every configured channel, sending and digest, to an engine being built.

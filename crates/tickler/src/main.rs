@@ -55,16 +55,16 @@ pub enum Cmd {
     DueDate(DueCmd),
     /// Course evaluations: created, answered, re-dated, deleted (the evaluation policy).
     #[command(subcommand)]
-    Eval(EvalCmd),
+    Eval(tickler_evaluation::cli::EvalCmd),
     /// Sites of learner schedules: schedule creation, hold-back, deadlines, kill switches.
     #[command(subcommand)]
-    Site(cli::learning::SiteCmd),
+    Site(tickler_learning::cli::SiteCmd),
     /// Courses of learner schedules: dates, pacing, verified track, highlights.
     #[command(subcommand)]
-    Course(cli::learning::CourseCmd),
+    Course(tickler_learning::cli::CourseCmd),
     /// Learners: enrolments (one, or a bulk import), track changes, opt-outs.
     #[command(subcommand)]
-    Learner(cli::learning::LearnerCmd),
+    Learner(tickler_learning::cli::LearnerCmd),
     /// Process occurrences of a policy that fell due in [from, to) and are still waiting, even
     /// while its delivery is paused (Open edX's "send for date D"); nothing is sent twice.
     Backfill {
@@ -77,23 +77,7 @@ pub enum Cmd {
     },
     /// What a course would send between two instants (its schedules, and simulated learners),
     /// with counts per day and kind; nothing is sent.
-    Preview {
-        #[arg(long)]
-        course: String,
-        #[arg(long)]
-        from: Timestamp,
-        #[arg(long)]
-        to: Timestamp,
-        /// Also simulate this many learners enrolling at --from (as if schedules were on).
-        #[arg(long, default_value_t = 0)]
-        sample: u32,
-        /// Leave out the course's existing schedules.
-        #[arg(long)]
-        no_existing: bool,
-        /// List at most this many messages (the counts include all).
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    Preview(tickler_learning::cli::PreviewArgs),
     /// Any entity, under any policy.
     #[command(subcommand)]
     Entity(EntityCmd),
@@ -286,83 +270,6 @@ pub enum DueCmd {
         #[arg(long, default_value = "review-submitted")]
         reason: String,
     },
-}
-
-/// An evaluation's dates (RFC 3339 instants). `--view` sets both view dates.
-#[derive(clap::Args, Default)]
-pub struct EvalDatesArgs {
-    #[arg(long)]
-    pub start: Option<Timestamp>,
-    #[arg(long)]
-    pub due: Option<Timestamp>,
-    /// The end of the grace period after due; closing happens then.
-    #[arg(long)]
-    pub stop: Option<Timestamp>,
-    /// When instructors and students may view the results.
-    #[arg(long, conflicts_with_all = ["view_instructors", "view_students"])]
-    pub view: Option<Timestamp>,
-    #[arg(long)]
-    pub view_instructors: Option<Timestamp>,
-    #[arg(long)]
-    pub view_students: Option<Timestamp>,
-}
-
-#[derive(Subcommand)]
-pub enum EvalCmd {
-    /// Create an evaluation: its notification chain is planned from its dates.
-    Create {
-        /// The evaluation, e.g. course-101 (eval/ is added when missing).
-        entity: String,
-        #[arg(long)]
-        title: String,
-        /// Hears that it was created and closed.
-        #[arg(long)]
-        owner: String,
-        /// Comma-separated addresses.
-        #[arg(long, value_delimiter = ',')]
-        students: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        instructors: Vec<String>,
-        #[command(flatten)]
-        dates: EvalDatesArgs,
-        /// never, every-1d … every-7d, or 24h-before-due.
-        #[arg(long, default_value = "never")]
-        reminder: String,
-        /// No "available" notice to students at start.
-        #[arg(long)]
-        no_available_notice: bool,
-        /// Remind takers who saved without submitting.
-        #[arg(long)]
-        allow_saving: bool,
-        /// Tell students when they can view the results.
-        #[arg(long)]
-        results_to_students: bool,
-        /// Do not tell instructors when they can view the results.
-        #[arg(long)]
-        no_results_to_instructors: bool,
-        /// One digest a day per student instead of a message per notice.
-        #[arg(long)]
-        consolidated: bool,
-        /// The zone dates are shown in.
-        #[arg(long, default_value = "UTC")]
-        zone: String,
-    },
-    /// A student answered: no more reminders, and out of their digest.
-    Respond {
-        entity: String,
-        student: String,
-        /// Saved without submitting (reminded only if the evaluation allows saving).
-        #[arg(long)]
-        saved: bool,
-    },
-    /// Move any of the dates at once: every pending step follows.
-    MoveDates {
-        entity: String,
-        #[command(flatten)]
-        dates: EvalDatesArgs,
-    },
-    /// Delete it: pending notices end unsent (completed), the created notice included.
-    Delete { entity: String },
 }
 
 #[derive(Subcommand)]

@@ -45,10 +45,9 @@ fn create(daemon: &Daemon, task: &str, due: &str) {
     ]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listing_filtering_the_due_dry_run_and_explain() {
-    let work = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
+/// Two due dates and a contact, on a daemon whose clock is at 2026-03-01T09:30:00Z.
+async fn two_reviews_and_a_contact(work: &std::path::Path) -> Daemon {
+    let daemon = Daemon::start(work, "2026-03-01T09:30:00Z").await;
     create(&daemon, "review-1", "2026-03-11T10:00:00Z");
     create(&daemon, "review-2", "2026-03-12T10:00:00Z");
     ok(&daemon.cli(&[
@@ -59,7 +58,26 @@ async fn listing_filtering_the_due_dry_run_and_explain() {
         "--recipient",
         "tel:+254700000001",
     ]));
+    daemon
+}
 
+/// review-1's due date moved from 03-11 to 03-20 on 03-05, then time up to 03-23.
+fn move_review_1_and_run_to_the_23rd(daemon: &Daemon) {
+    ok(&daemon.cli(&["clock", "set", "2026-03-05T08:00:00Z"]));
+    ok(&daemon.cli(&[
+        "due-date",
+        "move",
+        "review-1",
+        "--to",
+        "2026-03-20T10:00:00Z",
+    ]));
+    ok(&daemon.cli(&["clock", "advance", "18d"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_filters_by_policy_kind_and_recipient_and_pages() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = two_reviews_and_a_contact(work.path()).await;
     let all = json(&daemon.cli(&["--json", "list"]));
     assert_eq!(all["entities"].as_array().unwrap().len(), 3);
     let due = json(&daemon.cli(&["--json", "list", "--policy", "due-date"]));
@@ -78,7 +96,12 @@ async fn listing_filtering_the_due_dry_run_and_explain() {
     let page = json(&daemon.cli(&["--json", "list", "--limit", "1"]));
     assert_eq!(page["entities"].as_array().unwrap().len(), 1);
     assert!(!page["next"].is_null());
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_due_dry_run_lists_what_falls_due_and_sends_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = two_reviews_and_a_contact(work.path()).await;
     // What falls due on 03-09 and 03-10: the two pre-due reminders; nothing is sent by asking.
     let dry = json(&daemon.cli(&[
         "--json",
@@ -114,17 +137,13 @@ async fn listing_filtering_the_due_dry_run_and_explain() {
     assert_eq!(dry["entries"][0]["kind"], "due-soon");
     assert_eq!(dry["entries"][0]["state"], "pending-on");
     assert!(daemon.outbox_keys().is_empty());
+}
 
-    // A rescheduled-then-sent occurrence, explained line by line.
-    ok(&daemon.cli(&["clock", "set", "2026-03-05T08:00:00Z"]));
-    ok(&daemon.cli(&[
-        "due-date",
-        "move",
-        "review-1",
-        "--to",
-        "2026-03-20T10:00:00Z",
-    ]));
-    ok(&daemon.cli(&["clock", "advance", "18d"]));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_tells_a_rescheduled_then_sent_occurrence_line_by_line() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = two_reviews_and_a_contact(work.path()).await;
+    move_review_1_and_run_to_the_23rd(&daemon);
     let explained = json(&daemon.cli(&["--json", "explain", "due/review-1", "first-late#0"]));
     let story = &explained["occurrences"][0];
     let history = json(&daemon.cli(&["--json", "history", "due/review-1"]));
@@ -157,8 +176,13 @@ async fn listing_filtering_the_due_dry_run_and_explain() {
         human.contains("pre-due#0 (sent)") && human.contains("second-late#0 (pending-on)"),
         "{human}"
     );
+}
 
-    // History filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_filters_by_outcome_and_time() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = two_reviews_and_a_contact(work.path()).await;
+    move_review_1_and_run_to_the_23rd(&daemon);
     let sent = json(&daemon.cli(&["--json", "history", "due/review-1", "--outcome", "sent"]));
     assert_eq!(
         sent["past_events"].as_array().unwrap().len(),
@@ -221,15 +245,26 @@ async fn pause_holds_due_occurrences_and_resume_releases_them_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_retry_snapshot_metrics_export_and_import() {
+async fn an_operator_cancels_one_occurrence_or_a_whole_entity() {
     let work = tempfile::tempdir().unwrap();
-    // The contact cadence delivers through a webhook to a port where nothing listens yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = support::write_config(work.path(), "2026-03-02T04:00:00Z");
+    support::write_config(work.path(), "2026-03-02T04:00:00Z");
+    let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    create(&daemon, "review-2", "2026-03-11T10:00:00Z");
+    let cancelled = json(&daemon.cli(&["--json", "cancel", "due/review-1", "first-late#0"]));
+    assert_eq!(cancelled["past_events"][0]["reason"], "deactivated");
+    assert_eq!(
+        cancelled["past_events"][0]["detail"],
+        "cancelled by an operator"
+    );
+    let cancelled = json(&daemon.cli(&["--json", "cancel", "due/review-2"]));
+    assert_eq!(cancelled["state"]["completed"]["reason"], "cancelled");
+}
+
+/// A daemon whose contact cadence delivers through a webhook to `port`, where nothing listens
+/// until the test says so.
+async fn daemon_with_webhook_on(work: &std::path::Path, port: u16) -> Daemon {
+    let config = support::write_config(work, "2026-03-02T04:00:00Z");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[channels.rapidpro]\nkind = \"file\"\npath = \"rapidpro-outbox.jsonl\"",
         &format!(
@@ -238,9 +273,18 @@ async fn cancel_retry_snapshot_metrics_export_and_import() {
     );
     assert!(text.contains("kind = \"webhook\""));
     std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
-    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
-    create(&daemon, "review-2", "2026-03-11T10:00:00Z");
+    Daemon::start(work, "2026-03-02T04:00:00Z").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_retry_re_delivers_what_ended_in_a_system_error_once_the_receiver_is_back() {
+    let work = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = daemon_with_webhook_on(work.path(), port).await;
     ok(&daemon.cli(&[
         "group",
         "join",
@@ -251,17 +295,6 @@ async fn cancel_retry_snapshot_metrics_export_and_import() {
         "--zone",
         "Africa/Nairobi",
     ]));
-
-    // Cancel one occurrence, then a whole entity.
-    let cancelled = json(&daemon.cli(&["--json", "cancel", "due/review-1", "first-late#0"]));
-    assert_eq!(cancelled["past_events"][0]["reason"], "deactivated");
-    assert_eq!(
-        cancelled["past_events"][0]["detail"],
-        "cancelled by an operator"
-    );
-    let cancelled = json(&daemon.cli(&["--json", "cancel", "due/review-2"]));
-    assert_eq!(cancelled["state"]["completed"]["reason"], "cancelled");
-
     // The first interaction fails five times and ends as a system error.
     ok(&daemon.cli(&["clock", "advance", "1d"]));
     let status = json(&daemon.cli(&["--json", "status"]));
@@ -275,6 +308,11 @@ async fn cancel_retry_snapshot_metrics_export_and_import() {
         "system-error",
     ]));
     assert_eq!(errored["past_events"][0]["attempts"], 5);
+    let metrics = ok(&daemon.cli(&["metrics"]));
+    assert!(
+        metrics.contains("tickler_deliveries_total{channel=\"rapidpro\",result=\"failed\"} 5"),
+        "{metrics}"
+    );
 
     // The platform comes back; a bulk retry arms a new occurrence for the slot, which goes out.
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -306,19 +344,30 @@ async fn cancel_retry_snapshot_metrics_export_and_import() {
     let nothing = daemon.cli(&["retry", "contact/karma/c-1", "conversation-a#0"]);
     assert_eq!(nothing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("not_errored"));
+}
 
-    // Snapshots and metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_written_for_every_entity() {
+    let work = tempfile::tempdir().unwrap();
+    support::write_config(work.path(), "2026-03-02T04:00:00Z");
+    let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
+    for name in ["review-1", "review-2", "review-3"] {
+        create(&daemon, name, "2026-03-11T10:00:00Z");
+    }
     assert!(ok(&daemon.cli(&["snapshot"])).contains("3 snapshot(s) written"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_commands_and_time_every_group_commit_flush() {
+    let work = tempfile::tempdir().unwrap();
+    support::write_config(work.path(), "2026-03-02T04:00:00Z");
+    let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
     let metrics = ok(&daemon.cli(&["metrics"]));
     assert!(
         metrics.contains("# TYPE tickler_commands_total counter"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("tickler_deliveries_total{channel=\"rapidpro\",result=\"failed\"} 5"),
-        "{metrics}"
-    );
-    // Every command above was flushed by group commit, and each flush was timed.
     let gauge = |name: &str| -> f64 {
         let prefix = format!("{name} ");
         metrics
@@ -334,8 +383,15 @@ async fn cancel_retry_snapshot_metrics_export_and_import() {
         gauge("tickler_store_flush_p50_seconds") <= gauge("tickler_store_flush_max_seconds"),
         "{metrics}"
     );
+}
 
-    // Export every event, import it as requests elsewhere: here, a file of creates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_every_event_and_import_runs_a_file_of_requests() {
+    let work = tempfile::tempdir().unwrap();
+    support::write_config(work.path(), "2026-03-02T04:00:00Z");
+    let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
+    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
+    create(&daemon, "review-2", "2026-03-11T10:00:00Z");
     let exported = work.path().join("export.jsonl");
     ok(&daemon.cli(&["export", "--output", exported.to_str().unwrap()]));
     let lines = std::fs::read_to_string(&exported).unwrap();

@@ -5,13 +5,12 @@
 /// instead of panicking.
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::write_stdout(format_args!($($arg)*))
+        tickler_admin::terminal::write_stdout(format_args!($($arg)*))
     };
 }
 
 mod audit;
 mod compact;
-pub mod learning;
 mod output;
 mod replay;
 mod serve;
@@ -30,10 +29,9 @@ use tickler_admin::protocol::{
     Retry, SetAttribute, SnapshotArgs, Toggle,
 };
 use tickler_admin::{Call, Client, Request};
-use tickler_evaluation::commands::{EvalMoveDates, EvalRespond};
-use tickler_evaluation::{EvaluationDates, NewEvaluation};
+use tickler_learning::cli as learning;
 
-use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, EvalCmd, EvalDatesArgs, GroupCmd};
+use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, GroupCmd};
 
 /// Locks the data directory for an offline tool and opens its store read-only, after finishing
 /// or discarding an interrupted compaction (said on stderr). The lock is held while the
@@ -112,26 +110,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Site(site) => learning::site_request(site)?,
         Cmd::Course(course) => learning::course_request(course)?,
         Cmd::Learner(learner) => learning::learner_request(learner)?,
-        Cmd::Eval(eval) => eval_request(eval)?,
-        Cmd::Preview {
-            course,
-            from,
-            to,
-            sample,
-            no_existing,
-            limit,
-        } => Call::Family(tickler_learning::commands::call(
-            "preview",
-            &tickler::PreviewRequest {
-                course,
-                from,
-                to,
-                enrolments: Vec::new(),
-                sample,
-                existing: !no_existing,
-                limit: Some(limit),
-            },
-        )),
+        Cmd::Eval(eval) => tickler_evaluation::cli::eval_request(eval)?,
+        Cmd::Preview(args) => learning::preview_request(args),
         command => generic_request(command)?.into(),
     };
     call(&socket, request, cli.json).await
@@ -240,7 +220,7 @@ fn generic_request(command: Cmd) -> anyhow::Result<Request> {
         | Cmd::Course(_)
         | Cmd::Learner(_)
         | Cmd::Eval(_)
-        | Cmd::Preview { .. } => unreachable!("run by `run` itself, not as a generic request"),
+        | Cmd::Preview(_) => unreachable!("run by `run` itself, not as a generic request"),
     })
 }
 
@@ -255,38 +235,6 @@ pub fn create_files_privately() {
     unsafe {
         libc::umask(0o077);
     }
-}
-
-pub fn write_stdout(line: std::fmt::Arguments) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    // Values stored before control characters were refused (or an entity id, which may hold
-    // any printable text) must not drive the operator's terminal: escape every control
-    // character but line breaks and tabs. (JSON output has none: serde_json escapes them.)
-    let text = escape_controls(&line.to_string());
-    if let Err(err) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.write_all(b"\n"))
-    {
-        if err.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: cannot write to stdout: {err}");
-        std::process::exit(1);
-    }
-}
-
-/// `text` with each control character other than a line break or a tab written as `\u{..}`.
-pub fn escape_controls(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            escaped.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
 }
 
 /// `--config` may name the file or the directory holding `tickler.toml`.
@@ -334,85 +282,6 @@ fn due_request(due: DueCmd) -> anyhow::Result<Request> {
             reason,
         }),
     })
-}
-
-fn eval_dates(args: EvalDatesArgs) -> EvaluationDates {
-    EvaluationDates {
-        start: args.start,
-        due: args.due,
-        stop: args.stop,
-        view: args.view,
-        view_instructors: args.view_instructors,
-        view_students: args.view_students,
-    }
-}
-
-fn eval_request(command: EvalCmd) -> anyhow::Result<Call> {
-    use tickler_evaluation::commands::call;
-    let entity = |text: &str| parse_entity(text, Some("eval"));
-    Ok(match command {
-        EvalCmd::Create {
-            entity: name,
-            title,
-            owner,
-            students,
-            instructors,
-            dates,
-            reminder,
-            no_available_notice,
-            allow_saving,
-            results_to_students,
-            no_results_to_instructors,
-            consolidated,
-            zone,
-        } => call(
-            "eval.create",
-            &NewEvaluation {
-                entity: entity(&name)?,
-                title,
-                owner,
-                students,
-                instructors,
-                zone: zone.parse()?,
-                dates: eval_dates(dates),
-                reminder: Some(reminder),
-                available_notice: Some(!no_available_notice),
-                allow_saving: Some(allow_saving),
-                results_to_instructors: Some(!no_results_to_instructors),
-                results_to_students: Some(results_to_students),
-                consolidated: Some(consolidated),
-            },
-        ),
-        EvalCmd::Respond {
-            entity: name,
-            student,
-            saved,
-        } => call(
-            "eval.respond",
-            &EvalRespond {
-                entity: entity(&name)?,
-                student,
-                saved,
-            },
-        ),
-        EvalCmd::MoveDates {
-            entity: name,
-            dates,
-        } => call(
-            "eval.move-dates",
-            &EvalMoveDates {
-                entity: entity(&name)?,
-                dates: eval_dates(dates),
-            },
-        ),
-        EvalCmd::Delete { entity: name } => call(
-            "eval.delete",
-            &EntityArg {
-                entity: entity(&name)?,
-            },
-        ),
-    }
-    .into())
 }
 
 fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
@@ -537,18 +406,5 @@ async fn call(socket: &Path, request: Call, json: bool) -> anyhow::Result<()> {
         None => Ok(()),
         Some(error) if json => bail!("{} [{}]", error.message, error.code),
         Some(error) => bail!("{} [{}]", error.message, error.code),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_controls;
-
-    #[test]
-    fn control_characters_are_shown_escaped_not_sent_to_the_terminal() {
-        assert_eq!(
-            escape_controls("title \u{1b}]0;PWNED\u{7}\u{1b}[2J\u{9b}x\tend\n"),
-            "title \\u{1b}]0;PWNED\\u{7}\\u{1b}[2J\\u{9b}x\tend\n"
-        );
     }
 }

@@ -8,7 +8,7 @@ pub fn print(call: &Call, result: &Value) {
     match call {
         Call::Request(request) => print_generic(request, result),
         Call::Family(call) => {
-            if super::learning::print(&call.cmd, result) {
+            if tickler_learning::cli::print(&call.cmd, result) {
                 return;
             }
             match call.cmd.as_str() {

@@ -1,5 +1,6 @@
-//! `tickler site|course|learner …`: learner schedules over the admin socket, including the bulk
-//! import of enrolments from a CSV or JSON-lines file.
+//! The family's subcommands (`tickler site|course|learner|preview …`, feature `cli`): requests
+//! over the admin socket, the bulk import of enrolments from a CSV or JSON-lines file, and the
+//! human view of the replies. The binary mounts them; they read only the files they are given.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -9,11 +10,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use tickler::learner::Enrolment;
-use tickler::learner::commands::{ChangeTrack, LearnerInCourse, OptOut};
-use tickler::{CourseSettings, Highlight, SiteSettings, Timestamp, Zone};
 use tickler_admin::protocol::{EntityArg, PROTOCOL_VERSION};
-use tickler_admin::{Call, Client, Request};
+use tickler_admin::{Call, Client, Request, out};
+use tickler_core::{EntityId, Timestamp, Zone};
+
+use crate::commands::{ChangeTrack, LearnerInCourse, OptOut};
+use crate::{CourseSettings, Enrolment, Highlight, PreviewRequest, SiteSettings};
 use tokio::sync::mpsc;
 
 /// Concurrent connections an import uses (they share the daemon's group commits).
@@ -212,8 +214,8 @@ fn switch(text: &str) -> Result<(String, bool), String> {
     Ok((name.to_owned(), value))
 }
 
-fn schedule(course: &str, learner: &str) -> anyhow::Result<tickler::EntityId> {
-    Ok(tickler::learner::schedule_id(course, learner)?)
+fn schedule(course: &str, learner: &str) -> anyhow::Result<EntityId> {
+    Ok(crate::schedule_id(course, learner)?)
 }
 
 pub fn site_request(command: SiteCmd) -> anyhow::Result<Call> {
@@ -246,7 +248,7 @@ pub fn site_request(command: SiteCmd) -> anyhow::Result<Call> {
             },
         ),
         SiteCmd::Show { site } => Call::from(Request::Show(EntityArg {
-            entity: tickler::learner::site_id(&site)?,
+            entity: crate::site_id(&site)?,
         })),
     })
 }
@@ -300,7 +302,7 @@ pub fn course_request(command: CourseCmd) -> anyhow::Result<Call> {
             )
         }
         CourseCmd::Show { course } => Call::from(Request::Show(EntityArg {
-            entity: tickler::learner::course_id(&course)?,
+            entity: crate::course_id(&course)?,
         })),
     })
 }
@@ -379,6 +381,42 @@ pub fn learner_request(command: LearnerCmd) -> anyhow::Result<Call> {
             },
         ),
     })
+}
+
+/// `tickler preview`: what a course would send between two instants (its schedules, and
+/// simulated learners), with counts per day and kind; nothing is sent.
+#[derive(Args)]
+pub struct PreviewArgs {
+    #[arg(long)]
+    course: String,
+    #[arg(long)]
+    from: Timestamp,
+    #[arg(long)]
+    to: Timestamp,
+    /// Also simulate this many learners enrolling at --from (as if schedules were on).
+    #[arg(long, default_value_t = 0)]
+    sample: u32,
+    /// Leave out the course's existing schedules.
+    #[arg(long)]
+    no_existing: bool,
+    /// List at most this many messages (the counts include all).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+pub fn preview_request(args: PreviewArgs) -> Call {
+    call(
+        "preview",
+        &PreviewRequest {
+            course: args.course,
+            from: args.from,
+            to: args.to,
+            enrolments: Vec::new(),
+            sample: args.sample,
+            existing: !args.no_existing,
+            limit: Some(args.limit),
+        },
+    )
 }
 
 /// One row of an import file, read: its line number and its enrolment or why it is bad.
@@ -588,9 +626,9 @@ pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
     Client::connect(socket).await?;
     // The report names learners and addresses: a private file, never written through a link.
     let report_file = if args.resume {
-        tickler::private_fs::open_private_append(&report_path)
+        tickler_engine::private_fs::open_private_append(&report_path)
     } else {
-        tickler::private_fs::create_private_fresh(&report_path)
+        tickler_engine::private_fs::create_private_fresh(&report_path)
     };
     let mut report = std::io::BufWriter::new(
         report_file
@@ -771,7 +809,7 @@ fn lane_of(learner: &str) -> usize {
 
 /// A learner-schedule request.
 fn call(cmd: &'static str, args: &impl serde::Serialize) -> Call {
-    Call::Family(tickler::learner::commands::call(cmd, args))
+    Call::Family(crate::commands::call(cmd, args))
 }
 
 /// The human view of a learner-schedule reply that is not an applied entity.
@@ -855,9 +893,5 @@ pub fn print(cmd: &str, result: &Value) -> bool {
 }
 
 fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
+    tickler_admin::terminal::cell(value)
 }
