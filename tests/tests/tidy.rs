@@ -66,7 +66,7 @@ const FN_LINES_MAX: usize = 70;
 /// still to split. A function that shrinks under the limit must leave the list (the test says
 /// so), and none may grow.
 const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
-    ("crates/tickler-core/src/decide.rs", "decide_command", 184),
+    ("crates/tickler-core/src/decide.rs", "decide_command", 79),
     ("crates/tickler-core/src/decide.rs", "decide_create", 106),
     (
         "crates/tickler-core/src/decide.rs",

@@ -60,76 +60,16 @@ fn decide_command(
             anchors,
             attributes,
         } => decide_update(entity, anchors, attributes, ctx),
-        Command::SetAttribute { name, value } => {
-            refuse_if_completed(entity)?;
-            check_attribute_name(name)?;
-            if let Some(value) = value {
-                check_attribute_value(ctx.policy, name, value)?;
-            }
-            if entity.attributes.get(name) == value.as_ref() {
-                return Ok(Vec::new());
-            }
-            // An attribute may change the plan (a preferred time of day).
-            then_replan(
-                entity,
-                Event::AttributeSet {
-                    name: name.clone(),
-                    value: value.clone(),
-                },
-                ctx,
-            )
-        }
+        Command::SetAttribute { name, value } => decide_set_attribute(entity, name, value, ctx),
         Command::ChangeRecipient { recipient, zone } => {
-            refuse_if_completed(entity)?;
-            if let Some(recipient) = recipient {
-                check_recipient(recipient)?;
-            }
-            let recipient = recipient.clone().filter(|r| *r != entity.recipient);
-            let zone = zone.filter(|z| *z != entity.zone);
-            if recipient.is_none() && zone.is_none() {
-                return Ok(Vec::new());
-            }
-            // A new zone re-plans pending occurrences in the recipient's new local time.
-            then_replan(entity, Event::RecipientChanged { recipient, zone }, ctx)
+            decide_change_recipient(entity, recipient, zone, ctx)
         }
         Command::Complete { reason } => decide_complete(entity, reason, ctx),
-        Command::Replan => {
-            refuse_if_completed(entity)?;
-            let replanned = Event::Replanned {
-                policy_version: ctx.policy.version,
-            };
-            let after = apply(entity, std::slice::from_ref(&replanned), ctx);
-            let changes = reconcile(
-                Some(entity),
-                &after,
-                ctx,
-                PlanCause::Replanned,
-                Rearm::Never,
-            );
-            if changes.is_empty() && entity.policy_version == ctx.policy.version {
-                return Ok(Vec::new());
-            }
-            Ok(std::iter::once(replanned).chain(changes).collect())
-        }
+        Command::Replan => decide_replan(entity, ctx),
         Command::Toggle {
             occurrence,
             enabled,
-        } => {
-            let reminder = active_pending(entity, occurrence)?;
-            if reminder.phase != Phase::Pending {
-                return Err(Rejection::BeingDelivered {
-                    entity: entity.id.clone(),
-                    occurrence: occurrence.clone(),
-                });
-            }
-            if reminder.enabled == *enabled {
-                return Ok(Vec::new());
-            }
-            Ok(vec![Event::OccurrenceToggled {
-                occurrence: occurrence.clone(),
-                enabled: *enabled,
-            }])
-        }
+        } => decide_toggle(entity, occurrence, *enabled),
         Command::Cancel { occurrence } => {
             let reminder = active_pending(entity, occurrence)?;
             Ok(vec![Event::OccurrenceUnsent {
@@ -152,73 +92,189 @@ fn decide_command(
             attempt,
             channel,
             results,
-        } => Ok(match entity.active.get(occurrence) {
-            Some(reminder) if matches!(reminder.phase, Phase::Delivering { attempt: current, .. } if current == *attempt) => {
+        } => Ok(match delivering(entity, occurrence, *attempt) {
+            Some(reminder) => {
                 decide_fan_out_result(entity, reminder, *attempt, channel, results, ctx)
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         }),
         Command::Collect { list, item } => decide_collect(entity, list, item, ctx),
         Command::AddToList { name, value } | Command::RemoveFromList { name, value } => {
-            refuse_if_completed(entity)?;
-            check_attribute_name(name)?;
-            let mut items = entity
-                .attributes
-                .get(name)
-                .map(|v| v.as_list().to_vec())
-                .unwrap_or_default();
-            let present = items.contains(value);
-            match command {
-                Command::AddToList { .. } if !present => items.push(value.clone()),
-                Command::RemoveFromList { .. } if present => items.retain(|item| item != value),
-                _ => return Ok(Vec::new()),
-            }
-            let value = AttrValue::List(items);
-            check_attribute_value(ctx.policy, name, &value)?;
-            then_replan(
-                entity,
-                Event::AttributeSet {
-                    name: name.clone(),
-                    value: Some(value),
-                },
-                ctx,
-            )
+            decide_list_change(entity, command, name, value, ctx)
         }
-        Command::Discard { list, key } => {
-            refuse_if_completed(entity)?;
-            let mut rows = rows_by_key(entity.attributes.get(list));
-            let before = rows.len();
-            // By its key, and every item that came from the entity `key` names (a digest keyed
-            // per occurrence holds several items of one source).
-            rows.retain(|row_key, row| {
-                row_key != key && row.get("entity").is_none_or(|source| source != key)
-            });
-            if rows.len() == before {
-                return Ok(Vec::new());
-            }
-            let value = (!rows.is_empty()).then(|| AttrValue::Table(rows.into_values().collect()));
-            then_replan(
-                entity,
-                Event::AttributeSet {
-                    name: list.clone(),
-                    value,
-                },
-                ctx,
-            )
-        }
+        Command::Discard { list, key } => decide_discard(entity, list, key, ctx),
         Command::RecordDelivery {
             occurrence,
             attempt,
             result,
-        } => Ok(match entity.active.get(occurrence) {
-            Some(reminder) if matches!(reminder.phase, Phase::Delivering { attempt: current, .. } if current == *attempt) => {
-                decide_delivery_result(entity, reminder, *attempt, result, ctx)
-            }
+        } => Ok(match delivering(entity, occurrence, *attempt) {
+            Some(reminder) => decide_delivery_result(entity, reminder, *attempt, result, ctx),
             // A result for an attempt that is no longer current (a late answer after the lease
             // expired and a retry started): the current attempt decides.
-            _ => Vec::new(),
+            None => Vec::new(),
         }),
     }
+}
+
+/// An occurrence switched off or back on; only while it waits.
+fn decide_toggle(
+    entity: &Entity,
+    occurrence: &OccurrenceId,
+    enabled: bool,
+) -> Result<Vec<Event>, Rejection> {
+    let reminder = active_pending(entity, occurrence)?;
+    if reminder.phase != Phase::Pending {
+        return Err(Rejection::BeingDelivered {
+            entity: entity.id.clone(),
+            occurrence: occurrence.clone(),
+        });
+    }
+    if reminder.enabled == enabled {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::OccurrenceToggled {
+        occurrence: occurrence.clone(),
+        enabled,
+    }])
+}
+
+/// The occurrence, when `attempt` is its delivery attempt under way.
+fn delivering<'a>(
+    entity: &'a Entity,
+    occurrence: &OccurrenceId,
+    attempt: u32,
+) -> Option<&'a ActiveReminder> {
+    entity.active.get(occurrence).filter(|reminder| {
+        matches!(reminder.phase, Phase::Delivering { attempt: current, .. } if current == attempt)
+    })
+}
+
+/// An attribute set (or cleared with `None`): checked against the policy, then re-planned.
+fn decide_set_attribute(
+    entity: &Entity,
+    name: &str,
+    value: &Option<AttrValue>,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    check_attribute_name(name)?;
+    if let Some(value) = value {
+        check_attribute_value(ctx.policy, name, value)?;
+    }
+    if entity.attributes.get(name) == value.as_ref() {
+        return Ok(Vec::new());
+    }
+    // An attribute may change the plan (a preferred time of day).
+    then_replan(
+        entity,
+        Event::AttributeSet {
+            name: name.to_owned(),
+            value: value.clone(),
+        },
+        ctx,
+    )
+}
+
+/// A new recipient or zone; a new zone re-plans in the recipient's new local time.
+fn decide_change_recipient(
+    entity: &Entity,
+    recipient: &Option<String>,
+    zone: &Option<crate::Zone>,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    if let Some(recipient) = recipient {
+        check_recipient(recipient)?;
+    }
+    let recipient = recipient.clone().filter(|r| *r != entity.recipient);
+    let zone = zone.filter(|z| *z != entity.zone);
+    if recipient.is_none() && zone.is_none() {
+        return Ok(Vec::new());
+    }
+    // A new zone re-plans pending occurrences in the recipient's new local time.
+    then_replan(entity, Event::RecipientChanged { recipient, zone }, ctx)
+}
+
+/// The pending occurrences re-planned under the policy as it is now.
+fn decide_replan(entity: &Entity, ctx: &Context) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    let replanned = Event::Replanned {
+        policy_version: ctx.policy.version,
+    };
+    let after = apply(entity, std::slice::from_ref(&replanned), ctx);
+    let changes = reconcile(
+        Some(entity),
+        &after,
+        ctx,
+        PlanCause::Replanned,
+        Rearm::Never,
+    );
+    if changes.is_empty() && entity.policy_version == ctx.policy.version {
+        return Ok(Vec::new());
+    }
+    Ok(std::iter::once(replanned).chain(changes).collect())
+}
+
+/// A value added to, or removed from, a list attribute (`command` says which).
+fn decide_list_change(
+    entity: &Entity,
+    command: &Command,
+    name: &str,
+    value: &str,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    check_attribute_name(name)?;
+    let mut items = entity
+        .attributes
+        .get(name)
+        .map(|v| v.as_list().to_vec())
+        .unwrap_or_default();
+    let present = items.iter().any(|item| item == value);
+    match command {
+        Command::AddToList { .. } if !present => items.push(value.to_owned()),
+        Command::RemoveFromList { .. } if present => items.retain(|item| item != value),
+        _ => return Ok(Vec::new()),
+    }
+    let value = AttrValue::List(items);
+    check_attribute_value(ctx.policy, name, &value)?;
+    then_replan(
+        entity,
+        Event::AttributeSet {
+            name: name.to_owned(),
+            value: Some(value),
+        },
+        ctx,
+    )
+}
+
+/// The items of a digest list that came from `key` taken out.
+fn decide_discard(
+    entity: &Entity,
+    list: &str,
+    key: &str,
+    ctx: &Context,
+) -> Result<Vec<Event>, Rejection> {
+    refuse_if_completed(entity)?;
+    let mut rows = rows_by_key(entity.attributes.get(list));
+    let before = rows.len();
+    // By its key, and every item that came from the entity `key` names (a digest keyed
+    // per occurrence holds several items of one source).
+    rows.retain(|row_key, row| {
+        row_key != key && row.get("entity").is_none_or(|source| source != key)
+    });
+    if rows.len() == before {
+        return Ok(Vec::new());
+    }
+    let value = (!rows.is_empty()).then(|| AttrValue::Table(rows.into_values().collect()));
+    then_replan(
+        entity,
+        Event::AttributeSet {
+            name: list.to_owned(),
+            value,
+        },
+        ctx,
+    )
 }
 
 /// The active reminder an operator command names, unless it is processed, unknown or being
