@@ -213,6 +213,12 @@ pub enum Cmd {
     Clock(ClockCmd),
     /// Stop the daemon.
     Shutdown,
+    /// Print the shell completion script, e.g. `tickler completions bash >
+    /// /etc/bash_completion.d/tickler` (no daemon, no config needed).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Offline: an entity's state and history as of an instant, from a data directory (no
     /// daemon may be running on it).
     Replay {

@@ -53,6 +53,11 @@ fn open_offline(
 const DEFAULT_CONFIG: &str = "config/tickler.toml";
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Cmd::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "tickler", &mut std::io::stdout());
+        return Ok(());
+    }
     let config = load_config(cli.config.as_deref())?;
     let socket = cli.socket.clone().unwrap_or_else(|| config.socket_path());
     let request: Call = match cli.command {
@@ -220,7 +225,8 @@ fn generic_request(command: Cmd) -> anyhow::Result<Request> {
         | Cmd::Course(_)
         | Cmd::Learner(_)
         | Cmd::Eval(_)
-        | Cmd::Preview(_) => unreachable!("run by `run` itself, not as a generic request"),
+        | Cmd::Preview(_)
+        | Cmd::Completions { .. } => unreachable!("run by `run` itself, not as a generic request"),
     })
 }
 
