@@ -23,6 +23,8 @@ const STUCK: Duration = Duration::from_secs(30);
 struct Gate {
     open: tokio::sync::Semaphore,
     waiting: Mutex<Vec<String>>,
+    /// Told each time a delivery reaches the gate.
+    arrived: tokio::sync::Notify,
 }
 
 impl Gate {
@@ -30,6 +32,7 @@ impl Gate {
         Gate {
             open: tokio::sync::Semaphore::new(0),
             waiting: Mutex::default(),
+            arrived: tokio::sync::Notify::new(),
         }
     }
 }
@@ -41,6 +44,7 @@ impl Channel for Gate {
             .lock()
             .unwrap()
             .push(message.idempotency_key.clone());
+        self.arrived.notify_one();
         let permit = self.open.acquire().await.expect("the gate is never closed");
         permit.forget();
         Ok("through the gate".into())
@@ -118,6 +122,11 @@ async fn a_hanging_channel_holds_up_neither_other_channels_nor_the_timer() {
     .await
     .expect("the due date's reminder was sent while the other channel hung");
     assert!(matches!(sent.outcome, Outcome::Sent { .. }), "{sent:?}");
+    // The two wakes run concurrently: the contact's may reach the gate after the review's was
+    // sent. It must reach it, and stay there.
+    tokio::time::timeout(STUCK, gate.arrived.notified())
+        .await
+        .expect("the contact's delivery reached the gate");
     assert_eq!(
         *gate.waiting.lock().unwrap(),
         [format!("{contact}#conversation-a#0")],
