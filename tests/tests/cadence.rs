@@ -20,7 +20,7 @@ async fn open(
     // A copy of the shipped policies, edited, so that a test can change a plan between runs.
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    for entry in std::fs::read_dir(config.policies_dir()).unwrap() {
+    for entry in std::fs::read_dir(config.policies_dir().unwrap()).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(policies.join(path.file_name().unwrap()), policy_edit(text)).unwrap();
@@ -28,7 +28,7 @@ async fn open(
     config
         .engine_builder(store, Arc::new(clock))
         .unwrap()
-        .catalog(tickler::load_catalog(&policies, &config.templates_dir()).unwrap())
+        .catalog(tickler::load_catalog(&policies, &config.templates_dir().unwrap()).unwrap())
         .open()
         .await
         .unwrap()

@@ -71,8 +71,8 @@ async fn jumps_forward_and_back_never_fire_early_twice_or_late_beyond_grace_and_
         StoreKind::Memory(Arc::new(MemoryStore::new())),
         start,
         |config| {
-            config.policies = policies;
-            config.templates = templates;
+            config.policies = Some(policies);
+            config.templates = Some(templates);
         },
     )
     .await;
@@ -175,8 +175,8 @@ async fn a_recipient_changing_zone_mid_schedule_gets_each_day_once_at_the_new_lo
         StoreKind::Memory(Arc::new(MemoryStore::new())),
         at("2026-03-01T06:00:00Z"),
         |config| {
-            config.policies = policies;
-            config.templates = templates;
+            config.policies = Some(policies);
+            config.templates = Some(templates);
         },
     )
     .await;

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Outcome, Timestamp};
+use tickler_core::{AttrValue, Command, CreateEntity, EntityId, Outcome, Timestamp, UnsentReason};
 use tickler_engine::{DUE_LEN_MAX, Engine, Error, JoinGroup, ListFilter, PauseScope};
 
 use crate::family::Families;
 use crate::protocol::{
     BackfillArgs, Call, Cancel, ChangeRecipient, ClockAdvance, ClockSet, Complete, Due, DueCreate,
-    DueMove, EntityCreate, Explain, Export, GroupArg, GroupJoin, GroupLeave, History, List,
-    MoveAnchor, MoveAnchors, PAGE_LEN_MAX, PauseArgs, Request, SetAttribute, SnapshotArgs, Toggle,
+    DueMove, EntityCreate, Explain, Export, FailuresArgs, GroupArg, GroupJoin, GroupLeave, History,
+    List, MoveAnchor, MoveAnchors, PAGE_LEN_MAX, PauseArgs, Request, SetAttribute, SnapshotArgs,
+    Toggle,
 };
 use crate::views::{AppliedView, EntityView, PastEventView};
 
@@ -65,6 +66,7 @@ async fn run(engine: &Engine, families: &Families, request: Request) -> Result<V
         Request::Show(args) => to_value(&entity_view(engine, &engine.show(&args.entity).await?)),
         Request::History(args) => history(engine, args).await,
         Request::List(args) => list(engine, args).await,
+        Request::Failures(args) => failures(engine, args).await,
         Request::Due(args) => due(engine, args).await,
         Request::Explain(args) => explain(engine, args).await,
         Request::Cancel(args) => cancel(engine, args).await,
@@ -80,11 +82,8 @@ async fn run(engine: &Engine, families: &Families, request: Request) -> Result<V
                 )
                 .await
             }
-            (None, true) => {
-                let retried = engine.retry_all_errored(&args.reason_or_default()).await?;
-                to_value(&json!({ "retried_entities": retried }))
-            }
-            _ => Err(Error::Config {
+            (None, true) => retry_all(engine, &args.reason_or_default()).await,
+            _ => Err(Error::Arguments {
                 what: "retry".into(),
                 reason: "give either an entity (and optionally an occurrence) or all = true".into(),
             }),
@@ -99,7 +98,7 @@ async fn run(engine: &Engine, families: &Families, request: Request) -> Result<V
         Request::ClockSet(args) => clock_set(engine, args).await,
         Request::Shutdown => Ok(json!({ "shutting_down": true })),
         // The server streams a watch itself; reaching here means a caller bypassed it.
-        Request::Watch => Err(Error::Config {
+        Request::Watch => Err(Error::Arguments {
             what: "watch".into(),
             reason: "watch streams past events on a socket connection; it has no single reply"
                 .into(),
@@ -270,6 +269,9 @@ async fn toggle(engine: &Engine, args: Toggle) -> Result<Value, Error> {
 }
 
 async fn history(engine: &Engine, args: History) -> Result<Value, Error> {
+    if let Some(outcome) = &args.outcome {
+        check_outcome(outcome)?;
+    }
     let past = engine.history(&args.entity).await?;
     let shown: Vec<PastEventView> = past
         .iter()
@@ -286,13 +288,13 @@ async fn history(engine: &Engine, args: History) -> Result<Value, Error> {
 }
 
 async fn list(engine: &Engine, args: List) -> Result<Value, Error> {
-    if args.limit == Some(0) {
-        return Err(Error::Arguments {
-            what: "list".into(),
-            reason: format!("limit 0 lists nothing; give 1 to {PAGE_LEN_MAX}"),
-        });
+    let limit = page_len("list", args.limit)?;
+    if let Some(policy) = &args.policy {
+        engine.catalog().policy(policy)?;
     }
-    let limit = args.limit.unwrap_or(DEFAULT_PAGE_LEN).min(PAGE_LEN_MAX);
+    if let Some(kind) = &args.kind {
+        check_kind(engine, kind)?;
+    }
     let filter = ListFilter {
         kind: args.kind,
         policy: args.policy,
@@ -308,6 +310,7 @@ async fn list(engine: &Engine, args: List) -> Result<Value, Error> {
                 "recipient": entity.recipient,
                 "zone": entity.zone,
                 "active": entity.active.len(),
+                "errored": entity.errored.len(),
                 "completed": entity.completed.as_ref().map(|c| c.reason.clone()),
                 "next_wake": entity.next_wake(),
             }),
@@ -318,9 +321,69 @@ async fn list(engine: &Engine, args: List) -> Result<Value, Error> {
     to_value(&json!({ "entities": entities, "next": next }))
 }
 
+/// A page length from a request: 1 to `PAGE_LEN_MAX`, `DEFAULT_PAGE_LEN` when not given.
+fn page_len(what: &str, limit: Option<usize>) -> Result<usize, Error> {
+    if limit == Some(0) {
+        return Err(Error::Arguments {
+            what: what.into(),
+            reason: format!("limit 0 lists nothing; give 1 to {PAGE_LEN_MAX}"),
+        });
+    }
+    Ok(limit.unwrap_or(DEFAULT_PAGE_LEN).min(PAGE_LEN_MAX))
+}
+
+/// An entity kind some policy creates; another is a typo, refused with the known kinds.
+fn check_kind(engine: &Engine, kind: &str) -> Result<(), Error> {
+    let mut known: Vec<&str> = engine
+        .catalog()
+        .policies()
+        .map(|policy| policy.entity_kind.as_str())
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    if known.contains(&kind) {
+        return Ok(());
+    }
+    Err(Error::Arguments {
+        what: "kind".into(),
+        reason: format!("unknown kind {kind:?} (known: {})", known.join(", ")),
+    })
+}
+
+async fn failures(engine: &Engine, args: FailuresArgs) -> Result<Value, Error> {
+    let limit = page_len("failures", args.limit)?;
+    let filter = ListFilter {
+        policy: args.policy,
+        ..ListFilter::default()
+    };
+    let page = engine
+        .failures(
+            &filter,
+            args.channel.as_deref(),
+            args.after.as_deref(),
+            limit,
+        )
+        .await?;
+    to_value(&page)
+}
+
+async fn retry_all(engine: &Engine, reason: &str) -> Result<Value, Error> {
+    let retried = engine.retry_all_errored(reason).await?;
+    let occurrences: Vec<Value> = retried
+        .iter()
+        .flat_map(|(entity, occurrences)| {
+            occurrences
+                .iter()
+                .map(move |occurrence| json!({ "entity": entity, "occurrence": occurrence }))
+        })
+        .collect();
+    let entities: Vec<&EntityId> = retried.iter().map(|(entity, _)| entity).collect();
+    to_value(&json!({ "retried_entities": entities, "retried": occurrences }))
+}
+
 async fn due(engine: &Engine, args: Due) -> Result<Value, Error> {
     if args.to < args.from {
-        return Err(Error::Config {
+        return Err(Error::Arguments {
             what: "due".into(),
             reason: format!("to {} is before from {}", args.to, args.from),
         });
@@ -410,6 +473,19 @@ fn scope(args: PauseArgs) -> PauseScope {
         (None, Some(policy)) => PauseScope::Policy(policy),
         (None, None) => PauseScope::All,
     }
+}
+
+/// An `outcome` filter names `sent`, `unsent` or an unsent reason; another is a typo.
+fn check_outcome(wanted: &str) -> Result<(), Error> {
+    let mut known = vec!["sent", "unsent"];
+    known.extend(UnsentReason::ALL.iter().map(UnsentReason::as_str));
+    if known.contains(&wanted) {
+        return Ok(());
+    }
+    Err(Error::Arguments {
+        what: "outcome".into(),
+        reason: format!("unknown outcome {wanted:?} (known: {})", known.join(", ")),
+    })
 }
 
 /// `sent`, `unsent`, or an unsent reason (`missed`, `system-error`…).

@@ -12,6 +12,7 @@ pub mod protocol;
 pub mod schema;
 pub mod server;
 pub mod terminal;
+pub mod time_arg;
 pub mod views;
 
 pub use client::Client;

@@ -40,6 +40,7 @@ pub const COMMANDS: &[&str] = &[
     "show",
     "history",
     "list",
+    "failures",
     "due",
     "explain",
     "cancel",
@@ -97,6 +98,8 @@ pub enum Request {
     History(History),
     #[serde(rename = "list")]
     List(List),
+    #[serde(rename = "failures")]
+    Failures(FailuresArgs),
     #[serde(rename = "due")]
     Due(Due),
     #[serde(rename = "explain")]
@@ -325,6 +328,24 @@ pub struct List {
     #[serde(default)]
     pub recipient: Option<String>,
     /// Continue after this entity (the previous page's `next`).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// At most this many (default 100, at most 1,000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Occurrences that ended in a system error and wait for a `retry`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailuresArgs {
+    /// Only those of this policy.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Only those of this channel.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Continue after this one (the previous page's `next`).
     #[serde(default)]
     pub after: Option<String>,
     /// At most this many (default 100, at most 1,000).
@@ -604,17 +625,53 @@ pub fn parse_request(line: &[u8], families: &Families) -> Result<(Value, Call), 
             .unwrap_or_else(|| Value::Object(Default::default()));
         return Ok((id, Call::Family(FamilyCall { cmd: command, args })));
     }
-    // A command whose arguments are all optional may leave `args` out, as one with none does.
-    if !object.contains_key("args") {
-        let mut with_args = object.clone();
-        with_args.insert("args".into(), Value::Object(Default::default()));
-        if let Ok(request) = serde_json::from_value(Value::Object(with_args)) {
-            return Ok((id, Call::Request(request)));
-        }
-    }
-    let request = serde_json::from_value(Value::Object(object))
-        .map_err(|err| fail(id.clone(), "invalid_arguments", format!("{command}: {err}")))?;
+    let request = generic_request(object).map_err(|message| {
+        fail(
+            id.clone(),
+            "invalid_arguments",
+            format!("{command}: {message}"),
+        )
+    })?;
     Ok((id, Call::Request(request)))
+}
+
+/// A generic command's request from its `cmd` and `args`; a command with no arguments also
+/// takes `"args": {}` or `null`, and one whose arguments are all optional no `args`.
+fn generic_request(mut object: serde_json::Map<String, Value>) -> Result<Request, String> {
+    let no_args = object
+        .get("args")
+        .is_none_or(|args| args.is_null() || args.as_object().is_some_and(|a| a.is_empty()));
+    if no_args {
+        let mut without_args = object.clone();
+        without_args.remove("args");
+        if let Ok(request) = serde_json::from_value(Value::Object(without_args)) {
+            return Ok(request);
+        }
+        object.insert("args".into(), Value::Object(Default::default()));
+    }
+    serde_json::from_value(Value::Object(object)).map_err(|err| plain_message(&err.to_string()))
+}
+
+/// serde's message with the Rust type names it may quote put in the protocol's words: a
+/// client sees JSON shapes, not `struct DueCreate` or `unit`.
+pub(crate) fn plain_message(message: &str) -> String {
+    let words: Vec<&str> = message.split(' ').collect();
+    let mut plain: Vec<&str> = Vec::with_capacity(words.len());
+    let mut index = 0;
+    while index < words.len() {
+        // Only right after serde's "expected": our own messages may say "unit" (of a span).
+        let after_expected = index > 0 && words[index - 1] == "expected";
+        let (replacement, taken) = match (words[index], words.get(index + 1)) {
+            ("struct", Some(_)) if after_expected => ("an object", 2),
+            ("enum", Some(_)) if after_expected => ("one of the documented values", 2),
+            ("unit", Some(&"variant")) if after_expected => ("no arguments", 3),
+            ("unit", _) if after_expected => ("no arguments", 1),
+            (word, _) => (word, 1),
+        };
+        plain.push(replacement);
+        index += taken;
+    }
+    plain.join(" ")
 }
 
 #[cfg(test)]
@@ -633,6 +690,38 @@ mod tests {
         let (_, request) =
             parse_request(br#"{"v":1,"cmd":"status"}"#, &Families::default()).unwrap();
         assert_eq!(request, Call::Request(Request::Status));
+    }
+
+    /// Issue 22: `"args": {}` is how many clients send "no arguments".
+    #[test]
+    fn a_command_without_arguments_takes_empty_args() {
+        for line in [
+            &br#"{"v":1,"cmd":"status","args":{}}"#[..],
+            br#"{"v":1,"cmd":"status","args":null}"#,
+            br#"{"v":1,"cmd":"clock.now","args":{}}"#,
+            br#"{"v":1,"cmd":"clock.now"}"#,
+            br#"{"v":1,"cmd":"list"}"#,
+        ] {
+            let (_, request) = parse_request(line, &Families::default()).unwrap();
+            assert!(matches!(request, Call::Request(_)));
+        }
+    }
+
+    /// Issue 22: no reply names a Rust type.
+    #[test]
+    fn argument_errors_speak_json_not_rust() {
+        for line in [
+            &br#"{"v":1,"cmd":"status","args":{"x":1}}"#[..],
+            br#"{"v":1,"cmd":"due.move","args":"due/x"}"#,
+            br#"{"v":1,"cmd":"list","args":[1]}"#,
+            br#"{"v":1,"cmd":"clock.now","args":{"x":1}}"#,
+        ] {
+            let err = parse_request(line, &Families::default()).unwrap_err();
+            assert_eq!(err.code, "invalid_arguments", "{}", err.message);
+            for rust in ["struct", "unit", "DueMove", "List", "Request::", "ClockNow"] {
+                assert!(!err.message.contains(rust), "{rust} in {:?}", err.message);
+            }
+        }
     }
 
     /// Issue 20 (I1): commands whose arguments are all optional take a request without `args`.

@@ -53,9 +53,159 @@ pub fn cell(value: &serde_json::Value) -> String {
     }
 }
 
+/// A table for the terminal: borders only, cells wrapped to fit the width the output has
+/// ([`output_width`]) rather than rows as wide as their longest value.
+pub fn table(header: &[&str]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if let Some(width) = output_width() {
+        table.set_width(width);
+    }
+    if !header.is_empty() {
+        table.set_header(header.iter().copied());
+    }
+    table
+}
+
+/// Keeps a column at least `width` characters wide when the table has to shrink (an id, or
+/// an instant's date, wraps there rather than mid-word); the other columns give way first.
+pub fn column_min(table: &mut comfy_table::Table, index: usize, width: u16) {
+    if let Some(column) = table.column_mut(index) {
+        column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+            comfy_table::Width::Fixed(width),
+        ));
+    }
+}
+
+/// The width output is fitted to, set once by the program (which reads `COLUMNS` and asks the
+/// terminal: this crate reads no environment); none: whole rows, as for a pipe.
+static OUTPUT_WIDTH: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
+
+/// Sets the width every table and long line is fitted to (the first call wins).
+pub fn set_output_width(width: Option<u16>) {
+    let _ = OUTPUT_WIDTH.set(width.filter(|columns| *columns >= 20));
+}
+
+/// The width to fit output to, as the program set it.
+pub fn output_width() -> Option<u16> {
+    OUTPUT_WIDTH.get().copied().flatten()
+}
+
+/// The terminal's width when stdout is one.
+pub fn terminal_width() -> Option<u16> {
+    comfy_table::Table::new().width()
+}
+
+/// An instant for a table cell, `2026-12-15 04:00` (seconds only when not zero, no
+/// milliseconds), so that a narrow column wraps it at the space; another value as [`cell`].
+pub fn instant_cell(value: &serde_json::Value) -> String {
+    let Some(at) = value
+        .as_str()
+        .and_then(|text| tickler_core::Timestamp::parse(text).ok())
+    else {
+        return cell(value);
+    };
+    let at = at.to_chrono();
+    if chrono::Timelike::second(&at) == 0 {
+        at.format("%Y-%m-%d %H:%M").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
+/// `text` cut to at most `max` characters, with `…` where it was cut: long errors fit a table
+/// cell (`--json` has them whole).
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// A count of each name in first-seen order: `created, 16 × occurrence-planned`.
+pub fn summarise<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for name in names {
+        match counts.iter_mut().find(|(seen, _)| *seen == name) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(name, count)| match count {
+            1 => (*name).to_owned(),
+            n => format!("{n} × {name}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A byte count in binary units: `512 B`, `12.5 KiB`, `3.0 MiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{count} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+/// A duration in milliseconds in the largest unit that keeps it readable: `3 ms`, `4.2 s`,
+/// `2 min 5 s`, `3 h 12 min`, `2 d 4 h`.
+pub fn millis(ms: u64) -> String {
+    let seconds = ms / 1000;
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{} min {} s", seconds / 60, seconds % 60),
+        3_600_000..86_400_000 => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{} d {} h", seconds / 86_400, seconds % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape_controls;
+    use super::*;
+
+    #[test]
+    fn repeated_event_names_are_counted() {
+        let names = [
+            "created",
+            "occurrence-planned",
+            "occurrence-planned",
+            "completed",
+        ];
+        assert_eq!(
+            summarise(names),
+            "created, 2 × occurrence-planned, completed"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations_read_in_human_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(524_288), "512.0 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(millis(3), "3 ms");
+        assert_eq!(millis(4_200), "4.2 s");
+        assert_eq!(millis(125_000), "2 min 5 s");
+        assert_eq!(millis(2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
+    }
+
+    #[test]
+    fn long_text_is_cut_with_an_ellipsis() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("a long error message", 8), "a long …");
+    }
 
     #[test]
     fn control_characters_are_shown_escaped_not_sent_to_the_terminal() {

@@ -20,6 +20,23 @@ pub enum AttrValue {
     Table(Vec<BTreeMap<String, String>>),
 }
 
+/// Whether `text` has the shape of an email address: one `@` between a non-empty local part
+/// and a domain with a dot inside it, no whitespace or control characters, at most 320 bytes.
+/// (Deliverability is the relay's to say; this catches a name or an id typed for an address.)
+pub fn is_email_address(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    let dotted = domain
+        .split_once('.')
+        .is_some_and(|(head, tail)| !head.is_empty() && !tail.is_empty() && !tail.ends_with('.'));
+    text.len() <= 320
+        && !local.is_empty()
+        && !domain.contains('@')
+        && dotted
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 impl AttrValue {
     pub fn is_true(&self) -> bool {
         matches!(self, AttrValue::Bool(true))
@@ -183,5 +200,28 @@ mod tests {
             assert_eq!(postcard::from_bytes::<AttrValue>(&bytes).unwrap(), value);
         }
         assert!(serde_json::from_str::<AttrValue>("1.5").is_err());
+    }
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::is_email_address;
+
+    #[test]
+    fn an_email_address_has_a_local_part_and_a_dotted_domain() {
+        for good in ["ana@example.org", "a.b+c@mail.example.co.uk"] {
+            assert!(is_email_address(good), "{good}");
+        }
+        for bad in [
+            "ana",
+            "ana@",
+            "@example.org",
+            "ana@example",
+            "a@b@c.org",
+            "ana @x.org",
+            "a@x.",
+        ] {
+            assert!(!is_email_address(bad), "{bad}");
+        }
     }
 }

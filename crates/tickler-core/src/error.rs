@@ -17,8 +17,9 @@ pub enum Error {
     InvalidName { what: &'static str, value: String },
     #[error("invalid occurrence id {value:?}: expected rule#index, e.g. pre-due#0")]
     InvalidOccurrenceId { value: String },
-    #[error("unknown time zone {value:?}: expected an IANA name such as Europe/Paris")]
-    InvalidZone { value: String },
+    /// `hint` is "did you mean X?" when a zone is close to the value, else an example.
+    #[error("unknown time zone {value:?}: {hint}")]
+    InvalidZone { value: String, hint: String },
     #[error("invalid policy {policy:?}: {reason}")]
     InvalidPolicy { policy: String, reason: String },
 }

@@ -227,6 +227,18 @@ pub enum UnsentReason {
 }
 
 impl UnsentReason {
+    /// Every reason, in declaration order (for listing the valid filter values).
+    pub const ALL: [UnsentReason; 8] = [
+        UnsentReason::Completed,
+        UnsentReason::Deactivated,
+        UnsentReason::NotApplicable,
+        UnsentReason::ConditionFalse,
+        UnsentReason::DeliveryDisabled,
+        UnsentReason::OptedOut,
+        UnsentReason::Missed,
+        UnsentReason::SystemError,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             UnsentReason::Completed => "completed",

@@ -24,7 +24,7 @@ pub mod seed;
 mod time;
 mod zone;
 
-pub use attribute::AttrValue;
+pub use attribute::{AttrValue, is_email_address};
 pub use cause::{Bound, Cause};
 pub use command::{Command, CreateEntity, DeliveryResult, RecipientResult, Rejection};
 pub use context::{Context, Directory, NO_DIRECTORY};

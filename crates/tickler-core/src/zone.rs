@@ -17,6 +17,39 @@ use crate::{Error, Timestamp};
 /// such as Pacific/Apia on 2011-12-30, whose local dates vanish entirely.
 const GAP_SEARCH_MINUTES_MAX: u32 = 24 * 60 + 1;
 
+/// The zone name closest to a mistyped one: the same name in other case (`europe/paris`),
+/// else the nearest within three edits (`Europe/Pari`), else none.
+pub fn closest_zone(typed: &str) -> Option<&'static str> {
+    let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+    if let Some(name) = names.clone().find(|name| name.eq_ignore_ascii_case(typed)) {
+        return Some(name);
+    }
+    let typed = typed.to_ascii_lowercase();
+    names
+        .map(|name| (edit_distance(&typed, &name.to_ascii_lowercase()), name))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 /// An IANA time zone, written by name (`Europe/Paris`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -30,6 +63,10 @@ impl Zone {
             .map(Zone)
             .map_err(|_| Error::InvalidZone {
                 value: name.to_owned(),
+                hint: match closest_zone(name) {
+                    Some(zone) => format!("did you mean {zone}?"),
+                    None => "expected an IANA name such as Europe/Paris".into(),
+                },
             })
     }
 
@@ -135,6 +172,15 @@ mod tests {
 
     fn utc(text: &str) -> Timestamp {
         Timestamp::parse(text).unwrap()
+    }
+
+    /// Issue 22: a mistyped zone gets the closest real one.
+    #[test]
+    fn an_unknown_zone_suggests_the_closest_name() {
+        let hint = |typed: &str| Zone::parse(typed).unwrap_err().to_string();
+        assert!(hint("europe/paris").contains("did you mean Europe/Paris?"));
+        assert!(hint("America/New_Yrok").contains("did you mean America/New_York?"));
+        assert!(hint("Mars/Olympus").contains("expected an IANA name"));
     }
 
     #[test]

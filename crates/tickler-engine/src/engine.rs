@@ -124,16 +124,8 @@ impl EngineBuilder {
         self.options.check()?;
         check_channels(&catalog, &self.options, &self.channels)?;
 
-        if let Some(manual) = clock.as_manual()
-            && let Some(bytes) = store.meta(MANUAL_CLOCK_META)?
-        {
-            let resumed = bytes
-                .try_into()
-                .ok()
-                .map(i64::from_be_bytes)
-                .and_then(Timestamp::from_millis)
-                .ok_or_else(|| Error::Internal("the stored manual clock is unreadable".into()))?;
-            manual.set(resumed.max(manual.now()));
+        if let Some(manual) = clock.as_manual() {
+            resume_manual_clock(manual, store.as_ref())?;
         }
         let pauses: Pauses = match store.meta(PAUSES_META)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
@@ -464,9 +456,9 @@ impl Engine {
     /// Returns the number of wakes processed.
     pub async fn advance(&self, by: Span) -> Result<u64, Error> {
         if by.is_negative() {
-            return Err(Error::Config {
+            return Err(Error::Arguments {
                 what: "clock advance".into(),
-                reason: format!("the duration {by} is negative; use clock set to go back"),
+                reason: format!("the duration {by} is negative; use `clock set` to go back"),
             });
         }
         let manual = self.shared.clock.as_manual().ok_or(Error::ClockNotManual)?;
@@ -619,4 +611,29 @@ impl Engine {
         self.shared.commits.durable().await?;
         Ok(())
     }
+}
+
+/// A manual clock resumes where the store's last run left it, or later if it was given a later
+/// instant (a restart after downtime), and that instant is kept from the start, not only once
+/// moved: a restart resumes where this run began (`serve --start`) even if it never moved.
+/// Where a manual clock stood when the store's last run stopped (none: never run on one).
+pub fn stored_manual_clock(store: &dyn Store) -> Result<Option<Timestamp>, Error> {
+    let Some(bytes) = store.meta(MANUAL_CLOCK_META)? else {
+        return Ok(None);
+    };
+    bytes
+        .try_into()
+        .ok()
+        .map(i64::from_be_bytes)
+        .and_then(Timestamp::from_millis)
+        .map(Some)
+        .ok_or_else(|| Error::Internal("the stored manual clock is unreadable".into()))
+}
+
+fn resume_manual_clock(manual: &crate::ManualClock, store: &dyn Store) -> Result<(), Error> {
+    if let Some(resumed) = stored_manual_clock(store)? {
+        manual.set(resumed.max(manual.now()));
+    }
+    store.set_meta(MANUAL_CLOCK_META, &manual.now().as_millis().to_be_bytes())?;
+    Ok(())
 }

@@ -493,14 +493,7 @@ impl EntityState {
             self.shared
                 .metrics
                 .past_event(&past.outcome.label(), system_error);
-            // Ids only: recipients' addresses stay out of logs.
-            tracing::info!(
-                entity = %past.entity,
-                occurrence = %past.occurrence,
-                outcome = %past.outcome.label(),
-                planned_at = %past.planned_at,
-                "occurrence ended"
-            );
+            self.log_past_event(past, system_error);
             // No subscriber is fine: past events are also in the store.
             let _ = self.shared.past_events.send(past.clone());
         }
@@ -525,6 +518,33 @@ impl EntityState {
             events,
             past_events,
         })
+    }
+
+    /// Ids only: recipients' addresses stay out of logs. A system error is what an operator
+    /// must act on (WARN, with the channel); every other ending is routine (DEBUG).
+    fn log_past_event(&self, past: &tickler_core::PastEvent, system_error: bool) {
+        if !system_error {
+            tracing::debug!(
+                entity = %past.entity,
+                occurrence = %past.occurrence,
+                outcome = %past.outcome.label(),
+                planned_at = %past.planned_at,
+                "occurrence ended"
+            );
+            return;
+        }
+        let channel = self
+            .entity
+            .as_ref()
+            .map(|entity| self.shared.channel_of(entity, &past.occurrence.rule))
+            .unwrap_or_default();
+        // Not the error itself: a relay's reply may quote the recipient's address.
+        tracing::warn!(
+            entity = %past.entity,
+            occurrence = %past.occurrence,
+            %channel,
+            "delivery failed for good; `tickler failures` lists it, `tickler retry` sends it again"
+        );
     }
 
     fn start_delivery(

@@ -76,6 +76,9 @@ pub struct ExportedEvent {
     pub entity: EntityId,
     pub seq: u64,
     pub recorded_at: Timestamp,
+    /// The event's name as replies spell it (`occurrence-planned`); `event` holds it as the
+    /// record format's variant.
+    pub name: &'static str,
     pub event: Event,
 }
 
@@ -336,18 +339,8 @@ impl Engine {
     /// pauses now in force.
     pub async fn set_paused(&self, scope: &PauseScope, paused: bool) -> Result<Pauses, Error> {
         let shared = self.shared();
-        if let PauseScope::Channel(name) = scope
-            && !shared.channels.contains_key(name)
-        {
-            return Err(Error::UnknownChannel {
-                value: name.clone(),
-                known: shared
-                    .channels
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+        if let PauseScope::Channel(name) = scope {
+            self.check_channel(name)?;
         }
         if let PauseScope::Policy(name) = scope {
             shared.catalog.policy(name)?;
@@ -397,6 +390,7 @@ impl Engine {
                     entity: entity.clone(),
                     seq: stored.seq,
                     recorded_at: stored.record.recorded_at,
+                    name: event.name(),
                     event,
                 });
             }
@@ -461,26 +455,35 @@ impl Engine {
     }
 
     /// Retries every occurrence that ended in a system error, across all entities, each under
-    /// its own idempotency key, with the operator's `reason`; returns the entities retried.
-    pub async fn retry_all_errored(&self, reason: &str) -> Result<Vec<EntityId>, Error> {
-        let mut entities: Vec<EntityId> = Vec::new();
+    /// its own idempotency key, with the operator's `reason`; returns each entity retried with
+    /// the occurrences it retried.
+    pub async fn retry_all_errored(
+        &self,
+        reason: &str,
+    ) -> Result<Vec<(EntityId, Vec<OccurrenceId>)>, Error> {
+        let mut retried: Vec<(EntityId, Vec<OccurrenceId>)> = Vec::new();
         for page in index_pages(self.shared().store.as_ref(), index::ERRORED, None) {
             for member in &page? {
-                // `entity#rule#index`; an entity key may itself hold '#', the rule and index not.
-                let entity = member.rsplitn(3, '#').nth(2).unwrap_or_default();
-                let entity = EntityId::parse(entity)?;
-                if entities.last() != Some(&entity) && !entities.contains(&entity) {
-                    entities.push(entity);
+                let (entity, occurrence) = crate::failures::split_member(member)?;
+                // Members of one entity are adjacent, but an entity key holding '#' may
+                // interleave; the search is the fallback.
+                let known = match retried.last_mut() {
+                    Some(last) if last.0 == entity => Some(last),
+                    _ => retried.iter_mut().find(|(id, _)| id == &entity),
+                };
+                match known {
+                    Some((_, occurrences)) => occurrences.push(occurrence),
+                    None => retried.push((entity, vec![occurrence])),
                 }
             }
         }
-        for entity in &entities {
+        for (entity, _) in &retried {
             let retry = Command::Retry {
                 occurrence: None,
                 reason: reason.to_owned(),
             };
             self.execute(entity, retry).await?;
         }
-        Ok(entities)
+        Ok(retried)
     }
 }

@@ -11,11 +11,24 @@ use tickler_store::Store;
 use crate::Error;
 use crate::codec;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct LoggedEvent {
     pub seq: u64,
     pub recorded_at: Timestamp,
     pub event: Event,
+}
+
+/// As `export` writes an event: with its name as replies spell it (`occurrence-planned`).
+impl Serialize for LoggedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("LoggedEvent", 4)?;
+        out.serialize_field("seq", &self.seq)?;
+        out.serialize_field("recorded_at", &self.recorded_at)?;
+        out.serialize_field("name", self.event.name())?;
+        out.serialize_field("event", &self.event)?;
+        out.end()
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +49,7 @@ pub fn replay(
     as_of: Option<Timestamp>,
 ) -> Result<ReplayView, Error> {
     let stored = store.read_events(id, 0)?;
+    let created_at = stored.first().map(|first| first.record.recorded_at);
     let mut events = Vec::with_capacity(stored.len());
     for record in stored {
         if as_of.is_some_and(|as_of| record.record.recorded_at > as_of) {
@@ -60,7 +74,20 @@ pub fn replay(
         entity: id.clone(),
         reason: err.to_string(),
     })?;
-    let entity = entity.ok_or_else(|| Rejection::UnknownEntity { entity: id.clone() })?;
+    let entity = match (entity, as_of, created_at) {
+        (Some(entity), _, _) => entity,
+        // The entity exists, but not yet at that instant: say when it begins.
+        (None, Some(as_of), Some(created_at)) if as_of < created_at => {
+            return Err(Error::Arguments {
+                what: "replay".into(),
+                reason: format!(
+                    "{id} did not exist yet at {as_of}: it was created at {created_at}; \
+                     replay it as of that instant or later"
+                ),
+            });
+        }
+        (None, _, _) => return Err(Rejection::UnknownEntity { entity: id.clone() }.into()),
+    };
     Ok(ReplayView {
         entity,
         as_of,

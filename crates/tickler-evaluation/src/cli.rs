@@ -22,8 +22,10 @@ fn entity(text: &str) -> anyhow::Result<EntityId> {
 /// An evaluation's dates (RFC 3339 instants). `--view` sets both view dates.
 #[derive(clap::Args, Default)]
 pub struct EvalDatesArgs {
+    /// When it opens (RFC 3339).
     #[arg(long)]
     pub start: Option<Timestamp>,
+    /// When answers are due (RFC 3339).
     #[arg(long)]
     pub due: Option<Timestamp>,
     /// The end of the grace period after due; closing happens then.
@@ -32,8 +34,10 @@ pub struct EvalDatesArgs {
     /// When instructors and students may view the results.
     #[arg(long, conflicts_with_all = ["view_instructors", "view_students"])]
     pub view: Option<Timestamp>,
+    /// When instructors may see the results (RFC 3339) [default: --view].
     #[arg(long)]
     pub view_instructors: Option<Timestamp>,
+    /// When students may see the results (RFC 3339) [default: --view].
     #[arg(long)]
     pub view_students: Option<Timestamp>,
 }
@@ -44,6 +48,7 @@ pub enum EvalCmd {
     Create {
         /// The evaluation, e.g. course-101 (eval/ is added when missing).
         entity: String,
+        /// What the evaluation is called in messages.
         #[arg(long)]
         title: String,
         /// Hears that it was created and closed.
@@ -52,6 +57,7 @@ pub enum EvalCmd {
         /// Comma-separated addresses.
         #[arg(long, value_delimiter = ',')]
         students: Vec<String>,
+        /// The instructors' addresses, comma-separated.
         #[arg(long, value_delimiter = ',')]
         instructors: Vec<String>,
         #[command(flatten)]
@@ -81,6 +87,7 @@ pub enum EvalCmd {
     /// A student answered: no more reminders, and out of their digest.
     Respond {
         entity: String,
+        /// The student who answered (their address).
         student: String,
         /// Saved without submitting (reminded only if the evaluation allows saving).
         #[arg(long)]

@@ -207,7 +207,28 @@ impl EvaluationDates {
 impl NewEvaluation {
     /// The `Create` command for the evaluation policy. The policy checks the values (dates in
     /// order, addresses, the reminder setting) and names what is wrong.
+    /// The owner, students and instructors are email addresses (messages go by email): a
+    /// name or an id typed for one is refused, naming it.
+    fn check_addresses(&self) -> Result<(), Error> {
+        let people = std::iter::once(("owner", &self.owner))
+            .chain(self.students.iter().map(|s| ("student", s)))
+            .chain(self.instructors.iter().map(|i| ("instructor", i)));
+        for (role, address) in people {
+            if !tickler_core::is_email_address(address) {
+                return Err(Error::Family {
+                    code: "invalid_attribute_value",
+                    message: format!(
+                        "{role} {address:?} is not an email address (expected one such as \
+                         ana@example.org)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn to_create(&self) -> Result<CreateEntity, Error> {
+        self.check_addresses()?;
         let list = |items: &[String]| AttrValue::List(items.to_vec());
         let mut attributes = BTreeMap::from([
             ("title".to_owned(), AttrValue::Text(self.title.clone())),

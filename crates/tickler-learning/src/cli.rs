@@ -51,6 +51,7 @@ pub enum SiteCmd {
         /// The local delivery time (`HH:MM`) of learners who do not give theirs.
         #[arg(long)]
         delivery_time: Option<String>,
+        /// The LMS base URL that message links point to.
         #[arg(long)]
         lms_url: Option<String>,
         /// A kill switch, `NAME=true|false`: enqueue, deliver, enqueue_<kind>, deliver_<kind>
@@ -72,6 +73,7 @@ pub enum CourseCmd {
         site: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// The organisation (its deadline days apply).
         #[arg(long)]
         org: Option<String>,
         /// self or instructor.
@@ -80,15 +82,19 @@ pub enum CourseCmd {
         /// Needed for a new course.
         #[arg(long)]
         start: Option<Timestamp>,
+        /// When the course ends (RFC 3339).
         #[arg(long)]
         end: Option<Timestamp>,
         /// The course has a verified track to upgrade to.
         #[arg(long)]
         verified: Option<bool>,
+        /// When the verified track can no longer be bought (RFC 3339).
         #[arg(long)]
         verified_expiry: Option<Timestamp>,
+        /// Create schedules for this course's enrolments.
         #[arg(long)]
         create_schedules: Option<bool>,
+        /// Upgrade deadline days for this course (0 to 3,650).
         #[arg(long)]
         deadline_days: Option<i64>,
         /// No upgrade deadline (and no upgrade reminder).
@@ -120,6 +126,7 @@ pub enum LearnerCmd {
         /// Default: the site's.
         #[arg(long)]
         zone: Option<Zone>,
+        /// The track: audit or verified.
         #[arg(long, default_value = "audit")]
         track: String,
         /// `HH:MM` local; default: the site's.
@@ -162,6 +169,7 @@ pub enum LearnerCmd {
         course: String,
         #[arg(long)]
         learner: String,
+        /// The new track: audit or verified.
         #[arg(long)]
         track: String,
     },
@@ -389,8 +397,10 @@ pub fn learner_request(command: LearnerCmd) -> anyhow::Result<Call> {
 pub struct PreviewArgs {
     #[arg(long)]
     course: String,
+    /// The first instant of the preview (RFC 3339).
     #[arg(long)]
     from: Timestamp,
+    /// The instant after its last (RFC 3339).
     #[arg(long)]
     to: Timestamp,
     /// Also simulate this many learners enrolling at --from (as if schedules were on).
@@ -605,7 +615,7 @@ enum Done {
 
 /// `tickler learner import`: enrols every good row, lists bad ones in the report, and keeps a
 /// checkpoint so a stopped import can resume. Exits non-zero when a row failed.
-pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
+pub async fn import(socket: &Path, args: ImportArgs, json: bool) -> anyhow::Result<()> {
     let checkpoint_path = with_suffix(&args.file, ".checkpoint");
     let report_path = args
         .report
@@ -622,8 +632,14 @@ pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
     } else {
         0
     };
-    // Fail before reading a 100k-row file when the daemon is not there.
+    // Fail before creating a report, or reading a 100k-row file, when the file cannot be
+    // read or the daemon is not there.
+    std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     Client::connect(socket).await?;
+    // However the import ends, a report with nothing in it is not left behind (declared
+    // before the report's writer, so dropped after it has flushed).
+    let _cleanup = RemoveIfEmpty(report_path.clone());
     // The report names learners and addresses: a private file, never written through a link.
     let report_file = if args.resume {
         tickler_engine::private_fs::open_private_append(&report_path)
@@ -761,6 +777,55 @@ pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
     report.flush()?;
     std::fs::write(&checkpoint_path, checkpoint.done_through.to_string())?;
 
+    if json {
+        let summary = json!({
+            "rows": total,
+            "file": args.file,
+            "resumed_after": (skip_through > 0).then_some(skip_through),
+            "outcomes": outcomes,
+            "failed": failed,
+            "report": (failed > 0).then_some(&report_path),
+        });
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_import_summary(
+            &args.file,
+            total,
+            skip_through,
+            &outcomes,
+            failed,
+            &report_path,
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} row(s) of {} failed; see {}",
+            args.file.display(),
+            report_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Removes the file when dropped if it is empty.
+struct RemoveIfEmpty(PathBuf);
+
+impl Drop for RemoveIfEmpty {
+    fn drop(&mut self) {
+        if std::fs::metadata(&self.0).is_ok_and(|meta| meta.len() == 0) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn print_import_summary(
+    file: &Path,
+    total: u64,
+    skip_through: u64,
+    outcomes: &BTreeMap<String, u64>,
+    failed: u64,
+    report_path: &Path,
+) {
     let summary: Vec<String> = outcomes
         .iter()
         .map(|(outcome, count)| format!("{count} {outcome}"))
@@ -768,7 +833,7 @@ pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
     out!(
         "{} row(s) in {}: {}{}, {failed} failed{}",
         total,
-        args.file.display(),
+        file.display(),
         if skip_through > 0 {
             format!("resumed after line {skip_through}; ")
         } else {
@@ -785,14 +850,6 @@ pub async fn import(socket: &Path, args: ImportArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
-    if failed > 0 {
-        bail!(
-            "{failed} row(s) of {} failed; see {}",
-            args.file.display(),
-            report_path.display()
-        );
-    }
-    Ok(())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -859,33 +916,7 @@ pub fn print(cmd: &str, result: &Value) -> bool {
             true
         }
         "preview" => {
-            let mut table = comfy_table::Table::new();
-            table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
-            table.set_header(["day (UTC)", "kind", "messages"]);
-            for count in result["counts"].as_array().into_iter().flatten() {
-                table.add_row([
-                    text(&count["day"]),
-                    text(&count["kind"]),
-                    count["count"].to_string(),
-                ]);
-            }
-            out!("{table}");
-            let messages = result["messages"].as_array().cloned().unwrap_or_default();
-            if !messages.is_empty() {
-                let mut table = comfy_table::Table::new();
-                table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
-                table.set_header(["at (UTC)", "schedule", "rule", "source"]);
-                for m in &messages {
-                    table.add_row([
-                        text(&m["at"]),
-                        text(&m["schedule"]),
-                        text(&m["rule"]),
-                        text(&m["source"]),
-                    ]);
-                }
-                out!("{table}");
-            }
-            out!("{} simulated learner(s) held back", result["held_back"]);
+            print_preview(result);
             true
         }
         _ => false,
@@ -894,4 +925,39 @@ pub fn print(cmd: &str, result: &Value) -> bool {
 
 fn text(value: &Value) -> String {
     tickler_admin::terminal::cell(value)
+}
+
+fn print_preview(result: &Value) {
+    use tickler_admin::terminal::table;
+    let mut counts = table(&["day (UTC)", "kind", "messages"]);
+    let mut total = 0u64;
+    for count in result["counts"].as_array().into_iter().flatten() {
+        total += count["count"].as_u64().unwrap_or(0);
+        counts.add_row([
+            text(&count["day"]),
+            text(&count["kind"]),
+            count["count"].to_string(),
+        ]);
+    }
+    out!("{counts}");
+    let messages = result["messages"].as_array().cloned().unwrap_or_default();
+    if !messages.is_empty() {
+        let mut listed = table(&["at (UTC)", "schedule", "rule", "source"]);
+        for m in &messages {
+            listed.add_row([
+                text(&m["at"]),
+                text(&m["schedule"]),
+                text(&m["rule"]),
+                text(&m["source"]),
+            ]);
+        }
+        out!("{listed}");
+    }
+    if (messages.len() as u64) < total {
+        out!(
+            "showing {} of {total} messages; --limit N lists more (at most 10,000)",
+            messages.len()
+        );
+    }
+    out!("{} simulated learner(s) held back", result["held_back"]);
 }

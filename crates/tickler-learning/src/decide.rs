@@ -331,6 +331,13 @@ pub fn decide_enrolment(
             reason: "expected audit or verified".into(),
         });
     }
+    if !tickler_core::is_email_address(&enrolment.email) {
+        return Err(LearnerError::Invalid {
+            what: "email",
+            value: enrolment.email.clone(),
+            reason: "expected an email address such as ana@example.org".into(),
+        });
+    }
     let zone = match enrolment.zone {
         Some(zone) => zone,
         None => match text(site, "default_zone") {

@@ -12,9 +12,14 @@ use tickler_engine::templates::{HTML_SUFFIX, SUBJECT_SUFFIX, TEXT_SUFFIX};
 
 /// Loads every `*.toml` policy in `policies_dir` and every template under `templates_dir`.
 pub fn load_catalog(policies_dir: &Path, templates_dir: &Path) -> Result<Catalog, Error> {
+    Catalog::new(load_policies(policies_dir)?, load_templates(templates_dir)?)
+}
+
+/// Every `*.toml` policy in `dir`, in name order.
+pub fn load_policies(dir: &Path) -> Result<Vec<Policy>, Error> {
     let mut policies = Vec::new();
-    let entries = std::fs::read_dir(policies_dir).map_err(|err| Error::Config {
-        what: format!("policies directory {}", policies_dir.display()),
+    let entries = std::fs::read_dir(dir).map_err(|err| Error::Config {
+        what: format!("policies directory {}", dir.display()),
         reason: err.to_string(),
     })?;
     let mut paths: Vec<_> = entries
@@ -30,7 +35,7 @@ pub fn load_catalog(policies_dir: &Path, templates_dir: &Path) -> Result<Catalog
         let text = std::fs::read_to_string(&path).map_err(|err| failed(err.to_string()))?;
         policies.push(Policy::from_toml(&text).map_err(|err| failed(err.to_string()))?);
     }
-    Catalog::new(policies, load_templates(templates_dir)?)
+    Ok(policies)
 }
 
 /// Loads every `*.subject.j2` / `*.text.j2` / `*.html.j2` file under `dir`, recursively.

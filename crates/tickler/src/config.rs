@@ -37,15 +37,22 @@ pub struct Config {
     /// Serve `GET /metrics` (Prometheus text) on this loopback address, e.g. `127.0.0.1:9464`.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    #[serde(default = "default_policies")]
-    pub policies: PathBuf,
-    #[serde(default = "default_templates")]
-    pub templates: PathBuf,
+    /// The policies' directory (relative to the config file), which must exist; none: the
+    /// policies built into the binary (the shipped `config/policies`).
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+    /// The templates' directory, as `policies`; none: the built-in templates.
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
     /// Sites and courses of learner schedules (`*.toml`, see `LearningSeed`) that a store
     /// starts with: each one the store does not have yet is created when the engine opens;
     /// after that, they change over the socket (`tickler site set`, `tickler course set`).
-    #[serde(default = "default_learning")]
-    pub learning: PathBuf,
+    /// None: no seeds (`serve --demo` adds the built-in demo site and courses).
+    #[serde(default)]
+    pub learning: Option<PathBuf>,
+    /// Seed the built-in demo site and courses too (`serve --demo`).
+    #[serde(skip)]
+    pub demo: bool,
     #[serde(default)]
     pub clock: ClockMode,
     /// What an acknowledged command survives: `process` (a crash of the daemon) or `device` (a
@@ -255,15 +262,6 @@ fn duration(span: Span) -> std::time::Duration {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
-fn default_policies() -> PathBuf {
-    PathBuf::from("policies")
-}
-fn default_templates() -> PathBuf {
-    PathBuf::from("templates")
-}
-fn default_learning() -> PathBuf {
-    PathBuf::from("learning")
-}
 fn default_log_filter() -> String {
     "info".to_owned()
 }
@@ -280,9 +278,15 @@ fn default_channels() -> BTreeMap<String, ChannelConfig> {
 }
 
 impl Config {
-    /// The built-in defaults, as if read from an empty file in the working directory.
+    /// The built-in configuration (the shipped `config/tickler.toml`, built into the binary)
+    /// with the built-in policies and templates, and no seeds.
     pub fn defaults() -> Config {
-        toml::from_str("").expect("an empty config is valid")
+        let mut config: Config =
+            toml::from_str(crate::embedded::CONFIG_FILE).expect("the shipped config is valid");
+        config.policies = None;
+        config.templates = None;
+        config.learning = None;
+        config
     }
 
     /// Reads and checks a config file. Errors name the file and what is wrong.
@@ -307,43 +311,44 @@ impl Config {
         Ok(config)
     }
 
-    pub fn policies_dir(&self) -> PathBuf {
-        self.base_dir.join(&self.policies)
+    pub fn policies_dir(&self) -> Option<PathBuf> {
+        self.policies.as_ref().map(|dir| self.base_dir.join(dir))
     }
 
-    pub fn templates_dir(&self) -> PathBuf {
-        self.base_dir.join(&self.templates)
+    pub fn templates_dir(&self) -> Option<PathBuf> {
+        self.templates.as_ref().map(|dir| self.base_dir.join(dir))
     }
 
-    pub fn learning_dir(&self) -> PathBuf {
-        self.base_dir.join(&self.learning)
+    pub fn learning_dir(&self) -> Option<PathBuf> {
+        self.learning.as_ref().map(|dir| self.base_dir.join(dir))
     }
 
-    /// The seed files of the learning directory, in name order (none when it does not exist).
-    pub fn learning_seeds(&self) -> Result<Vec<(PathBuf, LearningSeed)>, Error> {
-        let dir = self.learning_dir();
-        let unreadable = |path: &Path, reason: String| Error::Config {
-            what: format!("learning seed {}", path.display()),
+    /// The seeds to apply, each named by where it came from: the learning directory's files
+    /// in name order (none when it does not exist), then the built-in demo with `demo`.
+    pub fn learning_seeds(&self) -> Result<Vec<(String, LearningSeed)>, Error> {
+        let unreadable = |source: &str, reason: String| Error::Config {
+            what: format!("learning seed {source}"),
             reason,
         };
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(unreadable(&dir, err.to_string())),
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-            .collect();
-        paths.sort();
-        paths
-            .into_iter()
-            .map(|path| {
+        let mut sources: Vec<(String, String)> = Vec::new();
+        if let Some(dir) = self.learning_dir() {
+            for path in seed_files(&dir)? {
                 let text = std::fs::read_to_string(&path)
-                    .map_err(|err| unreadable(&path, err.to_string()))?;
+                    .map_err(|err| unreadable(&path.display().to_string(), err.to_string()))?;
+                sources.push((path.display().to_string(), text));
+            }
+        }
+        if self.demo {
+            for (name, text) in crate::embedded::DEMO_SEEDS {
+                sources.push((format!("built-in {name}"), (*text).to_owned()));
+            }
+        }
+        sources
+            .into_iter()
+            .map(|(source, text)| {
                 let seed =
-                    toml::from_str(&text).map_err(|err| unreadable(&path, err.to_string()))?;
-                Ok((path, seed))
+                    toml::from_str(&text).map_err(|err| unreadable(&source, err.to_string()))?;
+                Ok((source, seed))
             })
             .collect()
     }
@@ -352,9 +357,9 @@ impl Config {
     /// many were created. Existing ones are left as they are (changed at run time, they stay so).
     pub async fn apply_learning_seeds(&self, engine: &Engine) -> Result<usize, Error> {
         let mut created = 0;
-        for (path, seed) in self.learning_seeds()? {
+        for (source, seed) in self.learning_seeds()? {
             let failed = |err: Error| Error::Config {
-                what: format!("learning seed {}", path.display()),
+                what: format!("learning seed {source}"),
                 reason: err.to_string(),
             };
             for site in &seed.sites {
@@ -401,8 +406,17 @@ impl Config {
         })
     }
 
+    /// The policies and templates: from the configured directories, or those built in.
     pub fn catalog(&self) -> Result<Catalog, Error> {
-        crate::catalog_files::load_catalog(&self.policies_dir(), &self.templates_dir())
+        let policies = match self.policies_dir() {
+            Some(dir) => crate::catalog_files::load_policies(&dir)?,
+            None => crate::embedded::policies()?,
+        };
+        let templates = match self.templates_dir() {
+            Some(dir) => crate::catalog_files::load_templates(&dir)?,
+            None => crate::embedded::templates()?,
+        };
+        Catalog::new(policies, templates)
     }
 
     /// Opens the configured channels that send (the file outbox is created under the data
@@ -572,6 +586,26 @@ impl Config {
         }
         Ok(builder)
     }
+}
+
+/// The `*.toml` files of a seed directory, in name order (none when it does not exist).
+fn seed_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => {
+            return Err(Error::Config {
+                what: format!("learning seeds {}", dir.display()),
+                reason: err.to_string(),
+            });
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 #[cfg(test)]

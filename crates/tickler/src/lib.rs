@@ -11,6 +11,7 @@
 pub mod catalog_files;
 pub mod config;
 pub mod data_dir;
+pub mod embedded;
 
 pub use catalog_files::{load_catalog, load_templates};
 

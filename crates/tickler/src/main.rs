@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tickler::config::ClockMode;
 use tickler::{EntityId, OccurrenceId, Span, Timestamp};
+use tickler_admin::time_arg::TimeArg;
 
 /// glibc's malloc spent about half of the engine's CPU time in its free-list upkeep
 /// (`malloc_consolidate`, `unlink_chunk`, `_int_malloc`) under sled's many short-lived node
@@ -20,16 +21,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "tickler",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TICKLER_COMMIT"), ")"),
     about = "A durable reminder engine: daemon, CLI and audit tools."
 )]
 pub struct Cli {
     /// The config file [default: config/tickler.toml when it exists, else built-in defaults].
     #[arg(long, global = true, env = "TICKLER_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The admin socket [default: <data_dir>/admin/tickler.sock from the config].
+    /// The admin socket [default: <data dir>/admin/tickler.sock].
     #[arg(long, global = true, env = "TICKLER_SOCKET")]
     pub socket: Option<PathBuf>,
+    /// The data directory: the daemon's store, and where clients find its socket
+    /// [default: data_dir of the config, ./data].
+    #[arg(long, global = true, env = "TICKLER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Print the daemon's JSON reply instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -41,13 +46,20 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the daemon: the engine on its sled store, the admin socket and the channels.
     Serve {
-        /// The data directory [default: from the config, ./data].
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
         /// The clock: the system clock, or a manual one moved with `tickler clock`.
         #[arg(long, value_enum)]
         clock: Option<ClockMode>,
+        /// Where a manual clock starts in a new store (a store that ran on a manual clock
+        /// resumes where it stopped) [default: manual_clock_start of the config, else now].
+        #[arg(long, value_name = "INSTANT")]
+        start: Option<Timestamp>,
+        /// Also seed the built-in demo site and courses (those the store lacks).
+        #[arg(long)]
+        demo: bool,
     },
+    /// The configuration in effect, and where each part of it comes from.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Version, uptime, clock, counts, next due timer, quarantined entities.
     Status,
     /// Due dates of tasks (the due-date chasing policy).
@@ -68,10 +80,12 @@ pub enum Cmd {
     /// Process occurrences of a policy that fell due in [from, to) and are still waiting, even
     /// while its delivery is paused (Open edX's "send for date D"); nothing is sent twice.
     Backfill {
+        /// The first instant (RFC 3339, 2030-01-01, 2030-01-01T10:00 in UTC, now-1d, today).
         #[arg(long)]
-        from: Timestamp,
+        from: TimeArg,
+        /// The instant after the last (as --from).
         #[arg(long)]
-        to: Timestamp,
+        to: TimeArg,
         #[arg(long, default_value = "learner-schedule")]
         policy: String,
     },
@@ -102,12 +116,13 @@ pub enum Cmd {
         /// sent, unsent, or an unsent reason (missed, system-error, completed…).
         #[arg(long)]
         outcome: Option<String>,
-        /// Only past events closed at or after this instant.
+        /// Only past events closed at or after this instant (RFC 3339, or 2030-01-01,
+        /// 2030-01-01T10:00 in the entity's zone, now-7d, today).
         #[arg(long)]
-        since: Option<Timestamp>,
-        /// Only past events closed before this instant.
+        since: Option<TimeArg>,
+        /// Only past events closed before this instant (as --since).
         #[arg(long)]
-        until: Option<Timestamp>,
+        until: Option<TimeArg>,
     },
     /// Entities, optionally filtered by kind, policy or recipient.
     List {
@@ -123,12 +138,33 @@ pub enum Cmd {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Occurrences that ended in a system error and wait for a `retry`: where each went, its
+    /// last error, when, after how many attempts.
+    Failures {
+        /// Only those of this policy.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Only those of this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Continue after this one (the `more: --after` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Dry run: what falls due between two instants (nothing is sent).
     Due {
+        /// The first instant (RFC 3339, 2030-01-01, 2030-01-01T10:00 in UTC, now+1d, today)
+        /// [default: now].
         #[arg(long)]
-        from: Timestamp,
+        from: Option<TimeArg>,
+        /// The instant after the last (as --from).
+        #[arg(long, required_unless_present = "within", conflicts_with = "within")]
+        to: Option<TimeArg>,
+        /// Instead of --to: this long after --from, e.g. 7d.
         #[arg(long)]
-        to: Timestamp,
+        within: Option<Span>,
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
@@ -170,6 +206,13 @@ pub enum Cmd {
     },
     /// Send the requests of a JSON-lines file (one admin request per line) to the daemon.
     Import { file: PathBuf },
+    /// Offline: write an export (`tickler export`) into a new, empty data directory: every
+    /// entity's log as it was; what was pending is pending again, past events are history
+    /// (never sent again). Pauses and a manual clock's time are not carried.
+    Restore {
+        /// The export file (JSON lines).
+        file: PathBuf,
+    },
     /// Write every entity's log as JSON lines (to stdout, or a file).
     Export {
         #[arg(long)]
@@ -182,15 +225,9 @@ pub enum Cmd {
     /// Print past events as they are recorded, until interrupted.
     Watch,
     /// Offline: verify a whole data directory (checksums, sequences, replay, past events, timers).
-    Audit {
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
+    Audit,
     /// Offline: rewrite the store compactly (reclaims the space sled leaves behind).
-    Compact {
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
+    Compact,
     /// Run a scenario on a throwaway engine with a manual clock and print what would be sent.
     Simulate {
         /// JSON lines of admin requests, each optionally with "at": an instant to move to first.
@@ -202,6 +239,7 @@ pub enum Cmd {
         /// Where the clock starts [default: the first "at" of the scenario, else now].
         #[arg(long)]
         start: Option<Timestamp>,
+        /// How to print: a table, CSV or JSON (also --json).
         #[arg(long, value_enum, default_value = "table")]
         format: SimulateFormat,
         /// Print the full timeline of this many entities too.
@@ -213,6 +251,9 @@ pub enum Cmd {
     Clock(ClockCmd),
     /// Stop the daemon.
     Shutdown,
+    /// Print the manual page (roff), e.g. `tickler man > /usr/local/share/man/man1/tickler.1`
+    /// (no daemon, no config needed).
+    Man,
     /// Print the shell completion script, e.g. `tickler completions bash >
     /// /etc/bash_completion.d/tickler` (no daemon, no config needed).
     Completions {
@@ -222,9 +263,6 @@ pub enum Cmd {
     /// Offline: an entity's state and history as of an instant, from a data directory (no
     /// daemon may be running on it).
     Replay {
-        /// The data directory [default: from the config].
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
         entity: String,
         /// Fold the log up to this instant (RFC 3339) [default: all of it].
         #[arg(long)]
@@ -253,9 +291,10 @@ pub enum DueCmd {
         /// The workflow template giving the default length.
         #[arg(long, default_value = "reviewer-report")]
         workflow: String,
-        /// The due date (RFC 3339), rounded up to the hour [default: the workflow's length].
+        /// The due date, rounded up to the hour: RFC 3339, or 2030-01-01, 2030-01-01T10:00
+        /// in --zone, now+14d [default: the workflow's length].
         #[arg(long)]
-        due: Option<Timestamp>,
+        due: Option<TimeArg>,
         /// The recipient's IANA time zone.
         #[arg(long, default_value = "UTC")]
         zone: String,
@@ -266,8 +305,10 @@ pub enum DueCmd {
     /// Move the due date: pending reminders follow it.
     Move {
         entity: String,
+        /// The new due date: RFC 3339, or 2030-01-01, 2030-01-01T10:00 in the task's zone,
+        /// now+14d.
         #[arg(long)]
-        to: Timestamp,
+        to: TimeArg,
     },
     /// The task is done: pending reminders are cancelled.
     Complete {
@@ -302,7 +343,8 @@ pub enum EntityCmd {
     MoveAnchor {
         entity: EntityId,
         anchor: String,
-        to: Timestamp,
+        /// RFC 3339, or 2030-01-01, 2030-01-01T10:00 in the entity's zone, now+7d.
+        to: TimeArg,
     },
     /// Set an attribute to a JSON value (true, 3, "text"), or clear it with `null`.
     SetAttribute {
@@ -341,7 +383,7 @@ pub enum GroupCmd {
         zone: String,
         /// Day 0 of the cadence [default: now].
         #[arg(long)]
-        registered_at: Option<Timestamp>,
+        registered_at: Option<TimeArg>,
         /// An attribute, NAME=JSON (e.g. preferred_time='"18:30"'); repeat for more.
         #[arg(long = "attribute", value_name = "NAME=JSON")]
         attributes: Vec<String>,
@@ -353,13 +395,23 @@ pub enum GroupCmd {
 }
 
 #[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Print the effective configuration: the file (or the built-in one), data directory,
+    /// socket, clock, policies, templates, seeds and channels, each with its source.
+    Show,
+}
+
+#[derive(Subcommand)]
 pub enum ClockCmd {
     /// The daemon's current time.
     Now,
     /// Manual clock: move forward, processing every due occurrence at its own instant.
     Advance { by: Span },
     /// Manual clock: jump to an instant (as after downtime: overdue work runs at that instant).
-    Set { to: Timestamp },
+    Set {
+        /// RFC 3339, or 2030-01-01, 2030-01-01T10:00 in UTC, now+1d, today.
+        to: TimeArg,
+    },
 }
 
 fn main() -> ExitCode {
@@ -367,7 +419,36 @@ fn main() -> ExitCode {
     // when an offline tool (`audit`, `replay`) opens a store, an export or an import report all
     // hold recipients' addresses.
     cli::create_files_privately();
-    let cli = Cli::parse();
+    let json = std::env::args().any(|arg| arg == "--json");
+    let parsed = cli::help::command()
+        .try_get_matches()
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(err) if json && err.use_stderr() => {
+            let failed = cli::Failed {
+                code: "usage".into(),
+                message: err
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_owned(),
+                printed: false,
+            };
+            println!("{}", failed.to_json());
+            err.exit()
+        }
+        Err(err) => err.exit(),
+    };
+    // `COLUMNS` when set (shells export it; tests pin it), else the terminal's width.
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|columns| columns.trim().parse::<u16>().ok());
+    tickler_admin::terminal::set_output_width(
+        columns.or_else(tickler_admin::terminal::terminal_width),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -381,8 +462,35 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            report(&err, json);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// An error on stderr; with `--json` also as JSON on stdout (unless the daemon's reply, which
+/// holds it, was printed already), in the shape of the daemon's error replies.
+fn report(err: &anyhow::Error, json: bool) {
+    match err.downcast_ref::<cli::Failed>() {
+        Some(failed) => {
+            if json && !failed.printed {
+                println!("{}", failed.to_json());
+            }
+            match failed.code.as_str() {
+                "failed" | "cannot_connect" => eprintln!("error: {}", failed.message),
+                code => eprintln!("error: {} [{code}]", failed.message),
+            }
+        }
+        None => {
+            if json {
+                let failed = cli::Failed {
+                    code: "failed".into(),
+                    message: format!("{err:#}"),
+                    printed: false,
+                };
+                println!("{}", failed.to_json());
+            }
+            eprintln!("error: {err:#}");
         }
     }
 }

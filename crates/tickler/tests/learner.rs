@@ -161,7 +161,7 @@ async fn an_imported_cohort_gets_its_nudges_and_highlights_over_thirty_days() {
 
     let shown = ok(&daemon.cli(&["learner", "show", "--course", COURSE, "--learner", "l3"]));
     assert!(
-        shown.contains("nudge-3d#0") && !shown.contains("upgrade"),
+        shown.contains("nudge-3d#0") && !shown.contains("upgrade-reminder"),
         "{shown}"
     );
 

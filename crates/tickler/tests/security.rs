@@ -162,7 +162,12 @@ async fn neither_a_recipient_nor_a_channel_secret_reaches_the_log() {
     support::deliver_to_webhook(&config, &receiver.url("/hook"), "TICKLER_TEST_SECRET");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("format = \"human\"", "format = \"json\"");
+        .replace("format = \"human\"", "format = \"json\"")
+        // Each occurrence's end is DEBUG; the test reads those lines too.
+        .replace(
+            "filter = \"info\"",
+            "filter = \"info,tickler_engine=debug\"",
+        );
     std::fs::write(&config, text).unwrap();
     let mut daemon = Daemon::configure(work.path(), START, "manual");
     daemon.env = vec![("TICKLER_TEST_SECRET".into(), SECRET.into())];

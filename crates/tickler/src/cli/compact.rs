@@ -7,7 +7,7 @@ use anyhow::Context;
 use tickler::SledStore;
 use tickler::data_dir::{BEFORE_COMPACTION, COMPACTING, STORE, sync_dir};
 
-pub fn run(data_dir: &Path) -> anyhow::Result<()> {
+pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     // The data directory stays locked until the swap is done: no daemon or other tool can open
     // the store while it is copied, checked and swapped.
     let (locked, store) = super::open_offline(data_dir)?;
@@ -27,6 +27,15 @@ pub fn run(data_dir: &Path) -> anyhow::Result<()> {
     sync_dir(locked.path());
     std::fs::remove_dir_all(&old_dir)?;
     let after = dir_size(&store_dir)?;
+    if json {
+        let summary = serde_json::json!({
+            "entries": copied,
+            "bytes_before": before,
+            "bytes_after": after,
+        });
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
     out!(
         "compacted {} entries: {:.1} MB -> {:.1} MB",
         copied,

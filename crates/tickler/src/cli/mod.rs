@@ -11,10 +11,14 @@ macro_rules! out {
 
 mod audit;
 mod compact;
+mod config_show;
+pub mod help;
 mod output;
 mod replay;
+mod restore;
 mod serve;
 mod simulate;
+mod times;
 mod transfer;
 
 use std::collections::BTreeMap;
@@ -25,13 +29,14 @@ use tickler::config::Config;
 use tickler::{AttrValue, EntityId, Timestamp};
 use tickler_admin::protocol::{
     Cancel, ChangeRecipient, ClockAdvance, ClockSet, Complete, Due, DueCreate, DueMove, EntityArg,
-    EntityCreate, Explain, GroupArg, GroupJoin, GroupLeave, History, List, MoveAnchor, PauseArgs,
-    Retry, SetAttribute, SnapshotArgs, Toggle,
+    EntityCreate, Explain, FailuresArgs, GroupArg, GroupJoin, GroupLeave, History, List,
+    MoveAnchor, PauseArgs, Retry, SetAttribute, SnapshotArgs, Toggle,
 };
 use tickler_admin::{Call, Client, Request};
 use tickler_learning::cli as learning;
 
 use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, GroupCmd};
+use times::Times;
 
 /// Locks the data directory for an offline tool and opens its store read-only, after finishing
 /// or discarding an interrupted compaction (said on stderr). The lock is held while the
@@ -54,39 +59,52 @@ const DEFAULT_CONFIG: &str = "config/tickler.toml";
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Cmd::Completions { shell } = cli.command {
-        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut command = help::command();
         clap_complete::generate(shell, &mut command, "tickler", &mut std::io::stdout());
         return Ok(());
     }
-    let config = load_config(cli.config.as_deref())?;
-    let socket = cli.socket.clone().unwrap_or_else(|| config.socket_path());
+    if let Cmd::Man = cli.command {
+        clap_mangen::Man::new(help::command()).render(&mut std::io::stdout())?;
+        return Ok(());
+    }
+    let (mut config, config_source) = load_config(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    let choice = SocketChoice::of(&cli, &config, &config_source);
+    if let Cmd::Config(crate::ConfigCmd::Show) = cli.command {
+        return config_show::run(&config, &config_source, &choice, cli.json);
+    }
+    command(cli, config, &choice.path)
+        .await
+        .map_err(|err| Failed::of(&err, &choice).into())
+}
+
+/// Runs one subcommand with its configuration and the socket it talks to.
+async fn command(cli: Cli, config: Config, socket: &Path) -> anyhow::Result<()> {
+    let socket = socket.to_owned();
     let request: Call = match cli.command {
-        Cmd::Serve { data_dir, clock } => {
-            return serve::run(config, data_dir, cli.socket, clock).await;
+        Cmd::Serve { clock, start, demo } => {
+            let mut config = config;
+            config.demo = demo;
+            return serve::run(config, cli.socket, clock, start).await;
         }
         Cmd::Replay {
-            data_dir,
             entity,
             as_of,
             events,
         } => {
-            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
             return replay::run(
-                &data_dir,
+                &config.data_dir,
                 &parse_entity(&entity, None)?,
                 as_of,
                 events,
                 cli.json,
             );
         }
-        Cmd::Audit { data_dir } => {
-            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
-            return audit::run(&data_dir, cli.json);
-        }
-        Cmd::Compact { data_dir } => {
-            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
-            return compact::run(&data_dir);
-        }
+        Cmd::Audit => return audit::run(&config.data_dir, cli.json),
+        Cmd::Compact => return compact::run(&config.data_dir, cli.json),
+        Cmd::Restore { file } => return restore::run(&config.data_dir, &file, cli.json),
         Cmd::Simulate {
             scenario,
             until,
@@ -94,46 +112,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             sample,
         } => {
+            // `--json` is `--format json`, as every other command takes it.
+            let format = if cli.json {
+                crate::SimulateFormat::Json
+            } else {
+                format
+            };
             return simulate::run(&config, &scenario, until, start, format, sample).await;
         }
-        Cmd::Import { file } => {
-            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
-            return transfer::import(&socket, &file).await;
-        }
-        Cmd::Watch => {
-            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
-            return transfer::watch(&socket, cli.json).await;
-        }
-        Cmd::Export { output } => {
-            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
-            return transfer::export(&socket, output.as_deref()).await;
-        }
+        Cmd::Import { file } => return transfer::import(&socket, &file, cli.json).await,
+        Cmd::Watch => return transfer::watch(&socket, cli.json).await,
+        Cmd::Export { output } => return transfer::export(&socket, output.as_deref()).await,
         Cmd::Learner(learning::LearnerCmd::Import(args)) => {
-            let socket = cli.socket.unwrap_or_else(|| config.socket_path());
-            return learning::import(&socket, args).await;
+            return learning::import(&socket, args, cli.json).await;
         }
         Cmd::Site(site) => learning::site_request(site)?,
         Cmd::Course(course) => learning::course_request(course)?,
         Cmd::Learner(learner) => learning::learner_request(learner)?,
         Cmd::Eval(eval) => tickler_evaluation::cli::eval_request(eval)?,
         Cmd::Preview(args) => learning::preview_request(args),
-        command => generic_request(command)?.into(),
+        Cmd::Shutdown => {
+            call(&socket, Request::Shutdown.into(), cli.json).await?;
+            return wait_until_stopped(&socket, &config.data_dir).await;
+        }
+        command => {
+            let mut times = times::Times::new(&socket);
+            generic_request(command, &mut times).await?.into()
+        }
     };
     call(&socket, request, cli.json).await
 }
 
 /// The request of a generic command.
-fn generic_request(command: Cmd) -> anyhow::Result<Request> {
+async fn generic_request(command: Cmd, times: &mut Times<'_>) -> anyhow::Result<Request> {
     Ok(match command {
         Cmd::Backfill { from, to, policy } => {
             Request::Backfill(tickler_admin::protocol::BackfillArgs {
                 policy: Some(policy),
-                from,
-                to,
+                from: times.at(from, None, None).await?,
+                to: times.at(to, None, None).await?,
             })
         }
         Cmd::Status => Request::Status,
-        Cmd::DueDate(due) => due_request(due)?,
+        Cmd::DueDate(due) => due_request(due, times).await?,
         Cmd::List {
             kind,
             policy,
@@ -147,11 +168,38 @@ fn generic_request(command: Cmd) -> anyhow::Result<Request> {
             after,
             limit: Some(limit),
         }),
-        Cmd::Due { from, to, limit } => Request::Due(Due {
-            from,
-            to,
+        Cmd::Failures {
+            policy,
+            channel,
+            after,
+            limit,
+        } => Request::Failures(FailuresArgs {
+            policy,
+            channel,
+            after,
             limit: Some(limit),
         }),
+        Cmd::Due {
+            from,
+            to,
+            within,
+            limit,
+        } => {
+            let from = match from {
+                Some(from) => times.at(from, None, None).await?,
+                None => times.now().await?,
+            };
+            let to = match (to, within) {
+                (Some(to), _) => times.at(to, None, None).await?,
+                (None, Some(within)) => from.saturating_add(within),
+                (None, None) => bail!("give --to or --within"),
+            };
+            Request::Due(Due {
+                from,
+                to,
+                limit: Some(limit),
+            })
+        }
         Cmd::Explain { entity, occurrence } => Request::Explain(Explain {
             entity: parse_entity(&entity, None)?,
             occurrence,
@@ -177,8 +225,8 @@ fn generic_request(command: Cmd) -> anyhow::Result<Request> {
             entity: entity.map(|e| parse_entity(&e, None)).transpose()?,
         }),
         Cmd::Metrics => Request::Metrics,
-        Cmd::Entity(entity) => entity_request(entity)?,
-        Cmd::Group(group) => group_request(group)?,
+        Cmd::Entity(entity) => entity_request(entity, times).await?,
+        Cmd::Group(group) => group_request(group, times).await?,
         Cmd::Toggle {
             entity,
             occurrence,
@@ -203,20 +251,25 @@ fn generic_request(command: Cmd) -> anyhow::Result<Request> {
             outcome,
             since,
             until,
-        } => Request::History(History {
-            entity: parse_entity(&entity, None)?,
-            outcome,
-            since,
-            until,
-        }),
+        } => {
+            let entity = parse_entity(&entity, None)?;
+            Request::History(History {
+                since: times.maybe(since, None, Some(&entity)).await?,
+                until: times.maybe(until, None, Some(&entity)).await?,
+                entity,
+                outcome,
+            })
+        }
         Cmd::Clock(ClockCmd::Now) => Request::ClockNow,
         Cmd::Clock(ClockCmd::Advance { by }) => Request::ClockAdvance(ClockAdvance { by }),
-        Cmd::Clock(ClockCmd::Set { to }) => Request::ClockSet(ClockSet { to }),
-        Cmd::Shutdown => Request::Shutdown,
+        Cmd::Clock(ClockCmd::Set { to }) => Request::ClockSet(ClockSet {
+            to: times.at(to, None, None).await?,
+        }),
         Cmd::Serve { .. }
         | Cmd::Replay { .. }
-        | Cmd::Audit { .. }
-        | Cmd::Compact { .. }
+        | Cmd::Audit
+        | Cmd::Compact
+        | Cmd::Restore { .. }
         | Cmd::Simulate { .. }
         | Cmd::Import { .. }
         | Cmd::Watch
@@ -226,6 +279,9 @@ fn generic_request(command: Cmd) -> anyhow::Result<Request> {
         | Cmd::Learner(_)
         | Cmd::Eval(_)
         | Cmd::Preview(_)
+        | Cmd::Config(_)
+        | Cmd::Shutdown
+        | Cmd::Man
         | Cmd::Completions { .. } => unreachable!("run by `run` itself, not as a generic request"),
     })
 }
@@ -243,13 +299,20 @@ pub fn create_files_privately() {
     }
 }
 
-/// `--config` may name the file or the directory holding `tickler.toml`.
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+/// `--config` may name the file or the directory holding `tickler.toml`. Also says where the
+/// configuration came from, for messages.
+fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
     Ok(match path {
-        Some(dir) if dir.is_dir() => Config::load(&dir.join("tickler.toml"))?,
-        Some(path) => Config::load(path)?,
-        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
-        None => Config::defaults(),
+        Some(dir) if dir.is_dir() => {
+            let file = dir.join("tickler.toml");
+            (Config::load(&file)?, file.display().to_string())
+        }
+        Some(path) => (Config::load(path)?, path.display().to_string()),
+        None if Path::new(DEFAULT_CONFIG).exists() => (
+            Config::load(Path::new(DEFAULT_CONFIG))?,
+            DEFAULT_CONFIG.to_owned(),
+        ),
+        None => (Config::defaults(), "the built-in defaults".to_owned()),
     })
 }
 
@@ -262,7 +325,7 @@ fn parse_entity(text: &str, default_kind: Option<&str>) -> anyhow::Result<Entity
     Ok(EntityId::parse(&full)?)
 }
 
-fn due_request(due: DueCmd) -> anyhow::Result<Request> {
+async fn due_request(due: DueCmd, times: &mut Times<'_>) -> anyhow::Result<Request> {
     Ok(match due {
         DueCmd::Create {
             entity,
@@ -271,18 +334,24 @@ fn due_request(due: DueCmd) -> anyhow::Result<Request> {
             due,
             zone,
             title,
-        } => Request::DueCreate(DueCreate {
-            entity: parse_entity(&entity, Some("due"))?,
-            workflow: Some(workflow),
-            recipient,
-            zone: zone.parse()?,
-            due_at: due,
-            title,
-        }),
-        DueCmd::Move { entity, to } => Request::DueMove(DueMove {
-            entity: parse_entity(&entity, Some("due"))?,
-            due_at: to,
-        }),
+        } => {
+            let zone = zone.parse()?;
+            Request::DueCreate(DueCreate {
+                entity: parse_entity(&entity, Some("due"))?,
+                workflow: Some(workflow),
+                recipient,
+                zone,
+                due_at: times.maybe(due, Some(zone), None).await?,
+                title,
+            })
+        }
+        DueCmd::Move { entity, to } => {
+            let entity = parse_entity(&entity, Some("due"))?;
+            Request::DueMove(DueMove {
+                due_at: times.at(to, None, Some(&entity)).await?,
+                entity,
+            })
+        }
         DueCmd::Complete { entity, reason } => Request::DueComplete(Complete {
             entity: parse_entity(&entity, Some("due"))?,
             reason,
@@ -290,7 +359,7 @@ fn due_request(due: DueCmd) -> anyhow::Result<Request> {
     })
 }
 
-fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
+async fn entity_request(command: EntityCmd, times: &mut Times<'_>) -> anyhow::Result<Request> {
     Ok(match command {
         EntityCmd::Create {
             entity,
@@ -322,6 +391,7 @@ fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
             })
         }
         EntityCmd::MoveAnchor { entity, anchor, to } => {
+            let to = times.at(to, None, Some(&entity)).await?;
             Request::EntityMoveAnchor(MoveAnchor { entity, anchor, to })
         }
         EntityCmd::SetAttribute {
@@ -356,7 +426,7 @@ fn entity_request(command: EntityCmd) -> anyhow::Result<Request> {
     })
 }
 
-fn group_request(command: GroupCmd) -> anyhow::Result<Request> {
+async fn group_request(command: GroupCmd, times: &mut Times<'_>) -> anyhow::Result<Request> {
     Ok(match command {
         GroupCmd::Join {
             group,
@@ -371,11 +441,13 @@ fn group_request(command: GroupCmd) -> anyhow::Result<Request> {
                 let (name, value) = split_pair(&pair, "--attribute")?;
                 attribute_map.insert(name.to_owned(), parse_attribute(value)?);
             }
+            let zone = zone.parse()?;
+            let registered_at = times.maybe(registered_at, Some(zone), None).await?;
             Request::GroupJoin(GroupJoin {
                 group,
                 contact,
                 recipient,
-                zone: zone.parse()?,
+                zone,
                 anchors: registered_at
                     .map(|at| BTreeMap::from([("registered_at".to_owned(), at)]))
                     .unwrap_or_default(),
@@ -410,7 +482,114 @@ async fn call(socket: &Path, request: Call, json: bool) -> anyhow::Result<()> {
     }
     match reply.error {
         None => Ok(()),
-        Some(error) if json => bail!("{} [{}]", error.message, error.code),
-        Some(error) => bail!("{} [{}]", error.message, error.code),
+        Some(error) => Err(Failed {
+            code: error.code,
+            message: error.message,
+            printed: json,
+        }
+        .into()),
+    }
+}
+
+/// After `shutdown` is acknowledged: returns once the daemon has let go of its socket and its
+/// data directory, so that what comes next (an offline tool, a new daemon) finds them free.
+async fn wait_until_stopped(socket: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    const STOP_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    // Only a data directory a daemon locked can tell: with only a socket, its removal does.
+    let has_lock = data_dir.join("tickler.lock").exists();
+    while started.elapsed() < STOP_WAIT_MAX {
+        let stopped =
+            !socket.exists() && (!has_lock || tickler::data_dir::DataDir::lock(data_dir).is_ok());
+        if stopped {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    bail!(
+        "the daemon acknowledged the shutdown but still holds {} after {} s",
+        data_dir.display(),
+        STOP_WAIT_MAX.as_secs()
+    )
+}
+
+/// Why a command failed, with the protocol's error code: the daemon's, or one of the CLI's
+/// own (`cannot_connect`, `invalid_arguments`, `failed`). With `--json` it is printed as the
+/// daemon prints an error reply, `{"ok": false, "error": {"code", "message"}}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} [{code}]")]
+pub struct Failed {
+    pub code: String,
+    pub message: String,
+    /// Whether the daemon's reply, holding the error, was already printed (`--json`).
+    pub printed: bool,
+}
+
+impl Failed {
+    /// The failure an error of the CLI is: a daemon's error as it came, a connection error as
+    /// `cannot_connect` (naming the socket and how it was chosen), anything else `failed`.
+    pub fn of(error: &anyhow::Error, socket: &SocketChoice) -> Failed {
+        if let Some(failed) = error.downcast_ref::<Failed>() {
+            return Failed {
+                code: failed.code.clone(),
+                message: failed.message.clone(),
+                printed: failed.printed,
+            };
+        }
+        let connect = error.chain().find_map(|cause| match cause.downcast_ref() {
+            Some(tickler_admin::Error::Connect { source, .. }) => Some(source.to_string()),
+            _ => None,
+        });
+        match connect {
+            Some(cause) => Failed {
+                code: "cannot_connect".into(),
+                message: format!(
+                    "cannot connect to the daemon at {} ({}): {cause}; is `tickler serve` running \
+                     with the same data directory?",
+                    socket.path.display(),
+                    socket.how
+                ),
+                printed: false,
+            },
+            None => Failed {
+                code: "failed".into(),
+                message: format!("{error:#}"),
+                printed: false,
+            },
+        }
+    }
+
+    /// `{"ok": false, "error": {"code", "message"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ok": false,
+            "error": { "code": self.code, "message": self.message },
+        })
+    }
+}
+
+/// The admin socket a client uses, made absolute, and how it was chosen (said when it
+/// cannot be reached).
+pub struct SocketChoice {
+    pub path: std::path::PathBuf,
+    pub how: String,
+}
+
+impl SocketChoice {
+    pub fn of(cli: &Cli, config: &Config, config_source: &str) -> SocketChoice {
+        let (path, how) = match (&cli.socket, &cli.data_dir, &config.socket) {
+            (Some(socket), _, _) => (socket.clone(), "from --socket or TICKLER_SOCKET".to_owned()),
+            (None, Some(_), _) => (
+                config.socket_path(),
+                "in the data directory of --data-dir or TICKLER_DATA_DIR".to_owned(),
+            ),
+            (None, None, Some(socket)) => (socket.clone(), format!("socket of {config_source}")),
+            (None, None, None) => (
+                config.socket_path(),
+                format!("in data_dir of {config_source}"),
+            ),
+        };
+        let path = std::path::absolute(&path).unwrap_or(path);
+        SocketChoice { path, how }
     }
 }

@@ -1,8 +1,11 @@
 //! Human output: tables for people; `--json` prints the daemon's reply untouched for scripts.
 
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::Value;
+use tickler_admin::terminal::{self, column_min, instant_cell, shorten, summarise, table};
 use tickler_admin::{Call, Request};
+
+/// The most characters of an error a table cell shows (`--json` has it whole).
+const ERROR_CELL_LEN: usize = 60;
 
 pub fn print(call: &Call, result: &Value) {
     match call {
@@ -12,11 +15,7 @@ pub fn print(call: &Call, result: &Value) {
                 return;
             }
             match call.cmd.as_str() {
-                "eval.respond" => {
-                    for applied in result["applied"].as_array().into_iter().flatten() {
-                        print_applied(applied);
-                    }
-                }
+                "eval.respond" => print_response(&call.args, result),
                 _ => print_applied(result),
             }
         }
@@ -25,7 +24,8 @@ pub fn print(call: &Call, result: &Value) {
 
 fn print_generic(request: &Request, result: &Value) {
     match request {
-        Request::Status => print_pairs(result),
+        Request::Status => print_status(result),
+        Request::Failures(_) => print_failures(result),
         Request::Show(_) => print_entity(result),
         Request::History(_) => print_past_events(&result["past_events"]),
         Request::ClockNow | Request::ClockAdvance(_) | Request::ClockSet(_) => {
@@ -55,34 +55,11 @@ fn print_generic(request: &Request, result: &Value) {
         Request::List(_) => print_list(result),
         Request::Due(_) => print_due(result),
         Request::Explain(_) => print_explanation(result),
-        Request::Pause(_) | Request::Resume(_) => {
-            let paused = &result["paused"];
-            let mut scopes = Vec::new();
-            if paused["all"] == true {
-                scopes.push("all delivery".to_owned());
-            }
-            for channel in paused["channels"].as_array().into_iter().flatten() {
-                scopes.push(format!("channel {}", text(channel)));
-            }
-            for policy in paused["policies"].as_array().into_iter().flatten() {
-                scopes.push(format!("policy {}", text(policy)));
-            }
-            if scopes.is_empty() {
-                out!("nothing is paused");
-            } else {
-                out!("paused: {}", scopes.join(", "));
-            }
-        }
-        Request::Retry(_) if result.get("retried_entities").is_some() => {
-            let retried = result["retried_entities"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            out!(
-                "retried the errored occurrences of {} entities",
-                retried.len()
-            );
-        }
+        Request::Pause(_) | Request::Resume(_) => match pause_scopes(&result["paused"]).as_str() {
+            "none" => out!("nothing is paused"),
+            scopes => out!("paused: {scopes}"),
+        },
+        Request::Retry(_) if result.get("retried").is_some() => print_retried(result),
         Request::Snapshot(_) => out!("{} snapshot(s) written", text(&result["snapshots"])),
         Request::Metrics => out!("{}", result["text"].as_str().unwrap_or_default().trim_end()),
         Request::Backfill(_) => {
@@ -104,34 +81,8 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table.load_style(UTF8_BORDERS_ONLY);
-    table.set_header(header.iter().copied());
-    table
-}
-
-fn print_pairs(result: &Value) {
-    let mut table = Table::new();
-    table.load_style(UTF8_BORDERS_ONLY);
-    if let Value::Object(map) = result {
-        for (key, value) in map {
-            let shown = match value {
-                Value::Object(inner) if inner.is_empty() => "none".to_owned(),
-                Value::Object(_) => serde_json::to_string(value).unwrap_or_default(),
-                other => text(other),
-            };
-            table.add_row(vec![key.clone(), shown]);
-        }
-    }
-    out!("{table}");
-}
-
 fn print_applied(result: &Value) {
-    let events: Vec<String> = result["events"]
-        .as_array()
-        .map(|events| events.iter().map(text).collect())
-        .unwrap_or_default();
+    let events = result["events"].as_array().cloned().unwrap_or_default();
     if events.is_empty() {
         out!(
             "{}: nothing changed (version {})",
@@ -143,7 +94,7 @@ fn print_applied(result: &Value) {
             "{}: version {} ({})",
             text(&result["entity"]),
             text(&result["version"]),
-            events.join(", ")
+            summarise(events.iter().filter_map(Value::as_str))
         );
     }
     if result["past_events"]
@@ -159,27 +110,41 @@ fn print_applied(result: &Value) {
 }
 
 fn print_entity(entity: &Value) {
+    let workflow = entity["workflow"]
+        .as_str()
+        .map(|w| format!(", {w}"))
+        .unwrap_or_default();
+    out!("{}", fit(&text(&entity["entity"])));
     out!(
-        "{}  policy {} v{}{}  recipient {}  zone {}  version {}",
-        text(&entity["entity"]),
-        text(&entity["policy"]),
-        text(&entity["policy_version"]),
-        entity["workflow"]
-            .as_str()
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default(),
-        text(&entity["recipient"]),
-        text(&entity["zone"]),
-        text(&entity["version"]),
+        "{}",
+        fit(&format!(
+            "  policy: {} v{}{workflow}, version {}",
+            text(&entity["policy"]),
+            text(&entity["policy_version"]),
+            text(&entity["version"]),
+        ))
     );
+    // A directory entity (a site, a course) is its own recipient: no address, no zone of its
+    // own (a site's default zone is among its attributes).
+    if entity["recipient"] != entity["entity"] {
+        out!(
+            "{}",
+            fit(&format!(
+                "  recipient: {} ({})",
+                text(&entity["recipient"]),
+                text(&entity["zone"])
+            ))
+        );
+    }
     if let Value::Object(anchors) = &entity["anchors"] {
         for (name, at) in anchors {
-            out!("  {name}: {}", text(at));
+            out!("{}", fit(&format!("  {name}: {}", text(at))));
         }
     }
     if let Some(phase) = entity["phase"].as_str() {
         out!("  phase: {phase}");
     }
+    print_attributes(&entity["attributes"]);
     if let Value::Object(completed) = &entity["completed"] {
         out!(
             "  completed: {} at {}",
@@ -192,24 +157,24 @@ fn print_entity(entity: &Value) {
         out!("  no active reminders");
         return;
     }
-    let mut table = table(&[
-        "OCCURRENCE",
-        "KIND",
-        "PLANNED (UTC)",
-        "LOCAL",
-        "STATE",
-        "ATTEMPTS",
-    ]);
+    let mut table = table(&["OCCURRENCE", "KIND", "PLANNED (UTC)", "LOCAL", "STATE"]);
     for reminder in &active {
+        let state = match reminder["attempts"].as_u64() {
+            Some(attempts) if attempts > 0 => {
+                format!("{} ({attempts} attempts)", text(&reminder["state"]))
+            }
+            _ => text(&reminder["state"]),
+        };
         table.add_row(vec![
             text(&reminder["occurrence"]),
             text(&reminder["kind"]),
-            text(&reminder["planned_at"]),
+            instant_cell(&reminder["planned_at"]),
             text(&reminder["planned_local"]),
-            text(&reminder["state"]),
-            text(&reminder["attempts"]),
+            state,
         ]);
     }
+    column_min(&mut table, 0, 14);
+    column_min(&mut table, 2, 12);
     out!("{table}");
 }
 
@@ -239,7 +204,7 @@ fn print_past_events(past: &Value) {
                 text(&row["attempts"])
             )
         } else {
-            text(&row["detail"])
+            shorten(&text(&row["detail"]), ERROR_CELL_LEN)
         };
         let occurrence = match row["retry_of"].as_str() {
             Some(original) => format!("{} (retry of {original})", text(&row["occurrence"])),
@@ -248,12 +213,15 @@ fn print_past_events(past: &Value) {
         table.add_row(vec![
             occurrence,
             text(&row["kind"]),
-            text(&row["planned_at"]),
-            text(&row["closed_at"]),
+            instant_cell(&row["planned_at"]),
+            instant_cell(&row["closed_at"]),
             outcome,
             detail,
         ]);
     }
+    column_min(&mut table, 0, 14);
+    column_min(&mut table, 2, 12);
+    column_min(&mut table, 3, 12);
     out!("{table}");
 }
 
@@ -274,19 +242,33 @@ fn print_list(result: &Value) {
         "POLICY",
         "RECIPIENT",
         "ACTIVE",
+        "ERRORS",
         "NEXT WAKE (UTC)",
         "COMPLETED",
     ]);
     for entity in &entities {
+        let errors = match (&entity["error"], &entity["errored"]) {
+            (Value::String(error), _) => shorten(error, ERROR_CELL_LEN),
+            (_, count) if count == 0 => String::new(),
+            (_, count) => text(count),
+        };
+        // A directory entity (a site, a course) is its own recipient.
+        let recipient = match &entity["recipient"] {
+            same if same == &entity["entity"] => "-".to_owned(),
+            other => text(other),
+        };
         table.add_row(vec![
             text(&entity["entity"]),
             text(&entity["policy"]),
-            text(&entity["recipient"]),
+            recipient,
             text(&entity["active"]),
-            text(&entity["next_wake"]),
+            errors,
+            instant_cell(&entity["next_wake"]),
             text(&entity["completed"]),
         ]);
     }
+    column_min(&mut table, 0, 20);
+    column_min(&mut table, 5, 12);
     out!("{table}");
     if !result["next"].is_null() {
         out!("more: --after {}", text(&result["next"]));
@@ -315,7 +297,7 @@ fn print_due(result: &Value) {
     ]);
     for entry in &entries {
         table.add_row(vec![
-            text(&entry["due"]),
+            instant_cell(&entry["due"]),
             text(&entry["entity"]),
             text(&entry["occurrence"]),
             text(&entry["kind"]),
@@ -345,5 +327,206 @@ fn print_explanation(result: &Value) {
         for line in story["lines"].as_array().into_iter().flatten() {
             out!("  - {}", text(&line["text"]));
         }
+    }
+}
+
+/// An entity's attributes, one per line: lists (students, who answered) with their count, and
+/// cut to a line's width (`show --json` has them whole).
+fn print_attributes(attributes: &Value) {
+    let Value::Object(attributes) = attributes else {
+        return;
+    };
+    for (name, value) in attributes {
+        let shown = match value {
+            Value::Array(items) => format!(
+                "({}) {}",
+                items.len(),
+                items.iter().map(text).collect::<Vec<_>>().join(", ")
+            ),
+            other => text(other),
+        };
+        out!("{}", fit(&format!("  {name}: {shown}")));
+    }
+}
+
+fn print_failures(result: &Value) {
+    let failures = result["failures"].as_array().cloned().unwrap_or_default();
+    if failures.is_empty() {
+        out!("no failures: no occurrence waits for a retry");
+        return;
+    }
+    let mut table = table(&[
+        "ENTITY",
+        "OCCURRENCE",
+        "CHANNEL",
+        "ATTEMPTS",
+        "FAILED (UTC)",
+        "LAST ERROR",
+    ]);
+    for failure in &failures {
+        table.add_row(vec![
+            text(&failure["entity"]),
+            text(&failure["occurrence"]),
+            text(&failure["channel"]),
+            text(&failure["attempts"]),
+            instant_cell(&failure["failed_at"]),
+            shorten(&text(&failure["error"]), ERROR_CELL_LEN),
+        ]);
+    }
+    out!("{table}");
+    if !result["next"].is_null() {
+        out!("more: --after {}", text(&result["next"]));
+    }
+    out!("retry: tickler retry ENTITY [OCCURRENCE], or tickler retry --all");
+}
+
+fn print_retried(result: &Value) {
+    let retried = result["retried"].as_array().cloned().unwrap_or_default();
+    let entities = result["retried_entities"].as_array().map_or(0, Vec::len);
+    if retried.is_empty() {
+        out!("nothing to retry: no occurrence ended in a system error");
+        return;
+    }
+    out!(
+        "retried {} occurrence(s) of {entities} entit{}, each under its original key:",
+        retried.len(),
+        if entities == 1 { "y" } else { "ies" }
+    );
+    for each in &retried {
+        out!("  {} {}", text(&each["entity"]), text(&each["occurrence"]));
+    }
+}
+
+/// `status` in order of importance: what needs an operator first, then time and firing, then
+/// sizes; durations and sizes in human units.
+fn print_status(status: &Value) {
+    let count = |key: &str| match &status[key] {
+        Value::Null => "unknown (see storage errors)".to_owned(),
+        other => text(other),
+    };
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    let quarantined = status["quarantined"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    rows.push(("quarantined", list_or_none(quarantined.keys().cloned())));
+    let storage_errors = status["storage_errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    rows.push((
+        "storage errors",
+        list_or_none(storage_errors.iter().map(text)),
+    ));
+    rows.push(("errored (tickler failures)", count("errored")));
+    rows.push(("errors in the last hour", text(&status["errors_last_hour"])));
+    rows.push(("retries waiting", count("retries_in_flight")));
+    rows.push(("paused", pause_scopes(&status["paused"])));
+    rows.push(("held by a pause", text(&status["parked"])));
+    rows.push((
+        "now",
+        format!(
+            "{} ({} clock)",
+            text(&status["now"]),
+            text(&status["clock"])
+        ),
+    ));
+    rows.push(("next due", text(&status["next_due"])));
+    let lag = &status["firing_lag_ms"];
+    rows.push((
+        "firing lag",
+        match (lag["last_ms"].as_u64(), lag["max_ms"].as_u64()) {
+            (Some(last), Some(max)) => {
+                format!("{} (max {})", terminal::millis(last), terminal::millis(max))
+            }
+            _ => "none yet".to_owned(),
+        },
+    ));
+    rows.push(("wakes processed", text(&status["fired"])));
+    rows.push(("entities", count("entities")));
+    rows.push(("pending timers", count("pending_timers")));
+    rows.push(("past events", count("past_events")));
+    rows.push(("log events", count("events")));
+    rows.push((
+        "store on disk",
+        status["store_bytes"]
+            .as_u64()
+            .map_or_else(|| count("store_bytes"), terminal::bytes),
+    ));
+    rows.push(("entity actors", text(&status["actors"])));
+    rows.push(("timers in memory", text(&status["timers_in_memory"])));
+    rows.push(("wakes in flight", text(&status["wakes_in_flight"])));
+    rows.push((
+        "uptime",
+        status["uptime_ms"]
+            .as_u64()
+            .map_or_else(String::new, terminal::millis),
+    ));
+    rows.push((
+        "version",
+        format!(
+            "{} (protocol {})",
+            text(&status["version"]),
+            text(&status["protocol"])
+        ),
+    ));
+    let mut table = table(&[]);
+    for (name, value) in rows {
+        table.add_row(vec![name.to_owned(), value]);
+    }
+    out!("{table}");
+}
+
+fn list_or_none(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The scopes a `paused` value holds, in words.
+fn pause_scopes(paused: &Value) -> String {
+    let mut scopes = Vec::new();
+    if paused["all"] == true {
+        scopes.push("all delivery".to_owned());
+    }
+    for channel in paused["channels"].as_array().into_iter().flatten() {
+        scopes.push(format!("channel {}", text(channel)));
+    }
+    for policy in paused["policies"].as_array().into_iter().flatten() {
+        scopes.push(format!("policy {}", text(policy)));
+    }
+    list_or_none(scopes.into_iter())
+}
+
+/// One line: who answered, and how many of the students have.
+fn print_response(args: &Value, result: &Value) {
+    let applied = result["applied"].as_array().cloned().unwrap_or_default();
+    let last = applied.last().cloned().unwrap_or_default();
+    let attributes = &last["state"]["attributes"];
+    let count = |name: &str| attributes[name].as_array().map_or(0, Vec::len);
+    let what = if args["saved"] == true {
+        "saved a draft"
+    } else {
+        "answered"
+    };
+    out!(
+        "{}: {} {what}; {} of {} students have answered, {} in progress (version {})",
+        text(&result["entity"]),
+        text(&result["student"]),
+        count("respondents"),
+        count("students"),
+        count("in_progress"),
+        text(&last["version"]),
+    );
+}
+
+/// A line cut to the output's width, when it has one (`--json` has the whole value).
+fn fit(line: &str) -> String {
+    match terminal::output_width() {
+        Some(width) => shorten(line, usize::from(width)),
+        None => line.to_owned(),
     }
 }

@@ -12,20 +12,26 @@ use tracing_subscriber::EnvFilter;
 
 pub async fn run(
     mut config: Config,
-    data_dir: Option<PathBuf>,
     socket: Option<PathBuf>,
     clock: Option<ClockMode>,
+    start: Option<tickler::Timestamp>,
 ) -> anyhow::Result<()> {
-    if let Some(dir) = data_dir {
-        config.data_dir = dir;
-    }
     if let Some(socket) = socket {
         config.socket = Some(socket);
     }
     if let Some(clock) = clock {
         config.clock = clock;
     }
+    if let Some(start) = start {
+        if config.clock != ClockMode::Manual {
+            anyhow::bail!("--start {start} sets where a manual clock starts: add --clock manual");
+        }
+        config.manual_clock_start = Some(start);
+    }
     init_logging(&config);
+    // A broken policy, template or seed is reported before anything is created on disk.
+    config.catalog()?;
+    config.learning_seeds()?;
 
     // Held for the daemon's life: no offline tool or second daemon opens the store meanwhile.
     let locked = DataDir::create_and_lock(&config.data_dir)?;
@@ -39,11 +45,13 @@ pub async fn run(
     );
     let clock: Arc<dyn Clock> = match config.clock {
         ClockMode::System => Arc::new(SystemClock),
-        ClockMode::Manual => Arc::new(ManualClock::new(
-            config
-                .manual_clock_start
+        // Told where to start, it starts there (or resumes later); else it resumes where the
+        // store's last run left it, and a new store starts now.
+        ClockMode::Manual => Arc::new(ManualClock::new(match config.manual_clock_start {
+            Some(start) => start,
+            None => tickler_engine::stored_manual_clock(store.as_ref())?
                 .unwrap_or_else(|| SystemClock.now()),
-        )),
+        })),
     };
     let engine = config.open_engine(store, clock).await?;
     let socket = config.socket_path();

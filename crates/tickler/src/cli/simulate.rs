@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::{Value, json};
 use tickler::config::Config;
 use tickler::{
@@ -184,9 +183,8 @@ fn report(
                 "simulated from {start} to {end}: {} occurrence(s) ended",
                 past.len()
             );
-            let mut table = Table::new();
-            table.load_style(UTF8_BORDERS_ONLY);
-            table.set_header(vec!["DAY (UTC)", "KIND", "OUTCOME", "COUNT"]);
+            let mut table =
+                tickler_admin::terminal::table(&["DAY (UTC)", "KIND", "OUTCOME", "COUNT"]);
             for ((day, kind, outcome), n) in &counts {
                 table.add_row(vec![
                     day.clone(),

@@ -22,7 +22,7 @@ const IMPORT_CONNECTIONS: usize = 16;
 /// `{"cmd":"due.create","args":{...}}`) and reports the lines that failed. Lines about one
 /// entity (`args.entity`) go through one connection, in file order; different entities go in
 /// parallel.
-pub async fn import(socket: &Path, file: &Path) -> anyhow::Result<()> {
+pub async fn import(socket: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
     let text =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let lines: Vec<String> = BufReader::new(text).lines().collect::<Result<_, _>>()?;
@@ -76,15 +76,24 @@ pub async fn import(socket: &Path, file: &Path) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     failures.sort();
-    for (number, message) in &failures {
-        eprintln!("line {number}: {message}");
-    }
     let sent = lines.iter().filter(|l| !l.trim().is_empty()).count();
-    out!(
-        "imported {} line(s), {} failed",
-        sent - failures.len(),
-        failures.len()
-    );
+    if json {
+        let failed: Vec<Value> = failures
+            .iter()
+            .map(|(line, error)| serde_json::json!({ "line": line, "error": error }))
+            .collect();
+        let summary = serde_json::json!({ "imported": sent - failures.len(), "failed": failed });
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for (number, message) in &failures {
+            eprintln!("line {number}: {message}");
+        }
+        out!(
+            "imported {} line(s), {} failed",
+            sent - failures.len(),
+            failures.len()
+        );
+    }
     if !failures.is_empty() {
         bail!("{} line(s) of {} failed", failures.len(), file.display());
     }

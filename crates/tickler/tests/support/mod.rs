@@ -274,3 +274,14 @@ pub fn run_to_exit(daemon: &Daemon, args: &[&str]) -> Output {
     }
     waiter.join().unwrap()
 }
+
+/// Runs a tickler command with the config of `work` (`work/config/tickler.toml`), in `work`.
+pub fn run_tickler(work: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(work.join("config/tickler.toml"))
+        .args(args)
+        .current_dir(work)
+        .output()
+        .unwrap()
+}
