@@ -114,6 +114,32 @@ pub fn instant_cell(value: &serde_json::Value) -> String {
     }
 }
 
+/// `text` wrapped at spaces to `width` columns when the output has one: the first line starts
+/// with `first`, the others with `rest` (a hanging indent). A word longer than a line stays
+/// whole on a line of its own.
+pub fn wrap(text: &str, first: &str, rest: &str) -> Vec<String> {
+    let Some(width) = output_width().map(usize::from) else {
+        return vec![format!("{first}{text}")];
+    };
+    let mut lines = Vec::new();
+    let mut line = first.to_owned();
+    let mut empty = true;
+    for word in text.split(' ') {
+        let needed = line.chars().count() + usize::from(!empty) + word.chars().count();
+        if !empty && needed > width {
+            lines.push(std::mem::replace(&mut line, rest.to_owned()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    lines.push(line);
+    lines
+}
+
 /// `text` cut to at most `max` characters, with `…` where it was cut: long errors fit a table
 /// cell (`--json` has them whole).
 pub fn shorten(text: &str, max: usize) -> String {

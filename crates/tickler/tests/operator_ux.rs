@@ -191,6 +191,8 @@ async fn the_main_tables_fit_an_80_column_terminal() {
             "--to",
             "2026-04-01T00:00:00Z",
         ],
+        &["explain", review],
+        &["failures"],
     ] {
         let text = at_width(&daemon, 80, args);
         for line in text.lines() {

@@ -316,7 +316,9 @@ fn print_due(result: &Value) {
 fn print_explanation(result: &Value) {
     out!("{}", text(&result["entity"]));
     for line in result["entity_lines"].as_array().into_iter().flatten() {
-        out!("  {}", text(&line["text"]));
+        for part in terminal::wrap(&text(&line["text"]), "  ", "  ") {
+            out!("{part}");
+        }
     }
     for story in result["occurrences"].as_array().into_iter().flatten() {
         out!(
@@ -325,7 +327,9 @@ fn print_explanation(result: &Value) {
             text(&story["status"])
         );
         for line in story["lines"].as_array().into_iter().flatten() {
-            out!("  - {}", text(&line["text"]));
+            for part in terminal::wrap(&text(&line["text"]), "  - ", "    ") {
+                out!("{part}");
+            }
         }
     }
 }
