@@ -8,17 +8,22 @@ use serde::{Deserialize, Serialize};
 use crate::seed::Draw;
 use crate::{IdempotencyKey, Span};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// How deliveries are retried (`[engine.delivery]`; its schema documents the configuration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryPolicy {
     /// Attempts before an occurrence becomes unsent "system error", the first included.
     pub max_attempts: u32,
     /// The delay after the first failure; doubled after each further one.
+    #[schemars(with = "String")]
     pub backoff_initial: Span,
+    /// The longest delay between two attempts.
+    #[schemars(with = "String")]
     pub backoff_max: Span,
     /// 0 = none; 0.5 = each delay is drawn from [0.75, 1.25) of its nominal value.
     pub jitter: f64,
     /// How long an attempt may take before its outcome counts as unknown and it is retried.
+    #[schemars(with = "String")]
     pub lease: Span,
 }
 

@@ -31,7 +31,17 @@ pub struct DigestChannel {
 }
 
 /// What identifies an item in a digest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DigestKey {
     /// The source entity: its latest notice replaces the previous one (a survey's

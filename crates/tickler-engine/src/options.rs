@@ -5,13 +5,15 @@ use tickler_core::{DeliveryPolicy, Span};
 
 use crate::error::Error;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The engine's settings (`[engine]`; its schema documents the configuration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineOptions {
     /// A snapshot is written with the command that brings this many events since the last one,
     /// bounding what an entity replays when its actor starts.
     pub snapshot_every: u64,
     /// An entity actor idle this long (real time) is stopped; it replays on its next message.
+    #[schemars(with = "String")]
     pub passivate_after: Span,
     /// At most about this many entity actors live at once: beyond it, the least recently used
     /// idle ones are passivated early (within 50 ms), so a bulk import of any size runs
@@ -28,11 +30,13 @@ pub struct EngineOptions {
     pub wake_in_flight_max: usize,
     /// Timers due within this span of now are kept in memory; later ones stay in the store's
     /// timer index until they come near.
+    #[schemars(with = "String")]
     pub timer_horizon: Span,
     /// The channel of rules that name none.
     pub default_channel: String,
     /// Deliveries under way at once per channel.
     pub channel_in_flight_max: usize,
+    /// How deliveries are retried.
     pub delivery: DeliveryPolicy,
 }
 

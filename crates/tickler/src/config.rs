@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tickler_core::{Span, Timestamp, Zone};
 use tickler_engine::{
     Catalog, Channel, Clock, DigestChannel, DigestKey, Engine, EngineBuilder, EngineOptions, Error,
@@ -20,9 +20,12 @@ use tickler_engine::{SmtpChannel, SmtpConfig};
 use tickler_learning::{CourseSettings, LearnerSchedules, SiteSettings};
 use tickler_store::Store;
 
-#[derive(Clone, Debug, Deserialize)]
+/// `tickler.toml` (its schema, from these types, is `proto/configuration.md`).
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The data directory: the store, the outboxes, the admin socket's directory (relative to
+    /// the working directory).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Default: `<data_dir>/admin/tickler.sock`.
@@ -36,6 +39,7 @@ pub struct Config {
     pub socket_group: Option<String>,
     /// Serve `GET /metrics` (Prometheus text) on this loopback address, e.g. `127.0.0.1:9464`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The policies' directory (relative to the config file), which must exist; none: the
     /// policies built into the binary (the shipped `config/policies`).
@@ -53,6 +57,7 @@ pub struct Config {
     /// Seed the built-in demo site and courses too (`serve --demo`).
     #[serde(skip)]
     pub demo: bool,
+    /// `system`, or `manual`: a clock that moves only with `tickler clock advance|set`.
     #[serde(default)]
     pub clock: ClockMode,
     /// What an acknowledged command survives: `process` (a crash of the daemon) or `device` (a
@@ -61,11 +66,15 @@ pub struct Config {
     pub durability: DurabilityConfig,
     /// Where a manual clock starts the first time (later starts resume where it stopped).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub manual_clock_start: Option<Timestamp>,
+    /// The daemon's log.
     #[serde(default)]
     pub log: LogConfig,
+    /// The engine's settings.
     #[serde(default)]
     pub engine: EngineOptions,
+    /// The channels policies deliver through, by name: each a `kind` and its settings.
     #[serde(default = "default_channels")]
     pub channels: BTreeMap<String, ChannelConfig>,
     /// The directory the config file is in; relative policy and template paths start there.
@@ -83,7 +92,9 @@ pub struct LearningSeed {
     pub courses: Vec<CourseSettings>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DurabilityConfig {
     #[default]
@@ -100,7 +111,18 @@ impl DurabilityConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClockMode {
     #[default]
@@ -108,9 +130,10 @@ pub enum ClockMode {
     Manual,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
+    /// `human`, or `json`: one JSON object per line.
     #[serde(default)]
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `tickler=debug`; `RUST_LOG` overrides it.
@@ -127,7 +150,9 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
     #[default]
@@ -135,15 +160,19 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ChannelConfig {
     /// A JSON-lines outbox; `path` is relative to the data directory.
-    File { path: PathBuf },
+    File {
+        /// The outbox file, relative to the data directory.
+        path: PathBuf,
+    },
     /// Deliveries written to the log (`tickler::outbox` target).
     Log,
     /// An HTTP POST per delivery, signed; see `WebhookChannel`.
     Webhook {
+        /// Where each delivery is POSTed (https, or http to an allowed private host).
         url: String,
         /// Hosts the url may point at (`*.example.org` for subdomains).
         allow_hosts: Vec<String>,
@@ -152,40 +181,56 @@ pub enum ChannelConfig {
         allow_private: bool,
         /// The environment variable holding the HMAC-SHA256 signing key.
         secret_env: String,
+        /// The header carrying `sha256=<hex of the HMAC of the body>`.
         #[serde(default = "default_signature_header")]
         signature_header: String,
+        /// `message`: the whole message as JSON; `body`: the rendered template is the body.
         #[serde(default)]
         payload: PayloadConfig,
+        /// How long connecting may take.
         #[serde(default = "default_connect_timeout")]
+        #[schemars(with = "String")]
         connect_timeout: Span,
+        /// How long a request may take, answer included.
         #[serde(default = "default_timeout")]
+        #[schemars(with = "String")]
         timeout: Span,
     },
     /// An email per delivery through an SMTP relay; see `SmtpChannel`.
     Smtp {
+        /// The relay's host name.
         host: String,
+        /// The relay's port (587 for STARTTLS, 465 for TLS).
         port: u16,
         /// `none` (loopback relays and tests only), `starttls` or `tls`.
         tls: SmtpTls,
         /// Environment variables holding the user name and password; both or neither.
         #[serde(default)]
         username_env: Option<String>,
+        /// The environment variable holding the password (with `username_env`).
         #[serde(default)]
         password_env: Option<String>,
+        /// The sender, e.g. `Course evaluations <evaluations@example.org>`.
         from: String,
+        /// Where replies go, when not to the sender.
         #[serde(default)]
         reply_to: Option<String>,
+        /// How long each SMTP command may take.
         #[serde(default = "default_timeout")]
+        #[schemars(with = "String")]
         timeout: Span,
     },
     /// Collects messages into one digest per recipient, sent by `policy` (the rule of it that
     /// `collects` the list `list`); see `DigestChannel`.
     Digest {
+        /// The policy whose rule sends the digests.
         policy: String,
+        /// The list attribute of the digest entity that collects the items.
         #[serde(default = "default_digest_list")]
         list: String,
         /// The zone digests are sent in; default: the zone of the entity the first item came from.
         #[serde(default)]
+        #[schemars(with = "Option<String>")]
         zone: Option<Zone>,
         /// `entity` (default: a source's later notice replaces its earlier one) or
         /// `occurrence` (every message is listed).
@@ -194,7 +239,9 @@ pub enum ChannelConfig {
     },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadConfig {
     /// The whole message as JSON.

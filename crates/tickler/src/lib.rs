@@ -10,6 +10,7 @@
 
 pub mod catalog_files;
 pub mod config;
+pub mod config_reference;
 pub mod data_dir;
 pub mod embedded;
 

@@ -399,6 +399,9 @@ pub enum ConfigCmd {
     /// Print the effective configuration: the file (or the built-in one), data directory,
     /// socket, clock, policies, templates, seeds and channels, each with its source.
     Show,
+    /// Print the configuration reference: every key of tickler.toml with its type, default
+    /// and meaning (Markdown, generated from the configuration types).
+    Reference,
 }
 
 #[derive(Subcommand)]

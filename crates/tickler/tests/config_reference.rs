@@ -78,3 +78,27 @@ fn the_shipped_config_lists_every_key_the_configuration_takes() {
         "keys config/tickler.toml does not list: {missing:#?}"
     );
 }
+
+/// The reference in `proto/` is the one the types generate, and says what every key means.
+#[test]
+fn the_configuration_reference_is_generated_from_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/configuration.md");
+    let generated = tickler::config_reference::markdown();
+    if std::env::var_os("TICKLER_WRITE_REFERENCE").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == generated,
+        "proto/configuration.md differs from the types: TICKLER_WRITE_REFERENCE=1 cargo test -p tickler --test config_reference"
+    );
+    for row in generated.lines().filter(|line| line.starts_with("| `")) {
+        let meaning = row.trim_end_matches(" |").rsplit(" | ").next().unwrap();
+        // A channel's key starts with the kind it belongs to: the meaning is what follows.
+        let meaning = match meaning.strip_prefix("(`kind = ") {
+            Some(rest) => rest.split_once("`)").map_or("", |(_, after)| after),
+            None => meaning,
+        };
+        assert!(!meaning.trim().is_empty(), "a key without a meaning: {row}");
+    }
+}

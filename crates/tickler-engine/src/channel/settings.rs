@@ -15,7 +15,9 @@ pub enum Payload {
 }
 
 /// How the connection to the relay is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SmtpTls {
     /// Plaintext: only for a relay on loopback or a trusted local network (and tests).

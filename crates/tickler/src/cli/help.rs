@@ -47,6 +47,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("status", "tickler status"),
     ("config show", "tickler config show --json"),
+    ("config reference", "tickler config reference"),
     ("clock now", "tickler clock now"),
     ("clock advance", "tickler clock advance 9d"),
     ("clock set", "tickler clock set 2026-03-10"),

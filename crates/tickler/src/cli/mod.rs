@@ -72,6 +72,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         config.data_dir = dir.clone();
     }
     let choice = SocketChoice::of(&cli, &config, &config_source);
+    if let Cmd::Config(crate::ConfigCmd::Reference) = cli.command {
+        out!("{}", tickler::config_reference::markdown().trim_end());
+        return Ok(());
+    }
     if let Cmd::Config(crate::ConfigCmd::Show) = cli.command {
         return config_show::run(&config, &config_source, &choice, cli.json);
     }
