@@ -261,21 +261,6 @@ async fn an_operator_cancels_one_occurrence_or_a_whole_entity() {
     assert_eq!(cancelled["state"]["completed"]["reason"], "cancelled");
 }
 
-/// A daemon whose contact cadence delivers through a webhook to `port`, where nothing listens
-/// until the test says so.
-async fn daemon_with_webhook_on(work: &std::path::Path, port: u16) -> Daemon {
-    let config = support::write_config(work, "2026-03-02T04:00:00Z");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[channels.rapidpro]\nkind = \"file\"\npath = \"rapidpro-outbox.jsonl\"",
-        &format!(
-            "[channels.rapidpro]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/flows\"\nallow_hosts = [\"127.0.0.1\"]\nallow_private = true\nsecret_env = \"PATH\"\npayload = \"body\"\nconnect_timeout = \"1s\"\ntimeout = \"2s\""
-        ),
-    );
-    assert!(text.contains("kind = \"webhook\""));
-    std::fs::write(&config, text).unwrap();
-    Daemon::start(work, "2026-03-02T04:00:00Z").await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_retry_re_delivers_what_ended_in_a_system_error_once_the_receiver_is_back() {
     let work = tempfile::tempdir().unwrap();
@@ -284,7 +269,7 @@ async fn a_bulk_retry_re_delivers_what_ended_in_a_system_error_once_the_receiver
         .local_addr()
         .unwrap()
         .port();
-    let daemon = daemon_with_webhook_on(work.path(), port).await;
+    let daemon = support::with_contacts_on_a_webhook(work.path(), port).await;
     ok(&daemon.cli(&[
         "group",
         "join",

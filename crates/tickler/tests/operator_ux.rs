@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{BIN, Daemon};
+use support::{BIN, Daemon, ok, result};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -16,21 +16,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        stdout(output),
-        stderr(output)
-    );
-    stdout(output)
-}
-
-fn result(output: &Output) -> Value {
-    let reply: Value = serde_json::from_str(&ok(output)).unwrap();
-    reply["result"].clone()
 }
 
 /// A command that must fail with exit 1 and say `expected` on stderr.
@@ -50,15 +35,7 @@ async fn a_failed_interaction(work: &Path) -> Daemon {
         .local_addr()
         .unwrap()
         .port();
-    let config = support::write_config(work, "2026-03-02T04:00:00Z");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[channels.rapidpro]\nkind = \"file\"\npath = \"rapidpro-outbox.jsonl\"",
-        &format!(
-            "[channels.rapidpro]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/flows\"\nallow_hosts = [\"127.0.0.1\"]\nallow_private = true\nsecret_env = \"PATH\"\npayload = \"body\"\nconnect_timeout = \"1s\"\ntimeout = \"2s\""
-        ),
-    );
-    std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(work, "2026-03-02T04:00:00Z").await;
+    let daemon = support::with_contacts_on_a_webhook(work, port).await;
     ok(&daemon.cli(&[
         "group",
         "join",
@@ -127,6 +104,31 @@ async fn retry_all_names_each_occurrence_it_retried() {
     );
 }
 
+/// An evaluation of three students, open 03-02 to 03-09 with daily reminders; what the CLI said.
+fn create_course_101(daemon: &Daemon) -> String {
+    ok(&daemon.cli(&[
+        "eval",
+        "create",
+        "course-101",
+        "--title",
+        "Course 101",
+        "--owner",
+        "owner@example.org",
+        "--students",
+        "a@example.org,b@example.org,c@example.org",
+        "--start",
+        "2026-03-02T08:00:00Z",
+        "--due",
+        "2026-03-09T17:00:00Z",
+        "--view",
+        "2026-03-10T08:00:00Z",
+        "--reminder",
+        "every-1d",
+        "--zone",
+        "Europe/Paris",
+    ]))
+}
+
 /// The CLI run with `COLUMNS` set, as a terminal of that width would.
 fn at_width(daemon: &Daemon, columns: u16, args: &[&str]) -> String {
     let output = Command::new(BIN)
@@ -155,27 +157,7 @@ async fn the_main_tables_fit_an_80_column_terminal() {
         "--zone",
         "America/Argentina/Buenos_Aires",
     ]));
-    ok(&daemon.cli(&[
-        "eval",
-        "create",
-        "course-101",
-        "--title",
-        "Course 101",
-        "--owner",
-        "owner@example.org",
-        "--students",
-        "a@example.org,b@example.org,c@example.org",
-        "--start",
-        "2026-03-02T08:00:00Z",
-        "--due",
-        "2026-03-09T17:00:00Z",
-        "--view",
-        "2026-03-10T08:00:00Z",
-        "--reminder",
-        "every-1d",
-        "--zone",
-        "Europe/Paris",
-    ]));
+    create_course_101(&daemon);
     ok(&daemon.cli(&["clock", "advance", "12d"]));
     let review = "due/review-of-a-long-manuscript-title-42";
     for args in [
@@ -210,25 +192,7 @@ async fn the_main_tables_fit_an_80_column_terminal() {
 async fn output_summarises_repeats_and_shows_attributes_and_answers() {
     let work = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
-    let created = ok(&daemon.cli(&[
-        "eval",
-        "create",
-        "course-101",
-        "--title",
-        "Course 101",
-        "--owner",
-        "owner@example.org",
-        "--students",
-        "a@example.org,b@example.org,c@example.org",
-        "--start",
-        "2026-03-02T08:00:00Z",
-        "--due",
-        "2026-03-09T17:00:00Z",
-        "--view",
-        "2026-03-10T08:00:00Z",
-        "--reminder",
-        "every-1d",
-    ]));
+    let created = create_course_101(&daemon);
     assert!(
         created.contains("created, 11 × occurrence-planned"),
         "{created}"

@@ -4,25 +4,8 @@
 
 mod support;
 
-use std::process::Output;
-
 use serde_json::Value;
-use support::Daemon;
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn result(output: &Output) -> Value {
-    let reply: Value = serde_json::from_str(&ok(output)).unwrap();
-    reply["result"].clone()
-}
+use support::{Daemon, ok, result};
 
 /// Every entity's state (without `phase`, which depends on the clock) and history.
 fn everything(daemon: &Daemon) -> Vec<(Value, Value)> {

@@ -285,3 +285,35 @@ pub fn run_tickler(work: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// Asserts that a command succeeded; its stdout.
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `result` of a successful command run with `--json`.
+pub fn result(output: &Output) -> serde_json::Value {
+    let reply: serde_json::Value = serde_json::from_str(&ok(output)).unwrap();
+    reply["result"].clone()
+}
+
+/// A daemon whose contact cadence delivers through a webhook to `port` on loopback, where
+/// nothing listens until the test says so.
+pub async fn with_contacts_on_a_webhook(work: &Path, port: u16) -> Daemon {
+    let config = write_config(work, "2026-03-02T04:00:00Z");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[channels.rapidpro]\nkind = \"file\"\npath = \"rapidpro-outbox.jsonl\"",
+        &format!(
+            "[channels.rapidpro]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/flows\"\nallow_hosts = [\"127.0.0.1\"]\nallow_private = true\nsecret_env = \"PATH\"\npayload = \"body\"\nconnect_timeout = \"1s\"\ntimeout = \"2s\""
+        ),
+    );
+    assert!(text.contains("kind = \"webhook\""));
+    std::fs::write(&config, text).unwrap();
+    Daemon::start(work, "2026-03-02T04:00:00Z").await
+}
