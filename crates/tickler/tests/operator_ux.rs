@@ -129,6 +129,20 @@ fn create_course_101(daemon: &Daemon) -> String {
     ]))
 }
 
+/// Site `demo` and its course `c-1`, starting 2026-03-01.
+fn a_site_and_course(daemon: &Daemon) {
+    ok(&daemon.cli(&["site", "set", "demo"]));
+    ok(&daemon.cli(&[
+        "course",
+        "set",
+        "c-1",
+        "--site",
+        "demo",
+        "--start",
+        "2026-03-01T00:00:00Z",
+    ]));
+}
+
 /// The CLI run with `COLUMNS` set, as a terminal of that width would.
 fn at_width(daemon: &Daemon, columns: u16, args: &[&str]) -> String {
     let output = Command::new(BIN)
@@ -447,16 +461,7 @@ async fn a_learner_import_leaves_no_empty_report_and_speaks_json() {
         &["missing.csv"],
     );
     assert!(!work.path().join("missing.csv.report.jsonl").exists());
-    ok(&daemon.cli(&["site", "set", "demo"]));
-    ok(&daemon.cli(&[
-        "course",
-        "set",
-        "c-1",
-        "--site",
-        "demo",
-        "--start",
-        "2026-03-01T00:00:00Z",
-    ]));
+    a_site_and_course(&daemon);
     std::fs::write(
         work.path().join("good.csv"),
         "learner,email,course\nana,ana@example.org,c-1\n",
@@ -528,16 +533,7 @@ async fn instants_take_dates_local_times_and_now_relative_shorthands() {
 async fn preview_says_when_it_listed_only_part() {
     let work = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
-    ok(&daemon.cli(&["site", "set", "demo"]));
-    ok(&daemon.cli(&[
-        "course",
-        "set",
-        "c-1",
-        "--site",
-        "demo",
-        "--start",
-        "2026-03-01T00:00:00Z",
-    ]));
+    a_site_and_course(&daemon);
     let preview = ok(&daemon.cli(&[
         "preview",
         "--course",
