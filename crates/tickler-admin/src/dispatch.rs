@@ -159,7 +159,7 @@ async fn due_create(engine: &Engine, args: DueCreate) -> Result<Value, Error> {
         anchors,
         attributes,
     };
-    apply(engine, &args.entity, Command::Create(create)).await
+    create_entity(engine, &args.entity, create).await
 }
 
 async fn due_move(engine: &Engine, args: DueMove) -> Result<Value, Error> {
@@ -186,7 +186,7 @@ async fn entity_create(engine: &Engine, args: EntityCreate) -> Result<Value, Err
         anchors: args.anchors,
         attributes: args.attributes,
     };
-    apply(engine, &args.entity, Command::Create(create)).await
+    create_entity(engine, &args.entity, create).await
 }
 
 async fn entity_move_anchor(engine: &Engine, args: MoveAnchor) -> Result<Value, Error> {
@@ -508,6 +508,16 @@ fn clock(engine: &Engine) -> Value {
         "clock": if engine.is_manual_clock() { "manual" } else { "system" },
         "now": engine.now(),
     })
+}
+
+/// A create: the identical request repeated replies as the first did, with no events.
+async fn create_entity(
+    engine: &Engine,
+    entity: &EntityId,
+    create: CreateEntity,
+) -> Result<Value, Error> {
+    let applied = engine.create(entity, create).await?;
+    applied_reply(engine, entity, &applied).await
 }
 
 async fn apply(engine: &Engine, entity: &EntityId, command: Command) -> Result<Value, Error> {

@@ -121,6 +121,18 @@ pub enum DeliveryResult {
 pub enum Rejection {
     #[error("entity {entity} already exists")]
     AlreadyExists { entity: EntityId },
+    /// A create for an existing entity whose content differs from the request that created it.
+    #[error(
+        "entity {entity} already exists with a different {field} (recorded: {recorded}, this \
+         request: {given}); the identical request succeeds, a change takes its own command \
+         (a move, set-attribute, change-recipient)"
+    )]
+    Conflict {
+        entity: EntityId,
+        field: String,
+        recorded: String,
+        given: String,
+    },
     #[error("unknown entity {entity}")]
     UnknownEntity { entity: EntityId },
     #[error("entity {entity} has kind {kind:?}, but policy {policy:?} is for kind {expected:?}")]
@@ -208,6 +220,7 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::AlreadyExists { .. } => "already_exists",
+            Rejection::Conflict { .. } => "conflict",
             Rejection::UnknownEntity { .. } => "unknown_entity",
             Rejection::WrongKind { .. } => "wrong_kind",
             Rejection::UnknownWorkflow { .. } => "unknown_workflow",

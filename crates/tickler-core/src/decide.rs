@@ -385,21 +385,7 @@ fn decide_create(
         check_anchor_known(policy, name)?;
         anchors.insert(name.clone(), *at);
     }
-    if let Some(workflow) = &create.workflow {
-        let spec = policy
-            .workflows
-            .get(workflow)
-            .ok_or_else(|| Rejection::UnknownWorkflow {
-                value: workflow.clone(),
-                policy: policy.name.clone(),
-                known: join(policy.workflows.keys()),
-            })?;
-        for (name, span) in &spec.defaults {
-            anchors
-                .entry(name.clone())
-                .or_insert_with(|| ctx.now.saturating_add(*span));
-        }
-    }
+    let workflow = workflow_defaults(create, ctx, &mut anchors)?;
     for (name, spec) in &policy.anchors {
         if let Some(offset) = spec.default_offset {
             anchors
@@ -433,7 +419,7 @@ fn decide_create(
     let mut created = Event::Created {
         policy: policy.name.clone(),
         policy_version: policy.version,
-        workflow: create.workflow.clone(),
+        workflow,
         recipient: create.recipient.clone(),
         zone: create.zone,
         anchors,
@@ -458,6 +444,37 @@ fn decide_create(
         Rearm::Never,
     ));
     Ok(events)
+}
+
+/// The workflow a create starts from (the one it names, or the policy's default one) with the
+/// anchors it gives by default, for those the create left out.
+fn workflow_defaults(
+    create: &CreateEntity,
+    ctx: &Context,
+    anchors: &mut BTreeMap<String, Timestamp>,
+) -> Result<Option<String>, Rejection> {
+    let policy = ctx.policy;
+    let Some(workflow) = create
+        .workflow
+        .as_ref()
+        .or(policy.default_workflow.as_ref())
+    else {
+        return Ok(None);
+    };
+    let spec = policy
+        .workflows
+        .get(workflow)
+        .ok_or_else(|| Rejection::UnknownWorkflow {
+            value: workflow.clone(),
+            policy: policy.name.clone(),
+            known: join(policy.workflows.keys()),
+        })?;
+    for (name, span) in &spec.defaults {
+        anchors
+            .entry(name.clone())
+            .or_insert_with(|| ctx.now.saturating_add(*span));
+    }
+    Ok(Some(workflow.clone()))
 }
 
 /// The kinds of the policy's rules whose enqueue switch is off for this new entity.

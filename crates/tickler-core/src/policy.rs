@@ -34,6 +34,10 @@ pub struct Policy {
     /// Named starting points for an entity (Aperta's workflow templates): default anchors.
     #[serde(default)]
     pub workflows: BTreeMap<String, Workflow>,
+    /// The workflow a create that names none starts from (e.g. `reviewer-report`). The one
+    /// place this default is decided: the CLI, the protocol and an embedder all leave it out.
+    #[serde(default)]
+    pub default_workflow: Option<String>,
     /// The reasons an entity may be completed with; empty means any reason.
     #[serde(default)]
     pub completion_reasons: Vec<String>,
@@ -411,6 +415,35 @@ impl Policy {
         self.rules.iter().find(|rule| &rule.name == name)
     }
 
+    /// Every workflow default names a known anchor, and the default workflow exists.
+    fn validate_workflows(&self) -> Result<(), String> {
+        for (workflow, spec) in &self.workflows {
+            if let Some(anchor) = spec
+                .defaults
+                .keys()
+                .find(|a| !self.anchors.contains_key(*a))
+            {
+                return Err(format!(
+                    "workflow {workflow:?} sets a default for unknown anchor {anchor:?}"
+                ));
+            }
+        }
+        match &self.default_workflow {
+            Some(workflow) if !self.workflows.contains_key(workflow) => {
+                let known: Vec<&str> = self.workflows.keys().map(String::as_str).collect();
+                Err(format!(
+                    "default_workflow {workflow:?} is not one of its workflows ({})",
+                    if known.is_empty() {
+                        "it has none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the policy as a whole, so that a mistake is found when the file is loaded rather
     /// than when a reminder fires at 3 a.m.
     pub fn validate(&self) -> Result<(), Error> {
@@ -457,15 +490,7 @@ impl Policy {
                 )));
             }
         }
-        for (workflow, spec) in &self.workflows {
-            for anchor in spec.defaults.keys() {
-                if !anchor_known(anchor) {
-                    return Err(fail(format!(
-                        "workflow {workflow:?} sets a default for unknown anchor {anchor:?}"
-                    )));
-                }
-            }
-        }
+        self.validate_workflows().map_err(fail)?;
         let mut names = BTreeSet::new();
         for rule in &self.rules {
             if !names.insert(&rule.name) {

@@ -258,16 +258,6 @@ fn bad_creations_are_rejected_naming_the_value_and_write_nothing() {
         ),
         (
             Command::Create(CreateEntity {
-                workflow: None,
-                ..match create(None) {
-                    Command::Create(c) => c,
-                    _ => unreachable!(),
-                }
-            }),
-            "missing_anchor",
-        ),
-        (
-            Command::Create(CreateEntity {
                 recipient: "".into(),
                 ..match create(None) {
                     Command::Create(c) => c,
@@ -293,6 +283,20 @@ fn bad_creations_are_rejected_naming_the_value_and_write_nothing() {
         assert_eq!(rejection.code(), code, "{rejection}");
         assert!(chase.log.is_empty());
     }
+    // A policy without a default workflow: a create naming neither a workflow nor a due date
+    // lacks its required anchor.
+    let mut chase = Chase::new();
+    chase.policy.default_workflow = None;
+    let no_workflow = Command::Create(CreateEntity {
+        workflow: None,
+        ..match create(None) {
+            Command::Create(c) => c,
+            _ => unreachable!(),
+        }
+    });
+    let rejection = chase.when(now, no_workflow).unwrap_err();
+    assert_eq!(rejection.code(), "missing_anchor", "{rejection}");
+    assert!(chase.log.is_empty());
     let mut chase = Chase::new();
     chase.id = EntityId::parse("learner/ada").unwrap();
     let rejection = chase.when(now, create(None)).unwrap_err();

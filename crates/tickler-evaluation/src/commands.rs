@@ -60,6 +60,10 @@ impl CommandFamily for Commands {
         COMMANDS
     }
 
+    fn app_commands(&self) -> &'static [&'static str] {
+        COMMANDS
+    }
+
     fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         vec![
             ("eval.create", generator.subschema_for::<NewEvaluation>()),

@@ -68,6 +68,18 @@ impl CommandFamily for Commands {
         COMMANDS
     }
 
+    fn app_commands(&self) -> &'static [&'static str] {
+        // A site's settings (hold-back ratio, deadlines for every course) are an operator's.
+        &[
+            "course.set",
+            "learner.enroll",
+            "learner.unenroll",
+            "learner.change-track",
+            "learner.opt-out",
+            "preview",
+        ]
+    }
+
     fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         vec![
             ("site.set", generator.subschema_for::<SiteSettings>()),

@@ -422,7 +422,12 @@ impl crate::LearnerSchedules for Engine {
                     .attributes
                     .get("held_back")
                     .is_some_and(AttrValue::is_true);
+                // Enrolling an enrolled learner again keeps the schedule they have, whether or
+                // not this enrolment says the same.
                 match self.create(&id, create).await {
+                    Ok(applied) if applied.events.is_empty() => {
+                        Ok(Enrolled::Exists { schedule: id })
+                    }
                     Ok(_) => {
                         let pending = self.show(&id).await?.active.len();
                         Ok(Enrolled::Scheduled {
@@ -431,7 +436,7 @@ impl crate::LearnerSchedules for Engine {
                             pending,
                         })
                     }
-                    Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
+                    Err(Error::Rejected(Rejection::Conflict { .. })) => {
                         Ok(Enrolled::Exists { schedule: id })
                     }
                     Err(err) => Err(err),

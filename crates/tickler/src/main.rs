@@ -288,9 +288,10 @@ pub enum DueCmd {
         entity: String,
         #[arg(long)]
         recipient: String,
-        /// The workflow template giving the default length.
-        #[arg(long, default_value = "reviewer-report")]
-        workflow: String,
+        /// The workflow template giving the default length [default: the policy's
+        /// default_workflow, reviewer-report].
+        #[arg(long)]
+        workflow: Option<String>,
         /// The due date, rounded up to the hour: RFC 3339, or 2030-01-01, 2030-01-01T10:00
         /// in --zone, now+14d [default: the workflow's length].
         #[arg(long)]

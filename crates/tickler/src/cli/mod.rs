@@ -342,7 +342,7 @@ async fn due_request(due: DueCmd, times: &mut Times<'_>) -> anyhow::Result<Reque
             let zone = zone.parse()?;
             Request::DueCreate(DueCreate {
                 entity: parse_entity(&entity, Some("due"))?,
-                workflow: Some(workflow),
+                workflow,
                 recipient,
                 zone,
                 due_at: times.maybe(due, Some(zone), None).await?,
