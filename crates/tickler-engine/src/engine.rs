@@ -164,6 +164,7 @@ impl EngineBuilder {
             options: self.options,
             activity: Activity::default(),
             past_events: broadcast::channel(PAST_EVENT_STREAM_CAPACITY).0,
+            notices: broadcast::channel(crate::NOTICE_STREAM_CAPACITY).0,
             registry: Registry::new(),
             timer: OnceLock::new(),
             quarantined: Mutex::new(BTreeMap::new()),
@@ -289,11 +290,6 @@ impl Engine {
     /// Runs a command against an entity. Returns once its events are durable.
     pub async fn execute(&self, entity: &EntityId, command: Command) -> Result<Applied, Error> {
         crate::shared::execute(&self.shared, entity, command).await
-    }
-
-    /// Creates an entity.
-    pub async fn create(&self, entity: &EntityId, create: CreateEntity) -> Result<Applied, Error> {
-        self.execute(entity, Command::Create(create)).await
     }
 
     /// The entity a group's policy keeps for a contact: `<kind>/<group>/<contact>`.
@@ -437,6 +433,12 @@ impl Engine {
     /// Every past event from now on, as it is recorded.
     pub fn subscribe(&self) -> broadcast::Receiver<PastEvent> {
         self.shared.past_events.subscribe()
+    }
+
+    /// Every occurrence planned, moved or about to fire from now on (see [`crate::Notice`]):
+    /// observe only, sent once the events are durable.
+    pub fn notices(&self) -> broadcast::Receiver<crate::Notice> {
+        self.shared.notices.subscribe()
     }
 
     pub fn now(&self) -> Timestamp {

@@ -482,7 +482,23 @@ impl EntityState {
                 insert: timers_insert,
             });
         }
-        for past in &past_events {
+        self.announce(&events, &past_events, now);
+        Ok(Applied {
+            version: base + events.len() as u64,
+            events,
+            past_events,
+        })
+    }
+
+    /// What follows a durable commit: past events and notices to their listeners, and the
+    /// deliveries the commit decided started.
+    fn announce(
+        &mut self,
+        events: &[Event],
+        past_events: &[tickler_core::PastEvent],
+        now: Timestamp,
+    ) {
+        for past in past_events {
             let system_error = matches!(
                 past.outcome,
                 tickler_core::Outcome::Unsent {
@@ -497,7 +513,13 @@ impl EntityState {
             // No subscriber is fine: past events are also in the store.
             let _ = self.shared.past_events.send(past.clone());
         }
-        for event in &events {
+        // Building notices costs a clone per event: only when someone listens.
+        if self.shared.notices.receiver_count() > 0 {
+            for notice in crate::notice::notices_of(&self.id, events) {
+                let _ = self.shared.notices.send(notice);
+            }
+        }
+        for event in events {
             match event {
                 Event::DeliveryStarted {
                     occurrence,
@@ -513,11 +535,6 @@ impl EntityState {
                 _ => {}
             }
         }
-        Ok(Applied {
-            version: base + events.len() as u64,
-            events,
-            past_events,
-        })
     }
 
     /// Ids only: recipients' addresses stay out of logs. A system error is what an operator

@@ -52,7 +52,8 @@ impl Engine {
             anchors: upsert.anchors.clone(),
             attributes: upsert.attributes.clone(),
         };
-        match self.create(id, create).await {
+        // The plain create: an existing entity is updated below, whatever it was created with.
+        match self.execute(id, Command::Create(create)).await {
             Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
                 let command = Command::Update {
                     anchors: upsert.anchors,

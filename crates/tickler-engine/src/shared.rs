@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub options: EngineOptions,
     pub activity: Activity,
     pub past_events: broadcast::Sender<PastEvent>,
+    /// Occurrences planned, moved, about to fire: `Engine::notices`.
+    pub notices: broadcast::Sender<crate::Notice>,
     pub registry: Registry,
     pub timer: OnceLock<ActorRef<TimerMsg>>,
     /// Entities whose log failed a check, with the reason: reported by `status`.

@@ -38,3 +38,31 @@ pub fn templates() -> Result<Templates, Error> {
         .collect();
     Templates::from_sources(files)
 }
+
+/// A catalog of the named built-in policies only (e.g. `&["due-date"]`) and the built-in
+/// templates: an embedder registers the channels those policies name, not every channel of
+/// the shipped catalog. An empty list means every built-in policy.
+pub fn builtin_catalog(names: &[&str]) -> Result<tickler_engine::Catalog, Error> {
+    let all = policies()?;
+    let known = || {
+        all.iter()
+            .map(|policy| policy.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(unknown) = names
+        .iter()
+        .find(|name| !all.iter().any(|policy| policy.name == **name))
+    {
+        return Err(Error::UnknownPolicy {
+            value: (*unknown).to_owned(),
+            known: known(),
+        });
+    }
+    let chosen = all
+        .iter()
+        .filter(|policy| names.is_empty() || names.contains(&policy.name.as_str()))
+        .cloned()
+        .collect();
+    tickler_engine::Catalog::new(chosen, templates()?)
+}

@@ -8,13 +8,17 @@
 //! This crate is the API boundary for embedders: it re-exports what they need from the
 //! workspace's internal crates, which are not published on their own.
 
+pub mod builders;
 pub mod catalog_files;
 pub mod config;
 pub mod config_reference;
 pub mod data_dir;
 pub mod embedded;
+pub mod peer_groups;
 
+pub use builders::{Builders, DueDate, NewEntity};
 pub use catalog_files::{load_catalog, load_templates};
+pub use embedded::builtin_catalog;
 
 /// For implementing [`Channel`] without depending on `async-trait` yourself.
 pub use async_trait::async_trait;
@@ -33,7 +37,7 @@ pub use tickler_engine::{
 pub use tickler_engine::{Backfill, Extension, IndexScan, PAGE_LEN, Upsert};
 pub use tickler_engine::{
     DigestChannel, DigestKey, DueEntry, ExplainLine, Explanation, ExportedEvent, FiringLag,
-    ListFilter, OccurrenceStory, PauseScope, Pauses, SmtpTls, digest_entity,
+    ListFilter, Notice, OccurrenceStory, PauseScope, Pauses, SmtpTls, digest_entity,
 };
 #[cfg(feature = "smtp")]
 pub use tickler_engine::{SmtpChannel, SmtpConfig, message_id};
@@ -52,3 +56,9 @@ pub use tickler_store::{MemoryStore, SledStore, Store};
 
 /// The storage boundary, for embedders who bring their own `Store`.
 pub use tickler_store as store;
+
+/// The README's Rust blocks, compiled and run as doc-tests: the embedding example there is a
+/// program that works as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
