@@ -22,6 +22,12 @@ pub trait CommandFamily: Send + Sync {
     /// Each command and the schema of its arguments, for `proto/admin-protocol.schema.json`.
     fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)>;
 
+    /// Those of its commands an application may send (the rest are an operator's): see
+    /// `role.rs`.
+    fn app_commands(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The policy `backfill` processes when a request names none.
     fn backfill_policy(&self) -> Option<&'static str> {
         None
@@ -61,6 +67,13 @@ impl Families {
             .iter()
             .flat_map(|family| family.args_schemas(generator))
             .collect()
+    }
+
+    /// Whether a family lets an application send `cmd`.
+    pub fn app_may(&self, cmd: &str) -> bool {
+        self.families
+            .iter()
+            .any(|family| family.app_commands().contains(&cmd))
     }
 
     pub fn backfill_policy(&self) -> Option<&'static str> {

@@ -9,6 +9,7 @@ mod error;
 pub mod family;
 pub mod metrics_http;
 pub mod protocol;
+pub mod role;
 pub mod schema;
 pub mod server;
 pub mod terminal;
@@ -21,3 +22,4 @@ pub use family::{CommandFamily, Families, parse_args};
 pub use protocol::{
     Call, FamilyCall, PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request,
 };
+pub use role::{Access, Role};

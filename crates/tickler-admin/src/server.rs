@@ -13,12 +13,13 @@ use serde_json::Value;
 use tickler_engine::{Engine, private_fs};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::Error;
 use crate::dispatch::{After, dispatch};
 use crate::family::Families;
 use crate::protocol::{Call, REQUEST_LEN_MAX, Reply, Request, parse_request};
+use crate::role::{Access, Peer, Role};
 use crate::views::PastEventView;
 
 /// A connection that sends nothing for this long is closed.
@@ -26,24 +27,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Once a request has started, all of it must arrive within this (a slow client cannot hold a
 /// connection task for ever, one byte at a time).
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Who may use the socket, beyond the file permissions.
-#[derive(Clone, Debug, Default)]
-pub struct Access {
-    /// Peer user ids allowed (checked with SO_PEERCRED). The daemon's own uid and root are always
-    /// allowed.
-    pub uids: Vec<u32>,
-    /// A group whose members (by the peer's primary group) may connect: the socket becomes
-    /// 0660 and its directory 0750, owned by that group.
-    pub group: Option<u32>,
-}
-
-impl Access {
-    /// Whether a peer with this uid and primary gid may send requests.
-    pub fn allows(&self, daemon_uid: u32, uid: u32, gid: u32) -> bool {
-        uid == daemon_uid || uid == 0 || self.uids.contains(&uid) || self.group == Some(gid)
-    }
-}
 
 /// Binds the socket at `path`, creating its private directory. A stale socket file left by a
 /// killed daemon is replaced; a live one is an error.
@@ -102,37 +85,89 @@ pub async fn bind(path: &Path, access: &Access) -> Result<UnixListener, Error> {
     Ok(listener)
 }
 
-/// Serves until a `shutdown` request arrives or `stop` is notified. Returns the socket path's
-/// removal result.
-pub async fn serve(
+/// A bound socket and who may use it.
+pub struct Socket {
+    pub listener: UnixListener,
+    pub path: PathBuf,
+    pub access: Access,
+}
+
+/// How long a stopping daemon waits for the requests in flight to be answered before it stops
+/// the engine anyway (their outcome is then unknown to their clients, as after a crash).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Shared {
     engine: Engine,
     families: Families,
-    listener: UnixListener,
-    path: PathBuf,
-    access: Access,
     stop: Arc<Notify>,
-) {
+    /// Becomes `true` when the daemon stops: connections finish the request they are serving
+    /// and take no more.
+    stopping: watch::Receiver<bool>,
+    /// Held (never used) by every connection task, through its copy of `Shared`: once every
+    /// copy is dropped, the receiver in `serve` sees the channel close.
+    #[allow(dead_code)]
+    open: mpsc::Sender<()>,
+    slots: Arc<Slots>,
+}
+
+/// Serves the sockets until a `shutdown` request arrives or `stop` is notified, then stops
+/// accepting, lets each connection finish the request it is serving (up to `DRAIN_TIMEOUT`)
+/// and removes the socket files. The engine is the caller's to shut down afterwards.
+pub async fn serve(engine: Engine, families: Families, sockets: Vec<Socket>, stop: Arc<Notify>) {
+    let (stopping_tx, stopping) = watch::channel(false);
+    let (open, mut all_closed) = mpsc::channel(1);
+    let shared = Shared {
+        engine,
+        families,
+        stop: stop.clone(),
+        stopping,
+        open,
+        slots: Arc::new(Slots::new()),
+    };
+    let mut paths = Vec::new();
+    for socket in sockets {
+        paths.push(socket.path.clone());
+        tokio::spawn(accept_loop(socket, shared.clone()));
+    }
+    drop(shared);
+    stop.notified().await;
+    let _ = stopping_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "admin requests still in flight after {} s; stopping without their replies",
+            DRAIN_TIMEOUT.as_secs()
+        );
+    }
+    for path in paths {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+async fn accept_loop(socket: Socket, shared: Shared) {
     // The daemon's own uid: the owner of the socket it just created.
-    let daemon_uid = std::fs::metadata(&path)
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+    let daemon_uid = std::fs::metadata(&socket.path)
+        .map(|m| m.uid())
         .unwrap_or(0);
-    let access = Arc::new(access);
-    let slots = Slots::new();
+    let access = Arc::new(socket.access);
     let mut accept_errors = WarnEvery::new(ACCEPT_ERROR_WARN_EVERY);
+    let mut stopping = shared.stopping.clone();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = socket.listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let engine = engine.clone();
-                    let families = families.clone();
-                    let stop = stop.clone();
+                    let shared = shared.clone();
                     let access = access.clone();
-                    let slot = slots.take(&stream, daemon_uid);
+                    let slot = shared.slots.take(&stream, daemon_uid);
                     tokio::spawn(async move {
                         let Some(_slot) = slot else {
                             return refuse_busy(stream).await;
                         };
-                        if let Err(err) = connection(engine, &families, stream, &access, daemon_uid, stop).await {
+                        if let Err(err) = connection(&shared, stream, &access, daemon_uid).await {
                             tracing::debug!(error = %err, "admin connection ended with an error");
                         }
                     });
@@ -144,10 +179,9 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = stop.notified() => break,
+            _ = stopped(&mut stopping) => return,
         }
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 /// How many admin connections may be open at once; beyond it a new one gets one
@@ -219,87 +253,42 @@ impl WarnEvery {
 }
 
 async fn connection(
-    engine: Engine,
-    families: &Families,
+    shared: &Shared,
     stream: UnixStream,
     access: &Access,
     daemon_uid: u32,
-    stop: Arc<Notify>,
 ) -> std::io::Result<()> {
-    let peer = stream.peer_cred()?;
+    let peer = crate::role::peer(&stream, access.groups_of)?;
     let (read, mut write) = stream.into_split();
-    if !access.allows(daemon_uid, peer.uid(), peer.gid()) {
-        tracing::warn!(
-            uid = peer.uid(),
-            "refused an admin connection from a user not allowed"
-        );
-        let reply = Reply::error(
-            Value::Null,
-            "forbidden",
-            format!(
-                "uid {} may not use this socket (allowed: the daemon's user, root, and admin_uids / socket_group in the config)",
-                peer.uid()
-            ),
-        );
-        return write_reply(&mut write, &reply).await;
-    }
+    let Some(role) = access.role(daemon_uid, &peer) else {
+        return refuse_peer(&mut write, &peer).await;
+    };
     let mut reader = BufReader::new(read);
+    let mut stopping = shared.stopping.clone();
     loop {
-        // Wait (up to the idle timeout) for a request to start, then give it a bounded time to
-        // arrive whole.
-        match tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()).await {
-            Err(_) => return Ok(()),
-            Ok(Err(err)) => return Err(err),
-            Ok(Ok([])) => return Ok(()),
-            Ok(Ok(_)) => {}
-        }
-        let line = match tokio::time::timeout(
-            REQUEST_READ_TIMEOUT,
-            read_line(&mut reader, REQUEST_LEN_MAX),
-        )
-        .await
-        {
-            Err(_) => {
-                let reply = Reply::error(
-                    Value::Null,
-                    "request_timeout",
-                    format!(
-                        "the request did not arrive whole within {} s; the connection is closed",
-                        REQUEST_READ_TIMEOUT.as_secs()
-                    ),
-                );
-                write_reply(&mut write, &reply).await?;
-                return Ok(());
-            }
-            Ok(Err(err)) => return Err(err),
-            Ok(Ok(Line::End)) => return Ok(()),
-            Ok(Ok(Line::TooLong)) => {
-                let reply = Reply::error(
-                    Value::Null,
-                    "request_too_large",
-                    format!(
-                        "the request is longer than {REQUEST_LEN_MAX} bytes; the connection is closed"
-                    ),
-                );
-                write_reply(&mut write, &reply).await?;
-                return Ok(());
-            }
-            Ok(Ok(Line::Complete(line))) => line,
+        let line = match next_request(&mut reader, &mut stopping).await? {
+            Next::Line(line) => line,
+            Next::Close(None) => return Ok(()),
+            Next::Close(Some(reply)) => return write_reply(&mut write, &reply).await,
         };
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let (reply, after) = match parse_request(&line, families) {
+        if let Some(refusal) = forbidden(role, &peer, &line, &shared.families) {
+            write_reply(&mut write, &refusal).await?;
+            continue;
+        }
+        let (reply, after) = match parse_request(&line, &shared.families) {
             Err(err) => (
                 Reply::error(err.id, err.code, err.message),
                 After::KeepServing,
             ),
             Ok((id, Call::Request(Request::Watch))) => {
                 // The connection now carries past events until the client goes away.
-                return watch(&engine, id, &mut write).await;
+                return stream_past_events(&shared.engine, id, &mut write, &mut stopping).await;
             }
             Ok((id, request)) => {
-                let (result, after) = dispatch(&engine, families, request).await;
+                let (result, after) = dispatch(&shared.engine, &shared.families, request).await;
                 let reply = match result {
                     Ok(result) => Reply::ok(id, result),
                     Err(err) => Reply::error(id, err.code(), err.to_string()),
@@ -309,19 +298,123 @@ async fn connection(
         };
         write_reply(&mut write, &reply).await?;
         if after == After::Shutdown {
-            stop.notify_one();
+            shared.stop.notify_one();
             return Ok(());
         }
     }
 }
 
+async fn refuse_peer(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    peer: &Peer,
+) -> std::io::Result<()> {
+    tracing::warn!(
+        uid = peer.uid,
+        "refused an admin connection from a user not allowed"
+    );
+    let reply = Reply::error(
+        Value::Null,
+        "forbidden",
+        format!(
+            "uid {} may not use this socket (allowed: the daemon's user, root, and the users and \
+             groups of operator_uids / operator_groups / app_uids / app_groups in the config)",
+            peer.uid
+        ),
+    );
+    write_reply(write, &reply).await
+}
+
+/// The refusal of a command the connection's role may not send, or `None`. Read from the
+/// request's `cmd` before its arguments are parsed, so a forbidden command is refused as such
+/// whatever its arguments. An operator may send anything, and is spared the extra parse.
+fn forbidden(role: Role, peer: &Peer, line: &[u8], families: &Families) -> Option<Reply> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        id: Value,
+        cmd: Option<String>,
+    }
+    if role == Role::Operator {
+        return None;
+    }
+    let head: Head = serde_json::from_slice(line).ok()?;
+    let cmd = head.cmd?;
+    if role.may(&cmd, families) || !is_command(&cmd, families) {
+        // An unknown command is `unknown_command`, as for anyone.
+        return None;
+    }
+    Some(Reply::error(
+        head.id,
+        "forbidden",
+        format!(
+            "{cmd} is an operator's command and this connection (uid {}) has the {} role; \
+             an operator can run it, or give this user the operator role (operator_uids / \
+             operator_groups in the daemon's config)",
+            peer.uid,
+            role.name()
+        ),
+    ))
+}
+
+fn is_command(cmd: &str, families: &Families) -> bool {
+    crate::protocol::COMMANDS.contains(&cmd) || families.serves(cmd)
+}
+
+/// Resolves once the daemon is stopping.
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, not held across the caller's awaits.
+    let _ = stopping.wait_for(|stopping| *stopping).await.map(|_| ());
+}
+
+enum Next {
+    Line(Vec<u8>),
+    /// The connection ends, after this reply if there is one.
+    Close(Option<Reply>),
+}
+
+/// Waits (up to the idle timeout) for a request to start, then gives it a bounded time to
+/// arrive whole. A stopping daemon takes no new request.
+async fn next_request<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    stopping: &mut watch::Receiver<bool>,
+) -> std::io::Result<Next> {
+    tokio::select! {
+        started = tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()) => match started {
+            Err(_) | Ok(Ok([])) => return Ok(Next::Close(None)),
+            Ok(Err(err)) => return Err(err),
+            Ok(Ok(_)) => {}
+        },
+        _ = stopped(stopping) => return Ok(Next::Close(None)),
+    }
+    let read = tokio::time::timeout(REQUEST_READ_TIMEOUT, read_line(reader, REQUEST_LEN_MAX));
+    Ok(match read.await {
+        Err(_) => Next::Close(Some(Reply::error(
+            Value::Null,
+            "request_timeout",
+            format!(
+                "the request did not arrive whole within {} s; the connection is closed",
+                REQUEST_READ_TIMEOUT.as_secs()
+            ),
+        ))),
+        Ok(Err(err)) => return Err(err),
+        Ok(Ok(Line::End)) => Next::Close(None),
+        Ok(Ok(Line::TooLong)) => Next::Close(Some(Reply::error(
+            Value::Null,
+            "request_too_large",
+            format!("the request is longer than {REQUEST_LEN_MAX} bytes; the connection is closed"),
+        ))),
+        Ok(Ok(Line::Complete(line))) => Next::Line(line),
+    })
+}
+
 /// Streams every past event as it is recorded, one reply line each (all with the request's id),
 /// after a first line saying the watch started. A client too slow to keep up is told how many it
-/// missed (it can read them back with `history`).
-async fn watch(
+/// missed (it can read them back with `history`). Ends when the daemon stops.
+async fn stream_past_events(
     engine: &Engine,
     id: Value,
     write: &mut tokio::net::unix::OwnedWriteHalf,
+    stopping: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut stream = engine.subscribe();
     write_reply(
@@ -330,7 +423,11 @@ async fn watch(
     )
     .await?;
     loop {
-        let reply = match stream.recv().await {
+        let received = tokio::select! {
+            received = stream.recv() => received,
+            _ = stopped(stopping) => return Ok(()),
+        };
+        let reply = match received {
             Ok(past) => Reply::ok(
                 id.clone(),
                 serde_json::json!({ "entity": past.entity, "past_event": PastEventView::new(&past) }),

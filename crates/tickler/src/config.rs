@@ -31,12 +31,31 @@ pub struct Config {
     /// Default: `<data_dir>/admin/tickler.sock`.
     #[serde(default)]
     pub socket: Option<PathBuf>,
-    /// User ids allowed on the admin socket besides the daemon's own and root.
+    /// Users who are operators on the admin socket (every command), besides the daemon's own
+    /// user and root. `admin_uids` is the older name.
+    #[serde(default, alias = "admin_uids")]
+    pub operator_uids: Vec<u32>,
+    /// Groups whose members (by primary or supplementary group) are operators.
     #[serde(default)]
-    pub admin_uids: Vec<u32>,
-    /// A group whose members may use the admin socket (it becomes mode 0660).
+    pub operator_groups: Vec<String>,
+    /// Users who are apps on the admin socket: create, move, complete, answer, enrol, join and
+    /// read, but not stop the daemon, move the clock, pause, cancel, retry or export.
+    #[serde(default)]
+    pub app_uids: Vec<u32>,
+    /// Groups whose members are apps.
+    #[serde(default)]
+    pub app_groups: Vec<String>,
+    /// The admin socket file's group: its members can open the socket (it becomes mode 0660).
+    /// What they may do comes from the role lists above; a member in none is refused.
     #[serde(default)]
     pub socket_group: Option<String>,
+    /// A second socket for applications, e.g. `/run/tickler/app/tickler.sock`: whoever can open
+    /// it is an app (root included). Its directory must not be the admin socket's.
+    #[serde(default)]
+    pub app_socket: Option<PathBuf>,
+    /// The application socket's group (the socket becomes 0660, its directory 0750).
+    #[serde(default)]
+    pub app_socket_group: Option<String>,
     /// Serve `GET /metrics` (Prometheus text) on this loopback address, e.g. `127.0.0.1:9464`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -264,10 +283,10 @@ fn default_timeout() -> Span {
     Span::seconds(20)
 }
 
-/// The id of a group named in `/etc/group`.
-fn group_id(name: &str) -> Result<u32, Error> {
+/// The id of a group named in `/etc/group`; `what` is the setting that names it.
+fn group_id(name: &str, what: &str) -> Result<u32, Error> {
     let groups = std::fs::read_to_string("/etc/group").map_err(|err| Error::Config {
-        what: "socket_group".into(),
+        what: what.into(),
         reason: format!("cannot read /etc/group: {err}"),
     })?;
     groups
@@ -280,7 +299,7 @@ fn group_id(name: &str) -> Result<u32, Error> {
         })
         .next()
         .ok_or_else(|| Error::Config {
-            what: "socket_group".into(),
+            what: what.into(),
             reason: format!("no group named {name:?} in /etc/group"),
         })
 }
@@ -441,16 +460,53 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("admin").join("tickler.sock"))
     }
 
-    /// The admin socket's access rules, resolving `socket_group` in `/etc/group`.
-    pub fn socket_access(&self) -> Result<tickler_admin::server::Access, Error> {
-        let group = match &self.socket_group {
-            None => None,
-            Some(name) => Some(group_id(name)?),
+    /// The admin socket's access rules, resolving group names in `/etc/group`.
+    pub fn socket_access(&self) -> Result<tickler_admin::Access, Error> {
+        let gids = |names: &[String], what: &str| -> Result<Vec<u32>, Error> {
+            names.iter().map(|name| group_id(name, what)).collect()
         };
-        Ok(tickler_admin::server::Access {
-            uids: self.admin_uids.clone(),
-            group,
+        Ok(tickler_admin::Access {
+            operator_uids: self.operator_uids.clone(),
+            operator_gids: gids(&self.operator_groups, "operator_groups")?,
+            app_uids: self.app_uids.clone(),
+            app_gids: gids(&self.app_groups, "app_groups")?,
+            group: self
+                .socket_group
+                .as_deref()
+                .map(|name| group_id(name, "socket_group"))
+                .transpose()?,
+            apps_only: false,
+            groups_of: Some(crate::peer_groups::supplementary_groups),
         })
+    }
+
+    /// The application socket's path and access, if one is configured. Refused in the admin
+    /// socket's directory, which only the daemon's user (or `socket_group`) may enter.
+    pub fn app_socket_access(&self) -> Result<Option<(PathBuf, tickler_admin::Access)>, Error> {
+        let Some(path) = &self.app_socket else {
+            return Ok(None);
+        };
+        let directory = |path: &Path| path.parent().and_then(|dir| std::path::absolute(dir).ok());
+        if directory(path) == directory(&self.socket_path()) {
+            return Err(Error::Config {
+                what: "app_socket".into(),
+                reason: format!(
+                    "{} is in the admin socket's directory; give the application socket a \
+                     directory of its own, e.g. {}",
+                    path.display(),
+                    self.data_dir.join("app").join("tickler.sock").display()
+                ),
+            });
+        }
+        let group = self
+            .app_socket_group
+            .as_deref()
+            .map(|name| group_id(name, "app_socket_group"))
+            .transpose()?;
+        Ok(Some((
+            path.clone(),
+            tickler_admin::Access::apps_only(group),
+        )))
     }
 
     /// The policies and templates: from the configured directories, or those built in.

@@ -55,8 +55,7 @@ pub async fn run(
     };
     let engine = config.open_engine(store, clock).await?;
     let socket = config.socket_path();
-    let access = config.socket_access()?;
-    let listener = tickler_admin::server::bind(&socket, &access).await?;
+    let sockets = bind_sockets(&config).await?;
     let metrics_stop = Arc::new(Notify::new());
     if let Some(addr) = config.metrics_listen {
         let metrics = tickler_admin::metrics_http::bind(addr).await?;
@@ -86,11 +85,43 @@ pub async fn run(
         });
     }
     let families = Config::command_families();
-    tickler_admin::server::serve(engine.clone(), families, listener, socket, access, stop).await;
+    tickler_admin::server::serve(engine.clone(), families, sockets, stop).await;
     metrics_stop.notify_one();
     engine.shutdown().await?;
     tracing::info!("tickler stopped");
     Ok(())
+}
+
+/// The admin socket and, if configured, the application socket.
+async fn bind_sockets(config: &Config) -> anyhow::Result<Vec<tickler_admin::server::Socket>> {
+    let path = config.socket_path();
+    let access = config.socket_access()?;
+    if let Some(group) = &config.socket_group
+        && !config.operator_groups.contains(group)
+        && !config.app_groups.contains(group)
+    {
+        tracing::warn!(
+            socket_group = %group,
+            "socket_group lets its members open the admin socket, but gives them no role: \
+             list it in operator_groups or app_groups, or they are refused"
+        );
+    }
+    let listener = tickler_admin::server::bind(&path, &access).await?;
+    let mut sockets = vec![tickler_admin::server::Socket {
+        listener,
+        path,
+        access,
+    }];
+    if let Some((path, access)) = config.app_socket_access()? {
+        let listener = tickler_admin::server::bind(&path, &access).await?;
+        tracing::info!(socket = %path.display(), "serving applications");
+        sockets.push(tickler_admin::server::Socket {
+            listener,
+            path,
+            access,
+        });
+    }
+    Ok(sockets)
 }
 
 async fn wait_for_signal() {

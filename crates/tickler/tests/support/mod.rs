@@ -317,3 +317,29 @@ pub async fn with_contacts_on_a_webhook(work: &Path, port: u16) -> Daemon {
     std::fs::write(&config, text).unwrap();
     Daemon::start(work, "2026-03-02T04:00:00Z").await
 }
+
+/// Runs `tickler --socket SOCKET status --json` until the daemon `child` answers, and returns
+/// the answer; fails the test if the daemon exits first or does not answer in time (a hang
+/// guard, not a timing assertion).
+pub fn run_cli_until_answered(socket: &Path, child: &mut Child) -> String {
+    let started = Instant::now();
+    loop {
+        let output = Command::new(BIN)
+            .arg("--socket")
+            .arg(socket)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            return String::from_utf8(output.stdout).unwrap();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the daemon exited with {status} before answering");
+        }
+        assert!(
+            started.elapsed() < START_TIMEOUT,
+            "the daemon did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
