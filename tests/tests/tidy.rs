@@ -104,12 +104,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
         "planning_sentences",
         98,
     ),
-    ("crates/tickler-engine/src/metrics.rs", "render", 74),
-    (
-        "crates/tickler-engine/src/operations.rs",
-        "metrics_text",
-        72,
-    ),
     ("crates/tickler-admin/src/protocol.rs", "parse_request", 82),
     ("crates/tickler-admin/src/server.rs", "connection", 96),
 ];

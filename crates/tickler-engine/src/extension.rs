@@ -52,18 +52,22 @@ impl Engine {
             anchors: upsert.anchors.clone(),
             attributes: upsert.attributes.clone(),
         };
+        let update = Command::Update {
+            anchors: upsert.anchors,
+            attributes: upsert
+                .attributes
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .collect(),
+        };
+        // A look at the store rather than a create that may be refused: a refused probe would
+        // count as a caller's rejected command in the metrics.
+        if self.exists(id)? {
+            return self.execute(id, update).await;
+        }
         match self.create(id, create).await {
-            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
-                let command = Command::Update {
-                    anchors: upsert.anchors,
-                    attributes: upsert
-                        .attributes
-                        .into_iter()
-                        .map(|(k, v)| (k, Some(v)))
-                        .collect(),
-                };
-                self.execute(id, command).await
-            }
+            // Created meanwhile by another request: update it as it is now.
+            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => self.execute(id, update).await,
             other => other,
         }
     }

@@ -122,82 +122,16 @@ impl Engine {
         })
     }
 
-    /// Counters and gauges in the Prometheus text format.
+    /// Every instrument in the Prometheus text format (version 0.0.4, served with
+    /// [`METRICS_CONTENT_TYPE`](crate::METRICS_CONTENT_TYPE)): the counters and histograms since
+    /// the engine started, and gauges read from `status` now.
     pub async fn metrics_text(&self) -> Result<String, Error> {
         let status = self.status().await?;
-        let commits = self.group_commit_stats();
-        let gauges = [
-            (
-                "tickler_actors",
-                "Entity actors running.",
-                status.actors as f64,
-            ),
-            (
-                "tickler_timers_in_memory",
-                "Timers held in the in-memory wheel.",
-                status.timers_in_memory as f64,
-            ),
-            (
-                "tickler_wakes_in_flight",
-                "Wakes handed to entities and not yet handled.",
-                status.wakes_in_flight as f64,
-            ),
-            (
-                "tickler_retries_in_flight",
-                "Occurrences waiting for their next delivery attempt.",
-                status.retries_in_flight.map_or(f64::NAN, |n| n as f64),
-            ),
-            (
-                "tickler_errored",
-                "Occurrences that ended in a system error and were not retried.",
-                status.errored.map_or(f64::NAN, |n| n as f64),
-            ),
-            (
-                "tickler_parked",
-                "Wakes held by a pause.",
-                status.parked as f64,
-            ),
-            (
-                "tickler_quarantined",
-                "Entities whose log failed a check.",
-                status.quarantined.len() as f64,
-            ),
-            (
-                "tickler_uptime_seconds",
-                "Seconds since the engine started.",
-                status.uptime_ms as f64 / 1000.0,
-            ),
-            (
-                "tickler_store_flushes",
-                "Store flushes by group commit since the engine started.",
-                commits.flushes as f64,
-            ),
-            (
-                "tickler_store_flush_p50_seconds",
-                "Median store flush since the start (within 25 %, never below).",
-                commits.flush.p50.as_secs_f64(),
-            ),
-            (
-                "tickler_store_flush_p99_seconds",
-                "99th percentile store flush since the start (within 25 %, never below).",
-                commits.flush.p99.as_secs_f64(),
-            ),
-            (
-                "tickler_store_flush_max_seconds",
-                "Slowest store flush since the start.",
-                commits.flush.max.as_secs_f64(),
-            ),
-            (
-                "tickler_store_write_p99_seconds",
-                "99th percentile write of one commit group since the start (within 25 %).",
-                commits.write.p99.as_secs_f64(),
-            ),
-        ];
-        Ok(self.shared().metrics.render(&gauges))
+        Ok(self.shared().metrics.render(&status))
     }
 
-    /// Group commit's counters and timings: flushes, commits per group, and how long the
-    /// store's writes and flushes took since the engine started.
+    /// Group commit's counters: flushes (and failed ones), commits per group. How long writes
+    /// and flushes took is in the metrics' histograms.
     pub fn group_commit_stats(&self) -> tickler_store::GroupCommitStats {
         self.shared().commits.stats()
     }
