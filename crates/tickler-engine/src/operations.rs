@@ -20,6 +20,9 @@ use crate::{Error, codec};
 /// The most entries one `due` dry run returns.
 pub const DUE_LEN_MAX: usize = 10_000;
 
+/// How long [`Engine::unready`] waits for the flush it tries after a failed one.
+const READY_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A summary for `status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineStatus {
@@ -120,6 +123,41 @@ impl Engine {
                 .collect(),
             storage_errors,
         })
+    }
+
+    /// Why the engine should not be given work now; `None` when it is *ready*. An `Engine` exists
+    /// only once it is open (recovery finished: the timer index paged in, every family's
+    /// start-up work done); an open engine is ready when
+    ///
+    /// - it is not shutting down, and its timer answers (`status` can be given);
+    /// - its store answers reads: the reads `status` makes (the retry and error counts) succeed;
+    /// - its store takes writes: group commit's latest flush succeeded or, if it failed, a flush
+    ///   tried now succeeds within [`READY_FLUSH_WAIT`], so a disk that has room again reads as
+    ///   ready without waiting for a command to find out. That flush writes nothing new.
+    ///
+    /// Not conditions: quarantined entities (a damaged log stops its own entity only, every
+    /// other serves, and a restart would not mend it; `status` and `tickler_quarantined` report
+    /// them), paused delivery (an operator's choice), failing channels (the receiver's trouble,
+    /// in `tickler_deliveries_total`) and lateness (in `tickler_firing_lateness_seconds`).
+    pub async fn unready(&self) -> Option<String> {
+        let status = match self.status().await {
+            Ok(status) => status,
+            Err(err) => return Some(format!("the engine gives no status: {err}")),
+        };
+        if let Some(error) = status.storage_errors.first() {
+            return Some(format!("the store cannot be read: {error}"));
+        }
+        if !self.group_commit_stats().latest_flush_failed {
+            return None;
+        }
+        match tokio::time::timeout(READY_FLUSH_WAIT, self.shared().commits.durable()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(format!("the store takes no writes: a flush failed: {err}")),
+            Err(_) => Some(format!(
+                "the store takes no writes: a flush did not end within {} s",
+                READY_FLUSH_WAIT.as_secs()
+            )),
+        }
     }
 
     /// Every instrument in the Prometheus text format (version 0.0.4, served with
