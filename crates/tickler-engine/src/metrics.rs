@@ -91,7 +91,8 @@ struct ChannelOutcome {
     outcome: &'static str,
 }
 
-/// An outcome and, when it has one, its reason (`sent` has none; `unsent` says why).
+/// A delivery's channel, an outcome and, when it has one, its reason (`delivered` and `sent`
+/// have none). A label that does not apply is left out rather than exposed empty.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct OutcomeReason {
     channel: Option<String>,
