@@ -103,12 +103,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
         "planning_sentences",
         98,
     ),
-    ("crates/tickler-engine/src/metrics.rs", "render", 74),
-    (
-        "crates/tickler-engine/src/operations.rs",
-        "metrics_text",
-        72,
-    ),
     ("crates/tickler-admin/src/protocol.rs", "parse_request", 82),
 ];
 

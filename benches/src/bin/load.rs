@@ -28,8 +28,8 @@
 //!
 //! stdout: one JSON line; stderr: progress, then the same figures as a table. Extras in the
 //! line: peak RSS, memory per pending timer (resident memory added by scheduling N timers),
-//! bytes on disk per event against the encoded record, the store's write and flush timings (with
-//! `--daemon`, those the daemon's metrics export), and how long the whole machine was stalled on
+//! bytes on disk per event against the encoded record, the store's write and flush timings (from
+//! the engine's metrics histograms, the library's or with `--daemon` the daemon's), and how long the whole machine was stalled on
 //! I/O during the run (`io_full_stall_ms`, from `/proc/pressure/io`). With env `LATE_CSV=path`, each timer's
 //! due instant and lateness go to that file as well.
 
@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use tickler::store::{Durability, GroupCommitStats, LatencySummary};
+use tickler::store::{Durability, GroupCommitStats};
 use tickler::{
     Channel, CreateEntity, DeliveryError, Engine, EntityId, Message, SledStore, Store, SystemClock,
     Timestamp, Zone, async_trait,
@@ -88,8 +88,8 @@ struct Outcome {
     disk_bytes: u64,
     events: u64,
     completion_lagged: u64,
-    /// The library's group commit.
-    group_commit: Option<GroupCommitStats>,
+    /// The library's group commit, and its store timings (from its metrics).
+    group_commit: Option<(GroupCommitStats, serde_json::Value)>,
     /// The daemon's store timings, from its metrics.
     daemon_store_timings: Option<serde_json::Value>,
 }
@@ -231,6 +231,7 @@ async fn run_library(
     fire_phase(params, &tracker, meter, schedule_ms).await;
     let stats = engine.store_stats().unwrap();
     let group_commit = engine.group_commit_stats();
+    let store_timings = store_timings(&engine.metrics_text().await.unwrap());
     engine.shutdown().await.unwrap();
     drop(engine);
     let completion_lagged = completions.await.unwrap();
@@ -243,7 +244,7 @@ async fn run_library(
         disk_bytes: stats.size_on_disk,
         events: stats.events,
         completion_lagged,
-        group_commit: Some(group_commit),
+        group_commit: Some((group_commit, store_timings)),
         daemon_store_timings: None,
     }
 }
@@ -411,7 +412,7 @@ async fn run_daemon(
     let mut client = Client::connect(&daemon.socket).await.unwrap();
     let status = client.call(Request::Status).await.unwrap().result.unwrap();
     let metrics = client.call(Request::Metrics).await.unwrap().result.unwrap();
-    let store_timings = daemon_store_timings(metrics["text"].as_str().unwrap_or_default());
+    let store_timings = store_timings(metrics["text"].as_str().unwrap_or_default());
     let rss_peak_kib = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
         .ok()
         .and_then(|s| {
@@ -437,24 +438,54 @@ async fn run_daemon(
     }
 }
 
-/// The daemon's own store timings, from its `metrics` (the same histograms as the library's
-/// group-commit figures, less the write's p50 and max, which the daemon does not export).
-fn daemon_store_timings(metrics: &str) -> serde_json::Value {
-    let ms = |name: &str| {
-        metrics
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .map(|seconds| (seconds * 1e4).round() / 10.0)
+/// The store's write and flush timings from an engine's `metrics` (the library's or the
+/// daemon's): p50 and p99 in milliseconds, estimated from the histograms' buckets as
+/// Prometheus's `histogram_quantile` does (linear within a bucket), so within a bucket's width;
+/// `null` for a histogram with nothing in it.
+fn store_timings(metrics: &str) -> serde_json::Value {
+    let ms = |name: &str, q: f64| {
+        histogram_quantile(metrics, name, q).map(|seconds| (seconds * 1e4).round() / 10.0)
     };
+    let timings = |name: &str| json!({"p50": ms(name, 0.5), "p99": ms(name, 0.99)});
     json!({
-        "flush_ms": {
-            "p50": ms("tickler_store_flush_p50_seconds"),
-            "p99": ms("tickler_store_flush_p99_seconds"),
-            "max": ms("tickler_store_flush_max_seconds"),
-        },
-        "write_ms": {"p99": ms("tickler_store_write_p99_seconds")},
+        "flush_ms": timings("tickler_store_flush_duration_seconds"),
+        "write_ms": timings("tickler_store_write_duration_seconds"),
     })
+}
+
+/// The `q` quantile of the histogram `name` in a Prometheus text exposition: the bucket holding
+/// the `q * count`-th value, interpolated linearly between its bounds; the highest finite bound
+/// when it falls in the `+Inf` bucket.
+fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|line| {
+            let (le, count) = line.strip_prefix(&prefix)?.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (upper, cumulative) in buckets {
+        if cumulative >= rank {
+            if upper.is_infinite() {
+                return Some(lower);
+            }
+            return Some(lower + (upper - lower) * (rank - below) / (cumulative - below));
+        }
+        (lower, below) = (upper, cumulative);
+    }
+    None
 }
 
 // ---- the protocol -----------------------------------------------------------------------------
@@ -548,19 +579,17 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// Group commit's figures for the JSON line: how many commits shared each store write and
-/// flush, and how long those took (p50 and p99 within 25 %, never below).
-fn group_commit_json(stats: &GroupCommitStats) -> serde_json::Value {
-    let ms = |summary: &LatencySummary| {
-        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-        json!({"p50": ms(summary.p50), "p99": ms(summary.p99), "max": ms(summary.max)})
-    };
+/// flush, and how long those took (`store_timings`).
+fn group_commit_json(
+    (stats, timings): &(GroupCommitStats, serde_json::Value),
+) -> serde_json::Value {
     json!({
         "commits": stats.commits,
         "groups": stats.commit_groups,
         "flushes": stats.flushes,
         "commits_per_group": stats.commits as f64 / stats.commit_groups.max(1) as f64,
-        "write_ms": ms(&stats.write),
-        "flush_ms": ms(&stats.flush),
+        "write_ms": timings["write_ms"],
+        "flush_ms": timings["flush_ms"],
     })
 }
 
@@ -689,26 +718,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_daemons_store_timings_are_read_from_its_metrics_in_milliseconds() {
-        let metrics = "# HELP tickler_store_flushes Store flushes.\n\
-                       # TYPE tickler_store_flushes gauge\n\
-                       tickler_store_flushes 3100\n\
-                       # HELP tickler_store_flush_p50_seconds Median store flush.\n\
-                       tickler_store_flush_p50_seconds 0.00025\n\
-                       tickler_store_flush_p99_seconds 0.0026\n\
-                       tickler_store_flush_max_seconds 0.0771\n\
-                       tickler_store_write_p99_seconds 0.0031\n";
+    fn store_timings_are_estimated_from_the_histograms_buckets_in_milliseconds() {
+        let metrics = "# TYPE tickler_store_flush_duration_seconds histogram\n\
+                       tickler_store_flush_duration_seconds_bucket{le=\"0.001\"} 50\n\
+                       tickler_store_flush_duration_seconds_bucket{le=\"0.0025\"} 80\n\
+                       tickler_store_flush_duration_seconds_bucket{le=\"0.005\"} 100\n\
+                       tickler_store_flush_duration_seconds_bucket{le=\"+Inf\"} 100\n\
+                       tickler_store_flush_duration_seconds_sum 0.12\n\
+                       tickler_store_flush_duration_seconds_count 100\n";
         assert_eq!(
-            daemon_store_timings(metrics),
-            json!({"flush_ms": {"p50": 0.3, "p99": 2.6, "max": 77.1}, "write_ms": {"p99": 3.1}})
+            store_timings(metrics),
+            json!({"flush_ms": {"p50": 1.0, "p99": 4.9}, "write_ms": {"p50": null, "p99": null}})
         );
     }
 
     #[test]
-    fn a_timing_the_daemon_did_not_report_is_null() {
-        assert_eq!(
-            daemon_store_timings("tickler_store_flushes 0\n")["flush_ms"]["max"],
-            serde_json::Value::Null
-        );
+    fn a_quantile_in_the_overflow_bucket_is_the_highest_finite_bound() {
+        let metrics = "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 10\n";
+        assert_eq!(histogram_quantile(metrics, "h", 0.99), Some(1.0));
     }
 }

@@ -10,6 +10,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "refusing to serve HTTP on {addr}: not a loopback address, so anyone who can reach it \
+         reads the metrics; allow a non-loopback address explicitly to serve there"
+    )]
+    NonLoopbackHttp { addr: std::net::SocketAddr },
     #[error("another daemon is already serving on {path}")]
     AlreadyServing { path: PathBuf },
     #[error("refusing {what}: {source}")]

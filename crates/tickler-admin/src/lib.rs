@@ -1,4 +1,5 @@
-//! The admin protocol (specified in `proto/admin-protocol.md`), its socket server and a client.
+//! The admin protocol (specified in `proto/admin-protocol.md`), its socket server and a client,
+//! and the HTTP endpoint for metrics and health probes.
 //!
 //! API boundary: the protocol's request and reply shapes are a versioned contract with every
 //! script and operator that drives the daemon.
@@ -7,7 +8,7 @@ pub mod client;
 pub mod dispatch;
 mod error;
 pub mod family;
-pub mod metrics_http;
+pub mod http;
 pub mod protocol;
 pub mod role;
 pub mod schema;

@@ -7,6 +7,7 @@ use tickler_store::TimerEntry;
 
 use crate::Error;
 use crate::engine::Engine;
+use crate::metrics::Origin;
 use crate::paging::timer_pages;
 use crate::shared::execute;
 
@@ -67,7 +68,7 @@ impl Engine {
         let wake = Command::Wake {
             occurrence: entry.occurrence.clone(),
         };
-        match execute(self.shared(), &entry.entity, wake).await {
+        match execute(self.shared(), &entry.entity, wake, Origin::Engine).await {
             Ok(applied) => Ok(!applied.events.is_empty()),
             Err(Error::Rejected(_)) => Ok(false),
             Err(err) => Err(err),

@@ -16,7 +16,13 @@ impl Engine {
     /// `execute(Command::Create)` keeps the plain semantics (`AlreadyExists`) for callers that
     /// create-or-update.
     pub async fn create(&self, entity: &EntityId, create: CreateEntity) -> Result<Applied, Error> {
+        // A look at the store first: a repeat refused by the entity would count as a caller's
+        // rejected command in the metrics.
+        if self.exists(entity)? {
+            return self.repeated_create(entity, &create);
+        }
         match self.execute(entity, Command::Create(create.clone())).await {
+            // Created meanwhile, perhaps by this very request sent twice at once.
             Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
                 self.repeated_create(entity, &create)
             }

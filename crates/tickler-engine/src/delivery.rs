@@ -160,6 +160,9 @@ async fn deliver_one(
     let Some(slot) = shared.channels.get(channel) else {
         return failed(format!("unknown channel {channel:?}"), true);
     };
+    // Timed from the channel's call, not from the wait for a permit or the outgoing rate: the
+    // histogram is the channel's latency, and a herd held back by the rate limit is not.
+    let mut called = None;
     let attempt = async {
         let Ok(_permit) = slot.permits.acquire().await else {
             return Err(DeliveryError::Transient(
@@ -169,12 +172,23 @@ async fn deliver_one(
         match &slot.target {
             Target::External(external) => {
                 shared.outgoing.acquire().await;
+                called = Some(Instant::now());
                 external.deliver(&message).await
             }
-            Target::Digest(target) => digest::collect(shared, target, &message, zone).await,
+            Target::Digest(target) => {
+                called = Some(Instant::now());
+                digest::collect(shared, target, &message, zone).await
+            }
         }
     };
-    match tokio::time::timeout_at(deadline, attempt).await {
+    let answer = tokio::time::timeout_at(deadline, attempt).await;
+    if let Some(called) = called {
+        let delivered = matches!(answer, Ok(Ok(_)));
+        shared
+            .metrics
+            .delivered_in(channel, delivered, called.elapsed());
+    }
+    match answer {
         Ok(Ok(receipt)) => DeliveryResult::Delivered {
             channel: channel.to_owned(),
             receipt,

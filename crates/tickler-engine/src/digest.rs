@@ -14,6 +14,7 @@ use tickler_core::{Command, CreateEntity, EntityId, Policy, Rejection, Zone};
 
 use crate::Error;
 use crate::channel::{DeliveryError, Message};
+use crate::metrics::Origin;
 use crate::shared::{Shared, execute};
 
 /// A channel that collects into digests of `policy`, in its list attribute `list`.
@@ -113,7 +114,7 @@ pub(crate) async fn collect(
         list: digest.list.clone(),
         item: item.clone(),
     };
-    let result = match execute(shared, &id, command()).await {
+    let result = match execute(shared, &id, command(), Origin::Engine).await {
         Err(Error::Rejected(Rejection::UnknownEntity { .. })) => {
             let create = CreateEntity {
                 policy: digest.policy.clone(),
@@ -123,12 +124,12 @@ pub(crate) async fn collect(
                 anchors: BTreeMap::new(),
                 attributes: BTreeMap::new(),
             };
-            match execute(shared, &id, Command::Create(create)).await {
+            match execute(shared, &id, Command::Create(create), Origin::Engine).await {
                 // Another delivery to the same recipient created it first: fine.
                 Ok(_) | Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {}
                 Err(err) => return Err(classify(err)),
             }
-            execute(shared, &id, command()).await
+            execute(shared, &id, command(), Origin::Engine).await
         }
         other => other,
     };
@@ -155,7 +156,7 @@ pub(crate) async fn discard(
         list: digest.list.clone(),
         key: source.to_string(),
     };
-    match execute(shared, &id, command).await {
+    match execute(shared, &id, command, Origin::Engine).await {
         Ok(_) | Err(Error::Rejected(Rejection::UnknownEntity { .. })) => Ok(()),
         Err(err) => Err(err),
     }

@@ -19,7 +19,7 @@ use crate::codec;
 use crate::digest::DigestChannel;
 use crate::entity_actor::{Applied, EntityMsg};
 use crate::extension::Extension;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Origin};
 use crate::options::EngineOptions;
 use crate::paging::IndexScan;
 use crate::pause::{PAUSES_META, Pauses};
@@ -155,8 +155,9 @@ impl EngineBuilder {
             })
             .collect();
         let outgoing = crate::rate_limit::OutgoingRate::new(self.options.fire_rate_max_per_s);
+        let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
-            commits: GroupCommit::new(store.clone()),
+            commits: GroupCommit::with_timings(store.clone(), metrics.clone()),
             store,
             clock,
             catalog,
@@ -169,7 +170,7 @@ impl EngineBuilder {
             timer: OnceLock::new(),
             quarantined: Mutex::new(BTreeMap::new()),
             started: std::time::Instant::now(),
-            metrics: Metrics::default(),
+            metrics,
             pauses: std::sync::RwLock::new(pauses),
             directory: std::sync::RwLock::new(BTreeMap::new()),
             outgoing,
@@ -289,7 +290,7 @@ pub const LEFT_GROUP: &str = "left-group";
 impl Engine {
     /// Runs a command against an entity. Returns once its events are durable.
     pub async fn execute(&self, entity: &EntityId, command: Command) -> Result<Applied, Error> {
-        crate::shared::execute(&self.shared, entity, command).await
+        crate::shared::execute(&self.shared, entity, command, Origin::Caller).await
     }
 
     /// The entity a group's policy keeps for a contact: `<kind>/<group>/<contact>`.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tickler_core::{
-    Command, Context, DeliveryResult, Entity, EntityId, Event, OccurrenceId, PastEvent, Rejection,
-    Timestamp, decide, fold,
+    Command, Context, Entity, EntityId, Event, OccurrenceId, PastEvent, Rejection, Timestamp,
+    decide, fold,
 };
 use tickler_store::{CommitBatch, IndexEntry, Snapshot, TimerEntry};
 
@@ -25,6 +25,7 @@ use crate::Error;
 use crate::activity::ActivityGuard;
 use crate::codec;
 use crate::delivery::{self, Report};
+use crate::metrics::Origin;
 use crate::shared::{Shared, Taken};
 use crate::timer::{TimerMsg, WakeTicket};
 
@@ -42,6 +43,7 @@ pub struct Applied {
 pub(crate) enum EntityMsg {
     Execute {
         command: Command,
+        origin: Origin,
         taken: Taken,
         reply: RpcReplyPort<Result<Applied, Error>>,
     },
@@ -129,11 +131,12 @@ impl Actor for EntityActor {
         match message {
             EntityMsg::Execute {
                 command,
+                origin,
                 taken,
                 reply,
             } => {
                 taken.mark();
-                let result = Box::pin(state.execute(command)).await;
+                let result = Box::pin(state.execute(command, origin)).await;
                 let _ = reply.send(result);
             }
             EntityMsg::Show { taken, reply } => {
@@ -155,7 +158,7 @@ impl Actor for EntityActor {
                     ticket.defer();
                     return Ok(());
                 }
-                match Box::pin(state.execute(Command::Wake { occurrence })).await {
+                match Box::pin(state.execute(Command::Wake { occurrence }, Origin::Engine)).await {
                     Ok(_) | Err(Error::Rejected(_)) => ticket.done(),
                     Err(err) => {
                         tracing::warn!(entity = %state.id, error = %err, "wake failed; the timer will retry");
@@ -174,10 +177,7 @@ impl Actor for EntityActor {
                     Report::Single(result) => {
                         if let Some(entity) = &state.entity {
                             let channel = state.shared.channel_of(entity, &occurrence.rule);
-                            state
-                                .shared
-                                .metrics
-                                .delivery(&channel, result_label(&result));
+                            state.shared.metrics.delivery(&channel, &result);
                         }
                         Command::RecordDelivery {
                             occurrence: occurrence.clone(),
@@ -187,10 +187,7 @@ impl Actor for EntityActor {
                     }
                     Report::FanOut { channel, results } => {
                         for each in &results {
-                            state
-                                .shared
-                                .metrics
-                                .delivery(&channel, result_label(&each.result));
+                            state.shared.metrics.delivery(&channel, &each.result);
                         }
                         Command::RecordFanOut {
                             occurrence: occurrence.clone(),
@@ -200,7 +197,7 @@ impl Actor for EntityActor {
                         }
                     }
                 };
-                if let Err(err) = Box::pin(state.execute(command)).await {
+                if let Err(err) = Box::pin(state.execute(command, Origin::Engine)).await {
                     // The attempt stays "delivering" in the log; its lease will wake it and it is
                     // retried under the same key.
                     tracing::error!(entity = %state.id, %occurrence, error = %err, "cannot record a delivery result");
@@ -337,12 +334,10 @@ impl EntityState {
         Ok(version)
     }
 
-    async fn execute(&mut self, command: Command) -> Result<Applied, Error> {
+    async fn execute(&mut self, command: Command, origin: Origin) -> Result<Applied, Error> {
         let result = self.execute_inner(command).await;
-        self.shared.metrics.command();
-        if let Err(err) = &result {
-            self.shared.metrics.rejected(err.code());
-        }
+        let rejection = result.as_ref().err().map(Error::code);
+        self.shared.metrics.command(origin, rejection);
         result
     }
 
@@ -506,9 +501,7 @@ impl EntityState {
                     ..
                 }
             );
-            self.shared
-                .metrics
-                .past_event(&past.outcome.label(), system_error);
+            self.shared.metrics.past_event(&past.outcome);
             self.log_past_event(past, system_error);
             // No subscriber is fine: past events are also in the store.
             let _ = self.shared.past_events.send(past.clone());
@@ -592,16 +585,6 @@ impl EntityState {
                 tracing::error!(entity = %id, error = %err, "cannot report a delivery result; its lease will retry it");
             }
         });
-    }
-}
-
-fn result_label(result: &DeliveryResult) -> &'static str {
-    match result {
-        DeliveryResult::Delivered { .. } => "delivered",
-        DeliveryResult::Failed {
-            permanent: true, ..
-        } => "failed-permanently",
-        DeliveryResult::Failed { .. } => "failed",
     }
 }
 

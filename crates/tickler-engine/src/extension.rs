@@ -52,19 +52,24 @@ impl Engine {
             anchors: upsert.anchors.clone(),
             attributes: upsert.attributes.clone(),
         };
-        // The plain create: an existing entity is updated below, whatever it was created with.
+        let update = Command::Update {
+            anchors: upsert.anchors,
+            attributes: upsert
+                .attributes
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .collect(),
+        };
+        // A look at the store rather than a create that may be refused: a refused probe would
+        // count as a caller's rejected command in the metrics.
+        if self.exists(id)? {
+            return self.execute(id, update).await;
+        }
+        // The plain create, not `Engine::create`: an entity created meanwhile with other fields
+        // is updated as it is now, not refused as a conflicting repeat.
         match self.execute(id, Command::Create(create)).await {
-            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => {
-                let command = Command::Update {
-                    anchors: upsert.anchors,
-                    attributes: upsert
-                        .attributes
-                        .into_iter()
-                        .map(|(k, v)| (k, Some(v)))
-                        .collect(),
-                };
-                self.execute(id, command).await
-            }
+            // Created meanwhile by another request: update it as it is now.
+            Err(Error::Rejected(Rejection::AlreadyExists { .. })) => self.execute(id, update).await,
             other => other,
         }
     }

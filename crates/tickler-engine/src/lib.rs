@@ -52,7 +52,7 @@ pub use error::Error;
 pub use explain::{ExplainLine, Explanation, OccurrenceStory};
 pub use extension::{Extension, Upsert, text_attribute};
 pub use failures::{Failure, Failures};
-pub use metrics::FiringLag;
+pub use metrics::{FiringLag, METRICS_CONTENT_TYPE};
 pub use notice::{NOTICE_STREAM_CAPACITY, Notice};
 pub use operations::{DUE_LEN_MAX, DueEntry, EngineStatus, ExportedEvent, ListFilter};
 pub use options::EngineOptions;

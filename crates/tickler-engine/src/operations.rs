@@ -20,6 +20,9 @@ use crate::{Error, codec};
 /// The most entries one `due` dry run returns.
 pub const DUE_LEN_MAX: usize = 10_000;
 
+/// How long [`Engine::unready`] waits for the flush it tries after a failed one.
+const READY_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A summary for `status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineStatus {
@@ -122,82 +125,51 @@ impl Engine {
         })
     }
 
-    /// Counters and gauges in the Prometheus text format.
-    pub async fn metrics_text(&self) -> Result<String, Error> {
-        let status = self.status().await?;
-        let commits = self.group_commit_stats();
-        let gauges = [
-            (
-                "tickler_actors",
-                "Entity actors running.",
-                status.actors as f64,
-            ),
-            (
-                "tickler_timers_in_memory",
-                "Timers held in the in-memory wheel.",
-                status.timers_in_memory as f64,
-            ),
-            (
-                "tickler_wakes_in_flight",
-                "Wakes handed to entities and not yet handled.",
-                status.wakes_in_flight as f64,
-            ),
-            (
-                "tickler_retries_in_flight",
-                "Occurrences waiting for their next delivery attempt.",
-                status.retries_in_flight.map_or(f64::NAN, |n| n as f64),
-            ),
-            (
-                "tickler_errored",
-                "Occurrences that ended in a system error and were not retried.",
-                status.errored.map_or(f64::NAN, |n| n as f64),
-            ),
-            (
-                "tickler_parked",
-                "Wakes held by a pause.",
-                status.parked as f64,
-            ),
-            (
-                "tickler_quarantined",
-                "Entities whose log failed a check.",
-                status.quarantined.len() as f64,
-            ),
-            (
-                "tickler_uptime_seconds",
-                "Seconds since the engine started.",
-                status.uptime_ms as f64 / 1000.0,
-            ),
-            (
-                "tickler_store_flushes",
-                "Store flushes by group commit since the engine started.",
-                commits.flushes as f64,
-            ),
-            (
-                "tickler_store_flush_p50_seconds",
-                "Median store flush since the start (within 25 %, never below).",
-                commits.flush.p50.as_secs_f64(),
-            ),
-            (
-                "tickler_store_flush_p99_seconds",
-                "99th percentile store flush since the start (within 25 %, never below).",
-                commits.flush.p99.as_secs_f64(),
-            ),
-            (
-                "tickler_store_flush_max_seconds",
-                "Slowest store flush since the start.",
-                commits.flush.max.as_secs_f64(),
-            ),
-            (
-                "tickler_store_write_p99_seconds",
-                "99th percentile write of one commit group since the start (within 25 %).",
-                commits.write.p99.as_secs_f64(),
-            ),
-        ];
-        Ok(self.shared().metrics.render(&gauges))
+    /// Why the engine should not be given work now; `None` when it is *ready*. An `Engine` exists
+    /// only once it is open (recovery finished: the timer index paged in, every family's
+    /// start-up work done); an open engine is ready when
+    ///
+    /// - it is not shutting down, and its timer answers (`status` can be given);
+    /// - its store answers reads: the reads `status` makes (the retry and error counts) succeed;
+    /// - its store takes writes: group commit's latest flush succeeded or, if it failed, a flush
+    ///   tried now succeeds within [`READY_FLUSH_WAIT`], so a disk that has room again reads as
+    ///   ready without waiting for a command to find out. That flush writes nothing new.
+    ///
+    /// Not conditions: quarantined entities (a damaged log stops its own entity only, every
+    /// other serves, and a restart would not mend it; `status` and `tickler_quarantined` report
+    /// them), paused delivery (an operator's choice), failing channels (the receiver's trouble,
+    /// in `tickler_deliveries_total`) and lateness (in `tickler_firing_lateness_seconds`).
+    pub async fn unready(&self) -> Option<String> {
+        let status = match self.status().await {
+            Ok(status) => status,
+            Err(err) => return Some(format!("the engine gives no status: {err}")),
+        };
+        if let Some(error) = status.storage_errors.first() {
+            return Some(format!("the store cannot be read: {error}"));
+        }
+        if !self.group_commit_stats().latest_flush_failed {
+            return None;
+        }
+        match tokio::time::timeout(READY_FLUSH_WAIT, self.shared().commits.durable()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(format!("the store takes no writes: a flush failed: {err}")),
+            Err(_) => Some(format!(
+                "the store takes no writes: a flush did not end within {} s",
+                READY_FLUSH_WAIT.as_secs()
+            )),
+        }
     }
 
-    /// Group commit's counters and timings: flushes, commits per group, and how long the
-    /// store's writes and flushes took since the engine started.
+    /// Every instrument in the Prometheus text format (version 0.0.4, served with
+    /// [`METRICS_CONTENT_TYPE`](crate::METRICS_CONTENT_TYPE)): the counters and histograms since
+    /// the engine started, and gauges read from `status` now.
+    pub async fn metrics_text(&self) -> Result<String, Error> {
+        let status = self.status().await?;
+        Ok(self.shared().metrics.render(&status))
+    }
+
+    /// Group commit's counters: flushes (and failed ones), commits per group. How long writes
+    /// and flushes took is in the metrics' histograms.
     pub fn group_commit_stats(&self) -> tickler_store::GroupCommitStats {
         self.shared().commits.stats()
     }

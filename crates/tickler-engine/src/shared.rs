@@ -24,7 +24,7 @@ use crate::channel::Channel;
 use crate::clock::Clock;
 use crate::digest::DigestChannel;
 use crate::entity_actor::{Applied, EntityMsg};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Origin};
 use crate::options::EngineOptions;
 use crate::pause::Pauses;
 use crate::registry::Registry;
@@ -50,7 +50,7 @@ pub(crate) struct Shared {
     /// Entities whose log failed a check, with the reason: reported by `status`.
     pub quarantined: Mutex<BTreeMap<EntityId, String>>,
     pub started: std::time::Instant,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// What delivery is paused for (kept in the store's meta too).
     pub pauses: std::sync::RwLock<Pauses>,
     /// The latest state of every entity whose policy is a directory (settings entities): read by
@@ -122,14 +122,17 @@ impl Shared {
     }
 }
 
-/// Runs a command against an entity and waits until its events are durable.
+/// Runs a command against an entity and waits until its events are durable; `origin` says
+/// whose command it is, for the metrics.
 pub(crate) async fn execute(
     shared: &Arc<Shared>,
     entity: &EntityId,
     command: Command,
+    origin: Origin,
 ) -> Result<Applied, Error> {
     ask(shared, entity, |taken, reply| EntityMsg::Execute {
         command: command.clone(),
+        origin,
         taken,
         reply,
     })

@@ -302,9 +302,11 @@ impl TimerState {
     fn dispatch(&mut self, myself: &ActorRef<TimerMsg>, key: Key, due: Timestamp) {
         self.in_flight.insert(key.clone());
         self.fired += 1;
+        // A wake is never early (the wheel rounds up), but a clock set back can make it look so.
+        let late_ms = self.shared.clock.now().since(due).as_millis().max(0);
         self.shared
             .metrics
-            .wake(self.shared.clock.now().since(due).as_millis());
+            .wake(Duration::from_millis(late_ms as u64));
         let (entity, occurrence) = key.clone();
         let ticket = WakeTicket {
             key: Some(key),

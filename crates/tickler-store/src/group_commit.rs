@@ -8,16 +8,18 @@
 //! writes and two flushes, not N of each (sled pays a global lock and two log-buffer rolls per
 //! write, whatever its size). The store's calls block, which is why they run on this thread
 //! rather than on the async runtime.
+//!
+//! How long each write and flush took is told to a [`CommitTimings`] (the engine's histograms);
+//! this crate keeps counts only, and no latency figures of its own.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::latency::{LatencyHistogram, LatencySummary};
 use crate::{CommitBatch, CommitReceipt, Error, Store};
 
 type Waiter = oneshot::Sender<Result<(), Error>>;
@@ -29,11 +31,24 @@ pub struct GroupCommit {
     handle: Arc<Handle>,
 }
 
-/// Counters for benchmarks and status.
+/// Told how long each group's store write and each flush took. Called on the group-commit
+/// thread between a write and its flush, so it must return at once (record and go).
+pub trait CommitTimings: Send + Sync {
+    /// `Store::commit_group` applied a group of commits in `took`.
+    fn wrote(&self, took: Duration);
+    /// A flush ended after `took`; `failed` if it returned an error.
+    fn flushed(&self, took: Duration, failed: bool);
+}
+
+/// Counters for benchmarks, status and readiness.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupCommitStats {
-    /// Flushes performed.
+    /// Flushes performed, and how many of them failed.
     pub flushes: u64,
+    pub flushes_failed: u64,
+    /// Whether the latest flush failed: as far as anyone knows, the store takes no writes now
+    /// (a full disk, an I/O error), until a flush succeeds again.
+    pub latest_flush_failed: bool,
     /// Waiters (commits and `durable` calls) answered by those flushes.
     pub waiters_served: u64,
     /// Commits applied, and the groups they were applied in.
@@ -43,10 +58,6 @@ pub struct GroupCommitStats {
     pub largest_group: u64,
     /// Waiters queued for the next flush right now.
     pub waiting: u64,
-    /// How long the store took to apply each group's commits (`Store::commit_group`).
-    pub write: LatencySummary,
-    /// How long each flush took: what every commit waits for at least once.
-    pub flush: LatencySummary,
 }
 
 /// Owned by the handles only: dropping it stops and joins the thread.
@@ -60,13 +71,14 @@ struct Shared {
     store: Arc<dyn Store>,
     queue: Mutex<Queue>,
     queued: Condvar,
+    timings: Option<Arc<dyn CommitTimings>>,
     flushes: AtomicU64,
+    flushes_failed: AtomicU64,
+    latest_flush_failed: AtomicBool,
     waiters_served: AtomicU64,
     largest_group: AtomicU64,
     commits: AtomicU64,
     commit_groups: AtomicU64,
-    write_latency: LatencyHistogram,
-    flush_latency: LatencyHistogram,
 }
 
 #[derive(Default)]
@@ -85,17 +97,28 @@ impl Queue {
 impl GroupCommit {
     /// Starts the flusher thread for `store`.
     pub fn new(store: Arc<dyn Store>) -> GroupCommit {
+        GroupCommit::start(store, None)
+    }
+
+    /// Starts the flusher thread for `store`, telling `timings` how long each write and flush
+    /// took.
+    pub fn with_timings(store: Arc<dyn Store>, timings: Arc<dyn CommitTimings>) -> GroupCommit {
+        GroupCommit::start(store, Some(timings))
+    }
+
+    fn start(store: Arc<dyn Store>, timings: Option<Arc<dyn CommitTimings>>) -> GroupCommit {
         let shared = Arc::new(Shared {
             store,
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
+            timings,
             flushes: AtomicU64::new(0),
+            flushes_failed: AtomicU64::new(0),
+            latest_flush_failed: AtomicBool::new(false),
             waiters_served: AtomicU64::new(0),
             largest_group: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             commit_groups: AtomicU64::new(0),
-            write_latency: LatencyHistogram::new(),
-            flush_latency: LatencyHistogram::new(),
         });
         let thread = std::thread::Builder::new()
             .name("tickler-group-commit".to_owned())
@@ -153,6 +176,8 @@ impl GroupCommit {
         let shared = &self.handle.shared;
         GroupCommitStats {
             flushes: shared.flushes.load(Ordering::Relaxed),
+            flushes_failed: shared.flushes_failed.load(Ordering::Relaxed),
+            latest_flush_failed: shared.latest_flush_failed.load(Ordering::Relaxed),
             waiters_served: shared.waiters_served.load(Ordering::Relaxed),
             largest_group: shared.largest_group.load(Ordering::Relaxed),
             commits: shared.commits.load(Ordering::Relaxed),
@@ -161,8 +186,6 @@ impl GroupCommit {
                 let queue = shared.queue();
                 (queue.commits.len() + queue.waiters.len()) as u64
             },
-            write: shared.write_latency.summary(),
-            flush: shared.flush_latency.summary(),
         }
     }
 }
@@ -217,7 +240,9 @@ fn run(shared: &Shared) {
                 .unwrap_or_else(|_| {
                     vec![Err(Error::Io("the store's commit panicked".to_owned())); count]
                 });
-            shared.write_latency.record(started.elapsed());
+            if let Some(timings) = &shared.timings {
+                timings.wrote(started.elapsed());
+            }
             results
         };
         // Refused commits wrote nothing: a group of only those needs no flush.
@@ -227,21 +252,8 @@ fn run(shared: &Shared) {
             }
             continue;
         }
-        let started = Instant::now();
-        let flushed = catch_unwind(AssertUnwindSafe(|| shared.store.flush()))
-            .unwrap_or_else(|_| Err(Error::Io("the store's flush panicked".to_owned())));
-        shared.flush_latency.record(started.elapsed());
-        if let Err(error) = &flushed {
-            tracing::error!(%error, commits = count, waiters = waiters.len(), "group-commit flush failed");
-        }
         let group = (committers.len() + waiters.len()) as u64;
-        shared.flushes.fetch_add(1, Ordering::Relaxed);
-        shared.waiters_served.fetch_add(group, Ordering::Relaxed);
-        shared.largest_group.fetch_max(group, Ordering::Relaxed);
-        if count > 0 {
-            shared.commits.fetch_add(count as u64, Ordering::Relaxed);
-            shared.commit_groups.fetch_add(1, Ordering::Relaxed);
-        }
+        let flushed = flush(shared, count, group);
         // A waiter whose caller gave up (dropped its future) no longer listens.
         for (committer, result) in committers.into_iter().zip(results) {
             let _ = committer.send(result.and_then(|receipt| flushed.clone().map(|()| receipt)));
@@ -250,4 +262,30 @@ fn run(shared: &Shared) {
             let _ = waiter.send(flushed.clone());
         }
     }
+}
+
+/// Flushes for a group of `commits` commits and `group` waiters in all, timing and counting the
+/// flush; what every waiter of the group is answered.
+fn flush(shared: &Shared, commits: usize, group: u64) -> Result<(), Error> {
+    let started = Instant::now();
+    let flushed = catch_unwind(AssertUnwindSafe(|| shared.store.flush()))
+        .unwrap_or_else(|_| Err(Error::Io("the store's flush panicked".to_owned())));
+    if let Some(timings) = &shared.timings {
+        timings.flushed(started.elapsed(), flushed.is_err());
+    }
+    shared
+        .latest_flush_failed
+        .store(flushed.is_err(), Ordering::Relaxed);
+    if let Err(error) = &flushed {
+        shared.flushes_failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(%error, commits, waiters = group, "group-commit flush failed");
+    }
+    shared.flushes.fetch_add(1, Ordering::Relaxed);
+    shared.waiters_served.fetch_add(group, Ordering::Relaxed);
+    shared.largest_group.fetch_max(group, Ordering::Relaxed);
+    if commits > 0 {
+        shared.commits.fetch_add(commits as u64, Ordering::Relaxed);
+        shared.commit_groups.fetch_add(1, Ordering::Relaxed);
+    }
+    flushed
 }

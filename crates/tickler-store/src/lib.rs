@@ -21,7 +21,6 @@ mod golden_tests;
 mod group_commit;
 mod keys;
 mod kv;
-mod latency;
 mod memory;
 mod reads;
 mod record;
@@ -36,9 +35,8 @@ pub use durability::Durability;
 pub use error::Error;
 #[doc(hidden)]
 pub use forward::__paths;
-pub use group_commit::{GroupCommit, GroupCommitStats};
+pub use group_commit::{CommitTimings, GroupCommit, GroupCommitStats};
 pub use keys::{INDEX_MEMBER_LEN_MAX, INDEX_NAME_LEN_MAX};
-pub use latency::LatencySummary;
 pub use memory::MemoryStore;
 pub use record::{RECORD_CRC_LEN, RECORD_PAYLOAD_LEN_MAX, Record};
 pub use sled_store::SledStore;

@@ -56,10 +56,17 @@ pub struct Config {
     /// The application socket's group (the socket becomes 0660, its directory 0750).
     #[serde(default)]
     pub app_socket_group: Option<String>,
-    /// Serve `GET /metrics` (Prometheus text) on this loopback address, e.g. `127.0.0.1:9464`.
-    #[serde(default)]
+    /// Serve HTTP on this address, e.g. `127.0.0.1:9464`: `GET /metrics` (Prometheus text),
+    /// `/healthz` (the process serves) and `/readyz` (the engine is open, its store reads and
+    /// writes). A loopback address unless `http_allow_non_loopback`. Formerly `metrics_listen`,
+    /// still accepted.
+    #[serde(default, alias = "metrics_listen")]
     #[schemars(with = "Option<String>")]
-    pub metrics_listen: Option<std::net::SocketAddr>,
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Let `http_listen` be an address other hosts can reach: whoever reaches it reads the
+    /// metrics and probes (the endpoints are read-only; put TLS and access control in a proxy).
+    #[serde(default)]
+    pub http_allow_non_loopback: bool,
     /// The policies' directory (relative to the config file), which must exist; none: the
     /// policies built into the binary (the shipped `config/policies`).
     #[serde(default)]
@@ -366,6 +373,10 @@ impl Config {
             reason: err.to_string(),
         })?;
         config.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        config.check_http_listen().map_err(|reason| Error::Config {
+            what: format!("config file {}", path.display()),
+            reason,
+        })?;
         // Checked here too, so that the daemon refuses before it opens the data directory.
         config.engine.check().map_err(|err| match err {
             Error::Config { what, reason } => Error::Config {
@@ -375,6 +386,20 @@ impl Config {
             other => other,
         })?;
         Ok(config)
+    }
+
+    /// A non-loopback `http_listen` needs `http_allow_non_loopback`: the endpoint would serve
+    /// whoever reaches it.
+    fn check_http_listen(&self) -> Result<(), String> {
+        match self.http_listen {
+            Some(addr) if !addr.ip().is_loopback() && !self.http_allow_non_loopback => {
+                Err(format!(
+                    "http_listen = \"{addr}\" is not a loopback address, and anyone who can reach it \
+                 would read the metrics: set http_allow_non_loopback = true to serve there"
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn policies_dir(&self) -> Option<PathBuf> {

@@ -86,21 +86,9 @@ fn create(n: usize) -> Request {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_full_disk_commands_fail_clearly_and_service_resumes_when_space_returns() {
-    let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    let tmpfs = match Tmpfs::mount(&data, FULL_SIZE) {
-        Ok(tmpfs) => tmpfs,
-        Err(err) if std::env::var_os("TICKLER_REQUIRE_DISK_FULL").is_none() => {
-            eprintln!("NOT RUN: mounting a tmpfs failed ({err}); run as root to run this test");
-            return;
-        }
-        Err(err) => panic!("TICKLER_REQUIRE_DISK_FULL is set and mounting a tmpfs failed: {err}"),
-    };
-    let mut daemon = Daemon::start(work.path(), START).await;
-
-    // Fill the disk from 8 connections until every one of them is refused.
+/// Fills the daemon's disk from 8 connections until every one of them is refused: the creates
+/// acknowledged, and the refusals (`code: message`).
+async fn fill_the_disk(daemon: &Daemon) -> (BTreeSet<usize>, Vec<String>) {
     let acknowledged: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
     let refusals: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut clients = Vec::new();
@@ -132,6 +120,23 @@ async fn on_a_full_disk_commands_fail_clearly_and_service_resumes_when_space_ret
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
     let refusals = refusals.lock().unwrap().clone();
+    (acknowledged, refusals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_full_disk_commands_fail_clearly_and_service_resumes_when_space_returns() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let tmpfs = match Tmpfs::mount(&data, FULL_SIZE) {
+        Ok(tmpfs) => tmpfs,
+        Err(err) if std::env::var_os("TICKLER_REQUIRE_DISK_FULL").is_none() => {
+            eprintln!("NOT RUN: mounting a tmpfs failed ({err}); run as root to run this test");
+            return;
+        }
+        Err(err) => panic!("TICKLER_REQUIRE_DISK_FULL is set and mounting a tmpfs failed: {err}"),
+    };
+    let mut daemon = Daemon::start(work.path(), START).await;
+    let (acknowledged, refusals) = fill_the_disk(&daemon).await;
     assert!(!acknowledged.is_empty(), "nothing fit on the disk");
     for refusal in &refusals {
         assert!(
@@ -209,6 +214,77 @@ async fn on_a_full_disk_commands_fail_clearly_and_service_resumes_when_space_ret
         acknowledged.len(),
         refusals.len()
     );
+    daemon.kill();
+    drop(tmpfs);
+}
+
+/// `GET` of `path` on the daemon's HTTP port: the status and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+/// `/readyz`: a store that takes no writes makes the daemon unready, saying why; once the disk
+/// has room again it is ready again, with no restart and no command to find out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_a_full_disk_and_recovers_when_space_returns() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let tmpfs = match Tmpfs::mount(&data, FULL_SIZE) {
+        Ok(tmpfs) => tmpfs,
+        Err(err) if std::env::var_os("TICKLER_REQUIRE_DISK_FULL").is_none() => {
+            eprintln!("NOT RUN: mounting a tmpfs failed ({err}); run as root to run this test");
+            return;
+        }
+        Err(err) => panic!("TICKLER_REQUIRE_DISK_FULL is set and mounting a tmpfs failed: {err}"),
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = support::write_config(work.path(), START);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"data\"\nhttp_listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(work.path(), START).await;
+    assert_eq!(http_get(port, "/readyz"), (200, "ready\n".to_owned()));
+
+    fill_the_disk(&daemon).await;
+    let (status, body) = http_get(port, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: ") && body.contains("No space left on device"),
+        "{body}"
+    );
+    assert_eq!(
+        http_get(port, "/healthz").0,
+        200,
+        "the process still serves"
+    );
+
+    tmpfs.resize(ROOMY_SIZE);
+    let waiting_since = Instant::now();
+    loop {
+        let (status, body) = http_get(port, "/readyz");
+        if status == 200 {
+            break;
+        }
+        assert!(
+            waiting_since.elapsed() < RECOVERY_WAIT_MAX,
+            "still not ready with room on the disk: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     daemon.kill();
     drop(tmpfs);
 }

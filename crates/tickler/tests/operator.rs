@@ -1,6 +1,6 @@
 //! The operator surface through the real daemon and CLI: list, history filters, the due dry run,
-//! pause and resume, cancel, retry, explain, snapshot, metrics (socket and HTTP), import and
-//! export; and the offline tools: audit, compact, simulate.
+//! pause and resume, cancel, retry, explain, snapshot, metrics (the protocol's; HTTP's are in
+//! `http.rs`), import and export; and the offline tools: audit, compact, simulate.
 
 mod support;
 
@@ -295,7 +295,9 @@ async fn a_bulk_retry_re_delivers_what_ended_in_a_system_error_once_the_receiver
     assert_eq!(errored["past_events"][0]["attempts"], 5);
     let metrics = ok(&daemon.cli(&["metrics"]));
     assert!(
-        metrics.contains("tickler_deliveries_total{channel=\"rapidpro\",result=\"failed\"} 5"),
+        metrics.contains(
+            "tickler_deliveries_total{channel=\"rapidpro\",outcome=\"failed\",reason=\"transient\"} 5"
+        ),
         "{metrics}"
     );
 
@@ -349,24 +351,29 @@ async fn metrics_count_commands_and_time_every_group_commit_flush() {
     let daemon = Daemon::start(work.path(), "2026-03-02T04:00:00Z").await;
     create(&daemon, "review-1", "2026-03-11T10:00:00Z");
     let metrics = ok(&daemon.cli(&["metrics"]));
+    let sample = |series: &str| -> f64 {
+        let prefix = format!("{series} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
     assert!(
         metrics.contains("# TYPE tickler_commands_total counter"),
         "{metrics}"
     );
-    let gauge = |name: &str| -> f64 {
-        let prefix = format!("{name} ");
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-            .parse()
-            .unwrap()
-    };
-    assert!(gauge("tickler_store_flushes") > 0.0, "{metrics}");
-    assert!(gauge("tickler_store_flush_max_seconds") > 0.0, "{metrics}");
+    assert_eq!(sample("tickler_commands_total{origin=\"caller\"}"), 1.0);
     assert!(
-        gauge("tickler_store_flush_p50_seconds") <= gauge("tickler_store_flush_max_seconds"),
+        metrics.contains("# TYPE tickler_store_flush_duration_seconds histogram"),
         "{metrics}"
+    );
+    let flushes = sample("tickler_store_flush_duration_seconds_count");
+    assert!(flushes > 0.0, "{metrics}");
+    assert_eq!(
+        sample("tickler_store_flush_duration_seconds_bucket{le=\"+Inf\"}"),
+        flushes
     );
 }
 
@@ -405,37 +412,6 @@ async fn export_writes_every_event_and_import_runs_a_file_of_requests() {
     assert!(String::from_utf8_lossy(&imported.stdout).contains("imported 2 line(s), 1 failed"));
     let due = json(&daemon.cli(&["--json", "list", "--policy", "due-date"]));
     assert_eq!(due["entities"].as_array().unwrap().len(), 4);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_served_over_http_on_loopback() {
-    let work = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = support::write_config(work.path(), "2026-03-01T09:30:00Z");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "data_dir = \"data\"",
-        &format!("data_dir = \"data\"\nmetrics_listen = \"127.0.0.1:{port}\""),
-    );
-    std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(work.path(), "2026-03-01T09:30:00Z").await;
-    create(&daemon, "review-1", "2026-03-11T10:00:00Z");
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    assert!(response.contains("tickler_commands_total 1"), "{response}");
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(b"GET /secrets HTTP/1.1\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,15 @@ pub async fn run(
 
     // Held for the daemon's life: no offline tool or second daemon opens the store meanwhile.
     let locked = DataDir::create_and_lock(&config.data_dir)?;
+    // Up before the store opens, so a prober sees the process alive (`/healthz`) and not yet
+    // ready (`/readyz`) while recovery runs.
+    let opened = tickler_admin::http::OpenedEngine::default();
+    let http_stop = Arc::new(Notify::new());
+    if let Some(addr) = config.http_listen {
+        let endpoint = tickler_admin::http::bind(addr, config.http_allow_non_loopback).await?;
+        tracing::info!(%addr, "serving GET /metrics, /healthz and /readyz");
+        tokio::spawn(endpoint.serve(opened.clone(), http_stop.clone()));
+    }
     let (store_dir, recovered) = locked.store_to_serve()?;
     if let Some(recovered) = recovered {
         tracing::warn!(data_dir = %config.data_dir.display(), "{recovered}");
@@ -56,16 +65,7 @@ pub async fn run(
     let engine = config.open_engine(store, clock).await?;
     let socket = config.socket_path();
     let sockets = bind_sockets(&config).await?;
-    let metrics_stop = Arc::new(Notify::new());
-    if let Some(addr) = config.metrics_listen {
-        let metrics = tickler_admin::metrics_http::bind(addr).await?;
-        tracing::info!(%addr, "serving GET /metrics");
-        tokio::spawn(tickler_admin::metrics_http::serve(
-            engine.clone(),
-            metrics,
-            metrics_stop.clone(),
-        ));
-    }
+    opened.opened(engine.clone());
     tracing::info!(
         socket = %socket.display(),
         data_dir = %config.data_dir.display(),
@@ -86,7 +86,7 @@ pub async fn run(
     }
     let families = Config::command_families();
     tickler_admin::server::serve(engine.clone(), families, sockets, stop).await;
-    metrics_stop.notify_one();
+    http_stop.notify_one();
     engine.shutdown().await?;
     tracing::info!("tickler stopped");
     Ok(())
