@@ -1,9 +1,10 @@
-//! What the load tools share: the shipped config, a concurrent fill through the engine, a
-//! channel that records when each delivery arrived, a clock that starts at a chosen instant and
-//! runs in real time, and percentiles. `protocol` holds the peers' benchmark protocol, `cpu` how
+//! What the load tools share: an allocator that can count, the shipped config, a concurrent
+//! fill through the engine, a channel that records when each delivery arrived, a clock that
+//! starts at a chosen instant and runs in real time, and percentiles. `protocol` holds the peers' benchmark protocol, `cpu` how
 //! undisturbed a run was, `daemon` the real daemon as a child process, `receiver` an HTTP
 //! endpoint for its webhook channel and `summary` the load generator's table.
 
+pub mod alloc_count;
 pub mod cpu;
 pub mod daemon;
 pub mod protocol;
@@ -11,9 +12,11 @@ pub mod receiver;
 pub mod summary;
 
 /// Every binary and criterion bench of this crate runs on the daemon's allocator (see
-/// `crates/tickler/src/main.rs`), so the library's figures are the daemon's.
+/// `crates/tickler/src/main.rs`), so the library's figures are the daemon's; `alloc_count`
+/// counts what goes through it.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc_count::Counting<mimalloc::MiMalloc> =
+    alloc_count::Counting::new(mimalloc::MiMalloc);
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
