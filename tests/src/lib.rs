@@ -38,6 +38,8 @@ pub fn id(text: &str) -> EntityId {
 pub enum StoreKind {
     Memory(Arc<MemoryStore>),
     Sled,
+    /// A store of the test's own (a wrapper that watches or refuses commits).
+    Other(Arc<dyn Store>),
 }
 
 /// An engine on a manual clock, its data in `data_dir`.
@@ -73,6 +75,7 @@ impl Harness {
         adjust(&mut config);
         let store: Arc<dyn Store> = match store {
             StoreKind::Memory(store) => store,
+            StoreKind::Other(store) => store,
             StoreKind::Sled => Arc::new(SledStore::open(&data_dir.join("store")).unwrap()),
         };
         let clock = ManualClock::new(now);

@@ -43,7 +43,9 @@ pub enum Command {
         occurrence: Option<OccurrenceId>,
         reason: String,
     },
-    /// The timer says this occurrence's wake time has come.
+    /// The timer says this occurrence's wake time has come. For an occurrence whose attempt is
+    /// under way it says that attempt can no longer report (its lease ended, or the process that
+    /// started it is gone): the shell sends no wake while an attempt of its own runs.
     Wake { occurrence: OccurrenceId },
     /// What a delivery attempt did.
     RecordDelivery {

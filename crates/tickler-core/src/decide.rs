@@ -81,12 +81,7 @@ fn decide_command(
         Command::Retry { occurrence, reason } => {
             decide_retry(entity, occurrence.as_ref(), reason, ctx)
         }
-        Command::Wake { occurrence } => Ok(match entity.active.get(occurrence) {
-            // Already processed, or moved later since the timer was set: nothing fires early.
-            None => Vec::new(),
-            Some(reminder) if reminder.wake_at() > ctx.now => Vec::new(),
-            Some(reminder) => decide_wake(entity, reminder, ctx),
-        }),
+        Command::Wake { occurrence } => Ok(decide_timer_wake(entity, occurrence, ctx)),
         Command::RecordFanOut {
             occurrence,
             attempt,
@@ -944,4 +939,15 @@ fn check_anchor_order(
         }
     }
     Ok(())
+}
+
+/// The timer's wake for `occurrence`. Already processed, or moved later since the timer was
+/// set: nothing fires early. An attempt under way is the exception: its wake means it can no
+/// longer report.
+fn decide_timer_wake(entity: &Entity, occurrence: &OccurrenceId, ctx: &Context) -> Vec<Event> {
+    match entity.active.get(occurrence) {
+        None => Vec::new(),
+        Some(reminder) if !reminder.is_delivering() && reminder.wake_at() > ctx.now => Vec::new(),
+        Some(reminder) => decide_wake(entity, reminder, ctx),
+    }
 }

@@ -124,13 +124,31 @@ impl ActiveReminder {
             .idempotency_key(entity)
     }
 
-    /// When the timer must wake the entity for this reminder.
+    /// When the timer must wake the entity for this reminder: for an attempt under way, when its
+    /// lease ends (a wake held in memory only, see [`ActiveReminder::indexed_at`]).
     pub fn wake_at(&self) -> Timestamp {
         match &self.phase {
             Phase::Pending => self.planned_at,
             Phase::Delivering { lease_until, .. } => *lease_until,
             Phase::RetryWaiting { retry_at, .. } => *retry_at,
         }
+    }
+
+    /// The instant the store's timer index holds for this reminder. An attempt under way keeps
+    /// the entry of its planned instant instead of moving it to its lease's end: only the
+    /// process that started the attempt can report its result, so the lease lives in that
+    /// process's memory, and after a restart the entry (already due) wakes the entity at once to
+    /// record the outcome as unknown. A fire then writes no timer entry when it starts.
+    pub fn indexed_at(&self) -> Timestamp {
+        match &self.phase {
+            Phase::Pending | Phase::Delivering { .. } => self.planned_at,
+            Phase::RetryWaiting { retry_at, .. } => *retry_at,
+        }
+    }
+
+    /// Whether an attempt is under way.
+    pub fn is_delivering(&self) -> bool {
+        matches!(self.phase, Phase::Delivering { .. })
     }
 
     /// Attempts made so far.
@@ -585,15 +603,28 @@ impl Entity {
         self.completed.is_some()
     }
 
-    /// Every wake the timer index must hold for this entity, in order.
+    /// Every entry the store's timer index must hold for this entity, in order (see
+    /// [`ActiveReminder::indexed_at`]).
     pub fn timers(&self) -> Vec<(Timestamp, OccurrenceId)> {
         let mut timers: Vec<_> = self
             .active
             .values()
-            .map(|reminder| (reminder.wake_at(), reminder.occurrence.clone()))
+            .map(|reminder| (reminder.indexed_at(), reminder.occurrence.clone()))
             .collect();
         timers.sort();
         timers
+    }
+
+    /// Every wake the timer must hold in memory for this entity, in order: the index's entries,
+    /// but an attempt under way wakes when its lease ends.
+    pub fn wakes(&self) -> Vec<(Timestamp, OccurrenceId)> {
+        let mut wakes: Vec<_> = self
+            .active
+            .values()
+            .map(|reminder| (reminder.wake_at(), reminder.occurrence.clone()))
+            .collect();
+        wakes.sort();
+        wakes
     }
 
     /// The earliest wake, if any.

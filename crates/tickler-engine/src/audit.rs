@@ -234,7 +234,7 @@ fn audit_entity(
     }
 
     // Timer index: exactly the pending wakes (when the index could be read).
-    let wanted: BTreeSet<(Timestamp, OccurrenceId)> = entity.timers().into_iter().collect();
+    let wanted = wanted_timers(&entity, stored_timers.as_ref());
     if let Some(stored_timers) = stored_timers {
         for (due, occurrence) in wanted.difference(&stored_timers) {
             finding(format!(
@@ -312,4 +312,22 @@ impl IndexCache {
             }
         }
     }
+}
+
+/// The timer index entries the entity's state implies. An attempt under way whose entry is at
+/// its lease's end, not its planned instant, was started by a writer that kept leases in the
+/// index: that entry is right for it (its wake removes it).
+fn wanted_timers(
+    entity: &tickler_core::Entity,
+    stored: Option<&BTreeSet<(Timestamp, OccurrenceId)>>,
+) -> BTreeSet<(Timestamp, OccurrenceId)> {
+    let mut wanted: BTreeSet<_> = entity.timers().into_iter().collect();
+    for reminder in entity.active.values().filter(|r| r.is_delivering()) {
+        let lease = (reminder.wake_at(), reminder.occurrence.clone());
+        if stored.is_some_and(|stored| stored.contains(&lease)) {
+            wanted.remove(&(reminder.indexed_at(), reminder.occurrence.clone()));
+            wanted.insert(lease);
+        }
+    }
+    wanted
 }

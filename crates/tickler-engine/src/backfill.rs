@@ -62,7 +62,12 @@ impl Engine {
         let Ok(entity) = self.show(&entry.entity).await else {
             return Ok(false);
         };
-        if entity.policy != policy {
+        // An attempt under way reports its own result: a wake would say it never will.
+        let delivering = entity
+            .active
+            .get(&entry.occurrence)
+            .is_some_and(tickler_core::ActiveReminder::is_delivering);
+        if entity.policy != policy || delivering {
             return Ok(false);
         }
         let wake = Command::Wake {

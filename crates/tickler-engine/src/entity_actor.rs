@@ -83,6 +83,9 @@ pub(crate) struct EntityState {
     /// Set after a failed commit until the state is read back: the batch may have been applied
     /// (the flush failed) or not, so the timer must be told whatever the store turns out to hold.
     timers_unsure: bool,
+    /// An index entry the next commit removes besides those the state implies (see
+    /// `note_stale_index_entry`).
+    stale_index_entry: Option<TimerEntry>,
     /// Messages handled, compared with the registry's count when passivating.
     handled: u64,
     /// Deliveries this actor started whose result has not come back.
@@ -107,6 +110,7 @@ impl Actor for EntityActor {
             quarantined: None,
             unavailable: None,
             timers_unsure: false,
+            stale_index_entry: None,
             handled: 0,
             in_flight: HashSet::new(),
             events_since_snapshot: 0,
@@ -148,23 +152,7 @@ impl Actor for EntityActor {
                 let _ = reply.send(Box::pin(state.write_snapshot()).await);
             }
             EntityMsg::Wake { occurrence, ticket } => {
-                if state.quarantined.is_some() || state.in_flight.contains(&occurrence) {
-                    // A quarantined entity is reported, not retried in a loop; a delivery under
-                    // way reports its own result.
-                    ticket.done();
-                    return Ok(());
-                }
-                if state.delivery_paused(&occurrence) {
-                    ticket.defer();
-                    return Ok(());
-                }
-                match Box::pin(state.execute(Command::Wake { occurrence }, Origin::Engine)).await {
-                    Ok(_) | Err(Error::Rejected(_)) => ticket.done(),
-                    Err(err) => {
-                        tracing::warn!(entity = %state.id, error = %err, "wake failed; the timer will retry");
-                        drop(ticket);
-                    }
-                }
+                Box::pin(state.wake(occurrence, ticket)).await;
             }
             EntityMsg::DeliveryDone {
                 occurrence,
@@ -246,33 +234,45 @@ impl EntityState {
         }
     }
 
-    /// Tells the timer the difference between the timers it knows (those of the last durable
+    /// Tells the timer the difference between the wakes it knows (those of the last durable
     /// state) and those of the state read back after a failed commit.
     fn resync_timers(&self, reloaded: Option<&Entity>) {
-        let known: BTreeSet<_> = self
-            .entity
-            .as_ref()
-            .map(Entity::timers)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let stored: BTreeSet<_> = reloaded
-            .map(Entity::timers)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        if known == stored {
-            return;
+        if let Some(update) = wheel_update(&self.id, self.entity.as_ref(), reloaded) {
+            let _ = self.shared.timer().cast(update);
         }
-        let entry = |(due, occurrence): &(Timestamp, OccurrenceId)| TimerEntry {
-            due: *due,
+    }
+
+    /// A wake from an index entry the state does not imply (an attempt's lease end, which
+    /// writers before leases were kept in memory put in the index; a reminder moved or ended as
+    /// it fell due) has that entry removed, by the commit handling the wake or on its own.
+    fn note_stale_index_entry(&mut self, occurrence: &OccurrenceId, due: Timestamp) {
+        let implied = self.entity.as_ref().is_none_or(|entity| {
+            entity
+                .active
+                .get(occurrence)
+                .is_some_and(|reminder| reminder.indexed_at() == due)
+        });
+        self.stale_index_entry = (!implied).then(|| TimerEntry {
+            due,
             entity: self.id.clone(),
             occurrence: occurrence.clone(),
-        };
-        let _ = self.shared.timer().cast(TimerMsg::Update {
-            remove: known.difference(&stored).map(entry).collect(),
-            insert: stored.difference(&known).map(entry).collect(),
         });
+    }
+
+    /// Removes the stale entry a wake came from, if handling the wake wrote nothing.
+    async fn remove_stale_index_entry(&mut self) {
+        let (Some(stale), Some(entity)) = (self.stale_index_entry.take(), &self.entity) else {
+            return;
+        };
+        let batch = CommitBatch {
+            entity: Some(self.id.clone()),
+            expected_seq: entity.version,
+            timers_remove: vec![stale],
+            ..CommitBatch::default()
+        };
+        if let Err(err) = self.shared.commits.commit(batch).await {
+            tracing::warn!(entity = %self.id, error = %err, "cannot remove a stale timer entry; its next wake tries again");
+        }
     }
 
     /// Whether the state can be used: not quarantined, and read from the store (again, if the
@@ -294,6 +294,32 @@ impl EntityState {
         Error::Quarantined {
             entity: self.id.clone(),
             reason: reason.to_owned(),
+        }
+    }
+
+    /// The timer's wake for `occurrence`; the ticket tells the timer how it ended.
+    async fn wake(&mut self, occurrence: OccurrenceId, ticket: WakeTicket) {
+        if self.quarantined.is_some() || self.in_flight.contains(&occurrence) {
+            // A quarantined entity is reported, not retried in a loop; a delivery under way
+            // reports its own result.
+            return ticket.done();
+        }
+        if self.delivery_paused(&occurrence) {
+            return ticket.defer();
+        }
+        self.note_stale_index_entry(&occurrence, ticket.due());
+        let wake = Command::Wake { occurrence };
+        let result = Box::pin(self.execute(wake, Origin::Engine)).await;
+        if result.is_ok() {
+            Box::pin(self.remove_stale_index_entry()).await;
+        }
+        self.stale_index_entry = None;
+        match result {
+            Ok(_) | Err(Error::Rejected(_)) => ticket.done(),
+            Err(err) => {
+                tracing::warn!(entity = %self.id, error = %err, "wake failed; the timer will retry");
+                drop(ticket);
+            }
         }
     }
 
@@ -402,8 +428,13 @@ impl EntityState {
             entity: self.id.clone(),
             occurrence: occurrence.clone(),
         };
-        let timers_remove: Vec<_> = before_timers.difference(&after_timers).map(entry).collect();
+        let mut timers_remove: Vec<_> =
+            before_timers.difference(&after_timers).map(entry).collect();
         let timers_insert: Vec<_> = after_timers.difference(&before_timers).map(entry).collect();
+        if let Some(stale) = self.stale_index_entry.take() {
+            timers_remove.push(stale);
+        }
+        let wheel = wheel_update(&self.id, self.entity.as_ref(), Some(&after));
 
         let before_indexes = self
             .entity
@@ -437,8 +468,8 @@ impl EntityState {
                 .iter()
                 .map(|p| (p.occurrence.clone(), codec::encode_past_event(p)))
                 .collect(),
-            timers_remove: timers_remove.clone(),
-            timers_insert: timers_insert.clone(),
+            timers_remove,
+            timers_insert,
             snapshot,
             index_remove,
             index_insert,
@@ -471,11 +502,8 @@ impl EntityState {
             since_snapshot
         };
 
-        if !timers_remove.is_empty() || !timers_insert.is_empty() {
-            let _ = self.shared.timer().cast(TimerMsg::Update {
-                remove: timers_remove,
-                insert: timers_insert,
-            });
+        if let Some(update) = wheel {
+            let _ = self.shared.timer().cast(update);
         }
         self.announce(&events, &past_events, now);
         Ok(Applied {
@@ -586,6 +614,43 @@ impl EntityState {
             }
         });
     }
+}
+
+/// What the timer must change in memory when an entity goes from `before` to `after`: the
+/// wakes removed, those inserted (within its horizon: later ones it pages in from the index),
+/// and attempts' leases, held in memory only and so inserted whatever the horizon.
+fn wheel_update(
+    id: &EntityId,
+    before: Option<&Entity>,
+    after: Option<&Entity>,
+) -> Option<TimerMsg> {
+    let wakes = |entity: Option<&Entity>| -> BTreeSet<(Timestamp, OccurrenceId)> {
+        entity
+            .map(Entity::wakes)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    };
+    let (known, wanted) = (wakes(before), wakes(after));
+    if known == wanted {
+        return None;
+    }
+    let entry = |(due, occurrence): &(Timestamp, OccurrenceId)| TimerEntry {
+        due: *due,
+        entity: id.clone(),
+        occurrence: occurrence.clone(),
+    };
+    let is_lease = |entry: &TimerEntry| {
+        after
+            .and_then(|entity| entity.active.get(&entry.occurrence))
+            .is_some_and(tickler_core::ActiveReminder::is_delivering)
+    };
+    let (leases, insert) = wanted.difference(&known).map(entry).partition(is_lease);
+    Some(TimerMsg::Update {
+        remove: known.difference(&wanted).map(entry).collect(),
+        insert,
+        leases,
+    })
 }
 
 /// Reads every entity of the directory policies into `shared.directory` (at start, before any

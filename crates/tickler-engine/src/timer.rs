@@ -43,10 +43,12 @@ const PAGE_IN_RETRY: Duration = Duration::from_millis(200);
 type Key = (EntityId, OccurrenceId);
 
 pub(crate) enum TimerMsg {
-    /// An entity's commit changed its timers (sent after the commit is durable).
+    /// An entity's commit changed its wakes (sent after the commit is durable): `insert` are in
+    /// the index too, `leases` (attempts' lease ends) only here.
     Update {
         remove: Vec<TimerEntry>,
         insert: Vec<TimerEntry>,
+        leases: Vec<TimerEntry>,
     },
     /// Time may have come for something: poll the wheel.
     Tick,
@@ -97,6 +99,11 @@ pub(crate) struct WakeTicket {
 }
 
 impl WakeTicket {
+    /// The instant the wake was due at.
+    pub fn due(&self) -> Timestamp {
+        self.due
+    }
+
     pub fn done(mut self) {
         self.end(WakeOutcome::Handled);
     }
@@ -182,19 +189,12 @@ impl Actor for TimerActor {
         state: &mut TimerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            TimerMsg::Update { remove, insert } => {
-                for entry in remove {
-                    let key = (entry.entity, entry.occurrence);
-                    state.wheel.remove(&key);
-                    state.parked.remove(&key);
-                }
-                for entry in insert {
-                    if entry.due < state.loaded_until {
-                        state
-                            .wheel
-                            .insert((entry.entity, entry.occurrence), millis(entry.due));
-                    }
-                }
+            TimerMsg::Update {
+                remove,
+                insert,
+                leases,
+            } => {
+                state.update(remove, insert, leases);
                 state.arm_driver(&myself);
             }
             TimerMsg::Tick => {
@@ -259,6 +259,29 @@ impl Actor for TimerActor {
 }
 
 impl TimerState {
+    /// Applies an entity's changed wakes: removals first, then what is due within the horizon
+    /// (later entries are paged in from the index), then leases whatever their instant (they
+    /// are not in the index, so they would never be paged in).
+    fn update(
+        &mut self,
+        remove: Vec<TimerEntry>,
+        insert: Vec<TimerEntry>,
+        leases: Vec<TimerEntry>,
+    ) {
+        for entry in remove {
+            let key = (entry.entity, entry.occurrence);
+            self.wheel.remove(&key);
+            self.parked.remove(&key);
+        }
+        let within = insert
+            .into_iter()
+            .filter(|entry| entry.due < self.loaded_until);
+        for entry in within.chain(leases) {
+            self.wheel
+                .insert((entry.entity, entry.occurrence), millis(entry.due));
+        }
+    }
+
     /// Fires what is due, within the rate budget. Returns whether due wakes are still waiting.
     ///
     /// Never fails: a store error while paging in is logged and retried on the next tick, since
