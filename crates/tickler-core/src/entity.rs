@@ -599,6 +599,30 @@ impl Entity {
         entries
     }
 
+    /// Whether `other` has the same [`Entity::index_entries`] as `self`, decided without
+    /// building them (a dozen strings): most commits change nothing they are made of.
+    pub fn same_index_entries(&self, other: &Entity) -> bool {
+        let retrying = |entity: &'_ Entity| {
+            entity
+                .active
+                .values()
+                .filter(|reminder| matches!(reminder.phase, Phase::RetryWaiting { .. }))
+                .map(|reminder| reminder.occurrence.clone())
+                .collect::<Vec<_>>()
+        };
+        let no_retries = |entity: &Entity| {
+            !entity
+                .active
+                .values()
+                .any(|reminder| matches!(reminder.phase, Phase::RetryWaiting { .. }))
+        };
+        self.id == other.id
+            && self.policy == other.policy
+            && self.recipient == other.recipient
+            && self.errored.keys().eq(other.errored.keys())
+            && ((no_retries(self) && no_retries(other)) || retrying(self) == retrying(other))
+    }
+
     pub fn is_completed(&self) -> bool {
         self.completed.is_some()
     }

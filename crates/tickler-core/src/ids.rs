@@ -19,9 +19,17 @@ pub const ENTITY_KIND_LEN_MAX: usize = 32;
 pub const RULE_NAME_LEN_MAX: usize = 64;
 
 /// One thing reminders hang off, addressed as `kind/key`, e.g. `due/review-42`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct EntityId(String);
+
+/// Written as its text, exactly as a `String` is, without copying it first (serde's
+/// `into = "String"` would allocate on every record written).
+impl Serialize for EntityId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl EntityId {
     pub fn parse(text: &str) -> Result<EntityId, Error> {
@@ -110,9 +118,16 @@ impl fmt::Debug for EntityId {
 }
 
 /// The name of a rule within a policy, e.g. `pre-due`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct RuleName(String);
+
+/// Written as its text, as [`EntityId`] is.
+impl Serialize for RuleName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl RuleName {
     pub fn parse(text: &str) -> Result<RuleName, Error> {
@@ -198,9 +213,16 @@ impl OccurrenceId {
 }
 
 /// The binary form: field order is part of the record format.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct OccurrencePair {
     rule: RuleName,
+    index: u32,
+}
+
+/// [`OccurrencePair`] as written: the same fields in the same order, borrowed.
+#[derive(Serialize)]
+struct OccurrencePairRef<'a> {
+    rule: &'a RuleName,
     index: u32,
 }
 
@@ -209,8 +231,8 @@ impl Serialize for OccurrenceId {
         if serializer.is_human_readable() {
             serializer.collect_str(self)
         } else {
-            OccurrencePair {
-                rule: self.rule.clone(),
+            OccurrencePairRef {
+                rule: &self.rule,
                 index: self.index,
             }
             .serialize(serializer)

@@ -51,9 +51,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// An IANA time zone, written by name (`Europe/Paris`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Zone(Tz);
+
+/// Written as its name, exactly as a `String` is, without allocating one.
+impl Serialize for Zone {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
 
 impl Zone {
     pub const UTC: Zone = Zone(Tz::UTC);

@@ -889,3 +889,53 @@ fn the_wake_times_follow_the_phase_of_each_reminder() {
     ));
     assert_eq!(state.next_wake(), Some(at("2026-03-09T10:01:00Z")));
 }
+
+#[test]
+fn whether_two_states_share_their_index_entries_is_known_without_building_them() {
+    // Pending, delivering, retry-waiting, errored, a move and a completion: every pair of
+    // states met on the way agrees with comparing the entries themselves.
+    let mut chase = Chase::created();
+    let mut states = vec![chase.state().unwrap()];
+    let steps = [
+        (
+            "2026-03-09T10:00:00Z",
+            Command::Wake {
+                occurrence: occ("pre-due#0"),
+            },
+        ),
+        ("2026-03-09T10:00:01Z", failed("pre-due#0", 1, false)),
+        (
+            "2026-03-09T10:30:00Z",
+            Command::Wake {
+                occurrence: occ("pre-due#0"),
+            },
+        ),
+        ("2026-03-09T10:30:01Z", failed("pre-due#0", 2, true)),
+        (
+            "2026-03-09T11:00:00Z",
+            Command::MoveAnchors {
+                to: [("due_at".to_owned(), at("2026-03-20T10:00:00Z"))].into(),
+            },
+        ),
+        (
+            "2026-03-09T12:00:00Z",
+            Command::Complete {
+                reason: "review-submitted".to_owned(),
+            },
+        ),
+    ];
+    for (now, command) in steps {
+        chase.when(at(now), command).unwrap();
+        states.push(chase.state().unwrap());
+    }
+    assert!(states.iter().any(|s| !s.errored.is_empty()));
+    for a in &states {
+        for b in &states {
+            assert_eq!(
+                a.same_index_entries(b),
+                a.index_entries() == b.index_entries(),
+                "{a:#?}\n{b:#?}"
+            );
+        }
+    }
+}

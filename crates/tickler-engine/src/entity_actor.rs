@@ -436,24 +436,7 @@ impl EntityState {
         }
         let wheel = wheel_update(&self.id, self.entity.as_ref(), Some(&after));
 
-        let before_indexes = self
-            .entity
-            .as_ref()
-            .map(Entity::index_entries)
-            .unwrap_or_default();
-        let after_indexes = after.index_entries();
-        let index_entry = |(index, member): &(String, String)| IndexEntry {
-            index: index.clone(),
-            member: member.clone(),
-        };
-        let index_remove = before_indexes
-            .difference(&after_indexes)
-            .map(index_entry)
-            .collect();
-        let index_insert = after_indexes
-            .difference(&before_indexes)
-            .map(index_entry)
-            .collect();
+        let (index_remove, index_insert) = index_changes(self.entity.as_ref(), &after);
 
         let since_snapshot = self.events_since_snapshot + events.len() as u64;
         let snapshot = (since_snapshot >= self.shared.options.snapshot_every).then(|| Snapshot {
@@ -614,6 +597,23 @@ impl EntityState {
             }
         });
     }
+}
+
+/// The secondary index entries a commit from `before` to `after` removes and inserts.
+fn index_changes(before: Option<&Entity>, after: &Entity) -> (Vec<IndexEntry>, Vec<IndexEntry>) {
+    if before.is_some_and(|before| before.same_index_entries(after)) {
+        return (Vec::new(), Vec::new());
+    }
+    let before = before.map(Entity::index_entries).unwrap_or_default();
+    let after = after.index_entries();
+    let entry = |(index, member): &(String, String)| IndexEntry {
+        index: index.clone(),
+        member: member.clone(),
+    };
+    (
+        before.difference(&after).map(entry).collect(),
+        after.difference(&before).map(entry).collect(),
+    )
 }
 
 /// What the timer must change in memory when an entity goes from `before` to `after`: the
