@@ -37,6 +37,21 @@ pub fn shipped_config(data_dir: &Path) -> Config {
     config
 }
 
+/// Timer `i` of the load protocol: `timer/t<i>` under the `oneshot` policy of `benches/config`,
+/// firing once at `at`.
+pub fn oneshot_timer(i: usize, at: Timestamp) -> (EntityId, CreateEntity) {
+    let id = EntityId::parse(&format!("timer/t{i}")).unwrap();
+    let create = CreateEntity {
+        policy: "oneshot".into(),
+        workflow: None,
+        recipient: format!("r{i}@example.org"),
+        zone: tickler::Zone::UTC,
+        anchors: [("at".to_owned(), at)].into(),
+        attributes: Default::default(),
+    };
+    (id, create)
+}
+
 /// Creates entities `0..count` (`create(i)` says which and how) from `callers` concurrent
 /// tasks, each call returning once durable; returns how long it took.
 pub async fn fill(

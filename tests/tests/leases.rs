@@ -109,31 +109,38 @@ async fn starting_an_attempt_writes_no_timer_entry_and_its_result_removes_the_pl
     h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_restart_an_attempt_under_way_is_found_lost_at_once_not_when_its_lease_ends() {
-    let dir = tempfile::tempdir().unwrap();
+/// A reviewer report whose pre-due attempt (03-03 10:00) started and delivered but whose result
+/// could not be written: in the store it is still under way, as it would be had the process
+/// died during the delivery. The engine is stopped; returns its store, the report and its state.
+async fn leave_an_attempt_under_way(
+    dir: &std::path::Path,
+) -> (Arc<MemoryStore>, tickler::EntityId, tickler::Entity) {
     let memory = Arc::new(MemoryStore::new());
     let store = Watched::new(memory.clone());
-    let h = start(dir.path(), store.clone(), TEST_START).await;
+    let h = start(dir, store.clone(), TEST_START).await;
     let report = id("due/review-1");
     h.engine
         .create(&report, reviewer_report(Some("2026-03-05T10:00:00Z")))
         .await
         .unwrap();
-    // The attempt starts and delivers, but its result cannot be written: in the store it is
-    // still under way, as it would be had the process died during the delivery.
     store.refuse_results.store(true, Ordering::SeqCst);
     h.clock.set(at("2026-03-03T10:00:01Z"));
     h.engine.settle().await.unwrap();
-    let before = h.engine.show(&report).await.unwrap();
+    let state = h.engine.show(&report).await.unwrap();
     assert!(matches!(
-        before.active[&occurrence("pre-due#0")].phase,
+        state.active[&occurrence("pre-due#0")].phase,
         Phase::Delivering { .. }
     ));
     h.stop().await;
+    (memory, report, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_an_attempt_under_way_is_found_lost_at_once_not_when_its_lease_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (memory, report, before) = leave_an_attempt_under_way(dir.path()).await;
 
     // Back 5 seconds later, well within the attempt's 60 s lease.
-    store.refuse_results.store(false, Ordering::SeqCst);
     let h = start(dir.path(), Watched::new(memory), "2026-03-03T10:00:06Z").await;
     h.engine.settle().await.unwrap();
     let after = h.engine.show(&report).await.unwrap();
@@ -178,18 +185,7 @@ fn audit_findings(store: &dyn Store) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_indexed_at_its_lease_end_by_an_earlier_writer_audits_clean_and_ends_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let memory = Arc::new(MemoryStore::new());
-    let store = Watched::new(memory.clone());
-    let h = start(dir.path(), store.clone(), TEST_START).await;
-    let report = id("due/review-1");
-    h.engine
-        .create(&report, reviewer_report(Some("2026-03-05T10:00:00Z")))
-        .await
-        .unwrap();
-    store.refuse_results.store(true, Ordering::SeqCst);
-    h.clock.set(at("2026-03-03T10:00:01Z"));
-    h.engine.settle().await.unwrap();
-    h.stop().await;
+    let (memory, report, _) = leave_an_attempt_under_way(dir.path()).await;
     move_entry_to_lease_end(&memory, &report, "2026-03-03T10:01:01Z");
     assert_eq!(audit_findings(memory.as_ref()), Vec::<String>::new());
 
@@ -221,18 +217,7 @@ async fn an_attempt_indexed_at_its_lease_end_by_an_earlier_writer_audits_clean_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_entry_left_by_an_ended_occurrence_is_removed_when_it_wakes_the_entity() {
     let dir = tempfile::tempdir().unwrap();
-    let memory = Arc::new(MemoryStore::new());
-    let store = Watched::new(memory.clone());
-    let h = start(dir.path(), store.clone(), TEST_START).await;
-    let report = id("due/review-1");
-    h.engine
-        .create(&report, reviewer_report(Some("2026-03-05T10:00:00Z")))
-        .await
-        .unwrap();
-    store.refuse_results.store(true, Ordering::SeqCst);
-    h.clock.set(at("2026-03-03T10:00:01Z"));
-    h.engine.settle().await.unwrap();
-    h.stop().await;
+    let (memory, report, _) = leave_an_attempt_under_way(dir.path()).await;
     move_entry_to_lease_end(&memory, &report, "2026-03-03T10:01:01Z");
 
     // Back before the lease's end; the report is handed in, which ends every reminder, the

@@ -20,8 +20,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tickler::{
-    Channel, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, MemoryStore, Message,
-    Span, Timestamp, Zone, async_trait,
+    Channel, DeliveryError, Engine, ManualClock, MemoryStore, Message, Span, Timestamp, async_trait,
 };
 use tickler_benches::alloc_count::{self, Allocated};
 use tickler_benches::protocol::run_callers;
@@ -65,15 +64,7 @@ async fn schedule(engine: &Engine, n: usize, due: Timestamp) -> Allocated {
     run_callers(n, CALLERS, move |i| {
         let engine = creating.clone();
         async move {
-            let create = CreateEntity {
-                policy: "oneshot".into(),
-                workflow: None,
-                recipient: format!("r{i}@example.org"),
-                zone: Zone::UTC,
-                anchors: [("at".to_owned(), due)].into(),
-                attributes: Default::default(),
-            };
-            let id = EntityId::parse(&format!("timer/t{i}")).unwrap();
+            let (id, create) = tickler_benches::oneshot_timer(i, due);
             engine.create(&id, create).await.unwrap();
         }
     })

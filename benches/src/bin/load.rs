@@ -42,7 +42,7 @@ use serde_json::json;
 use tickler::store::{Durability, GroupCommitStats};
 use tickler::{
     Channel, CreateEntity, DeliveryError, Engine, EntityId, Message, SledStore, Store, SystemClock,
-    Timestamp, Zone, async_trait,
+    Timestamp, async_trait,
 };
 use tickler_admin::protocol::EntityCreate;
 use tickler_admin::{Client, Request};
@@ -65,17 +65,7 @@ fn timer_index(text: &str) -> Option<usize> {
 }
 
 fn timer(i: usize, due_ms: f64) -> (EntityId, CreateEntity) {
-    let id = EntityId::parse(&format!("timer/t{i}")).unwrap();
-    let at = Timestamp::from_millis(due_ms as i64).unwrap();
-    let create = CreateEntity {
-        policy: "oneshot".into(),
-        workflow: None,
-        recipient: format!("r{i}@example.org"),
-        zone: Zone::UTC,
-        anchors: [("at".to_owned(), at)].into(),
-        attributes: Default::default(),
-    };
-    (id, create)
+    tickler_benches::oneshot_timer(i, Timestamp::from_millis(due_ms as i64).unwrap())
 }
 
 /// What a run measured besides the tracker.

@@ -24,8 +24,8 @@ use std::time::Instant;
 use serde_json::json;
 use tickler::store::{CommitBatch, CommitReceipt, Durability, Error, forward_store_methods};
 use tickler::{
-    Channel, CreateEntity, DeliveryError, Engine, EntityId, ManualClock, MemoryStore, Message,
-    SledStore, Span, Store, Timestamp, Zone, async_trait,
+    Channel, DeliveryError, Engine, ManualClock, MemoryStore, Message, SledStore, Span, Store,
+    Timestamp, async_trait,
 };
 use tickler_benches::protocol::run_callers;
 use tickler_benches::shipped_config;
@@ -132,15 +132,7 @@ async fn capture(n: usize) -> (Vec<CommitBatch>, Vec<CommitBatch>) {
     run_callers(n, CALLERS, move |i| {
         let engine = creating.clone();
         async move {
-            let create = CreateEntity {
-                policy: "oneshot".into(),
-                workflow: None,
-                recipient: format!("r{i}@example.org"),
-                zone: Zone::UTC,
-                anchors: [("at".to_owned(), due)].into(),
-                attributes: Default::default(),
-            };
-            let id = EntityId::parse(&format!("timer/t{i}")).unwrap();
+            let (id, create) = tickler_benches::oneshot_timer(i, due);
             engine.create(&id, create).await.unwrap();
         }
     })
