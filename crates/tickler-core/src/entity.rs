@@ -602,25 +602,19 @@ impl Entity {
     /// Whether `other` has the same [`Entity::index_entries`] as `self`, decided without
     /// building them (a dozen strings): most commits change nothing they are made of.
     pub fn same_index_entries(&self, other: &Entity) -> bool {
-        let retrying = |entity: &'_ Entity| {
-            entity
-                .active
-                .values()
-                .filter(|reminder| matches!(reminder.phase, Phase::RetryWaiting { .. }))
-                .map(|reminder| reminder.occurrence.clone())
-                .collect::<Vec<_>>()
-        };
-        let no_retries = |entity: &Entity| {
-            !entity
-                .active
-                .values()
-                .any(|reminder| matches!(reminder.phase, Phase::RetryWaiting { .. }))
-        };
         self.id == other.id
             && self.policy == other.policy
             && self.recipient == other.recipient
             && self.errored.keys().eq(other.errored.keys())
-            && ((no_retries(self) && no_retries(other)) || retrying(self) == retrying(other))
+            && self.retrying().eq(other.retrying())
+    }
+
+    /// The occurrences waiting for a retry, in order.
+    fn retrying(&self) -> impl Iterator<Item = &OccurrenceId> {
+        self.active
+            .values()
+            .filter(|reminder| matches!(reminder.phase, Phase::RetryWaiting { .. }))
+            .map(|reminder| &reminder.occurrence)
     }
 
     pub fn is_completed(&self) -> bool {
@@ -630,25 +624,24 @@ impl Entity {
     /// Every entry the store's timer index must hold for this entity, in order (see
     /// [`ActiveReminder::indexed_at`]).
     pub fn timers(&self) -> Vec<(Timestamp, OccurrenceId)> {
-        let mut timers: Vec<_> = self
-            .active
-            .values()
-            .map(|reminder| (reminder.indexed_at(), reminder.occurrence.clone()))
-            .collect();
-        timers.sort();
-        timers
+        self.reminders_at(ActiveReminder::indexed_at)
     }
 
     /// Every wake the timer must hold in memory for this entity, in order: the index's entries,
     /// but an attempt under way wakes when its lease ends.
     pub fn wakes(&self) -> Vec<(Timestamp, OccurrenceId)> {
-        let mut wakes: Vec<_> = self
+        self.reminders_at(ActiveReminder::wake_at)
+    }
+
+    /// Every active reminder at the instant `at` gives it, in order.
+    fn reminders_at(&self, at: fn(&ActiveReminder) -> Timestamp) -> Vec<(Timestamp, OccurrenceId)> {
+        let mut timers: Vec<_> = self
             .active
             .values()
-            .map(|reminder| (reminder.wake_at(), reminder.occurrence.clone()))
+            .map(|reminder| (at(reminder), reminder.occurrence.clone()))
             .collect();
-        wakes.sort();
-        wakes
+        timers.sort();
+        timers
     }
 
     /// The earliest wake, if any.
