@@ -88,16 +88,8 @@ fn shape(batches: &[CommitBatch]) -> Shape {
         ..Shape::default()
     };
     for batch in batches {
-        let head = usize::from(!batch.events.is_empty());
         shape.events += batch.events.len();
-        shape.entries += batch.events.len()
-            + head
-            + batch.past_events.len()
-            + batch.timers_remove.len()
-            + batch.timers_insert.len()
-            + usize::from(batch.snapshot.is_some())
-            + batch.index_remove.len()
-            + batch.index_insert.len();
+        shape.entries += batch.keys_written();
     }
     shape
 }

@@ -11,11 +11,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tickler_core::EntityId;
 
-use crate::keys;
 use crate::kv::{Kv, Write};
-use crate::reads;
 use crate::record::RECORD_PAYLOAD_LEN_MAX;
 use crate::{CommitBatch, CommitReceipt, Error, Record};
+use crate::{keys, log};
 
 /// The most entries (events, past events, timer changes) one batch may carry. A command writes a
 /// handful; thousands mean a runaway writer, and one sled batch is held in memory whole.
@@ -26,7 +25,7 @@ const LOCK_STRIPES: usize = 64;
 
 /// Serializes the check-then-write of commits to the same entity.
 ///
-/// A commit reads the entity's head and its past-event keys, then writes; two commits to one
+/// A commit reads the entity's last log key and its past-event keys, then writes; two commits to one
 /// entity interleaving between those steps would both pass the version check and one would
 /// overwrite the other's events. Backend batches are atomic but not conditional, so the check
 /// and the write must happen under a lock. An in-process lock is enough because one process owns
@@ -150,7 +149,7 @@ fn check(
     };
     let actual = match pending.last_seqs.get(&entity) {
         Some(seq) => *seq,
-        None => reads::last_seq(kv, &entity)?,
+        None => log::last_seq(kv, &entity)?,
     };
     if actual != batch.expected_seq {
         return Err(Error::VersionConflict {
@@ -175,16 +174,17 @@ fn check(
     }
 
     let mut writes = timer_writes(batch);
-    for (offset, record) in (1..).zip(&batch.events) {
-        let seq = batch.expected_seq + offset;
-        let key = keys::event_key(&entity, seq);
-        debug_assert_eq!(keys::decode_event_key(&key), Ok((entity.clone(), seq)));
-        writes.push((key, Some(encode_checked(record))));
-    }
     if !batch.events.is_empty() {
+        // One log entry per commit, keyed by its last event: the head is that key.
+        let records: Vec<Vec<u8>> = batch.events.iter().map(encode_checked).collect();
+        let key = keys::log_key(&entity, new_last_seq);
+        debug_assert_eq!(
+            keys::decode_log_key(&key),
+            Ok((entity.clone(), new_last_seq))
+        );
         writes.push((
-            keys::head_key(&entity),
-            Some(keys::encode_head(new_last_seq)),
+            key,
+            Some(log::encode_entry(records.iter().map(Vec::as_slice))),
         ));
     }
     for (occurrence, record) in &batch.past_events {

@@ -83,6 +83,15 @@ pub enum Error {
     )]
     UnknownFormat { found: String, expected: String },
 
+    /// A store in the previous record format: `tickler migrate` upgrades it.
+    #[error(
+        "the store in {} is in record format v1, written by an earlier tickler; this build \
+         reads it only to migrate it: stop the daemon and run `tickler migrate` with the same \
+         --data-dir (the old store is kept until the migrated copy is in place)",
+        dir.display()
+    )]
+    NeedsMigration { dir: PathBuf },
+
     #[error("invalid commit batch: {reason}")]
     InvalidBatch { reason: String },
 

@@ -1,6 +1,8 @@
-//! The golden vectors of `proto/golden/records-v1.json`, produced by an implementation of the
-//! spec independent of this crate: every record and key decodes to the listed fields and
-//! re-encodes to the same bytes; every invalid record fails with the documented error.
+//! The golden vectors of `proto/golden/records-v1.json` and `records-v2.json`, produced by an
+//! implementation of the spec independent of this crate: every record, log entry and key decodes
+//! to the listed fields and re-encodes to the same bytes; every invalid record or log entry fails
+//! with the documented error. v1's event and head keys are still checked: the migration reads
+//! them.
 
 use serde_json::Value;
 use tickler_core::{EntityId, OccurrenceId, Timestamp};
@@ -8,11 +10,12 @@ use tickler_core::{EntityId, OccurrenceId, Timestamp};
 use crate::{Error, Record, TimerEntry, keys};
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../proto/golden/records-v1.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    vectors_of("records-v1.json")
+}
+
+fn vectors_of(file: &str) -> Value {
+    let path = format!("{}/../../proto/golden/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }
 
@@ -161,7 +164,7 @@ fn golden_keys_decode_to_their_fields_and_re_encode_byte_for_byte() {
                 );
                 assert_eq!(keys::meta_key(meta_name), key, "{name}");
                 if meta_name == keys::FORMAT_META_NAME {
-                    assert_eq!(unhex(text(vector, "value_hex")), keys::FORMAT_MARKER);
+                    assert_eq!(unhex(text(vector, "value_hex")), keys::FORMAT_MARKER_V1);
                 }
             }
             other => panic!("{name}: unknown key kind {other:?}"),
@@ -170,5 +173,71 @@ fn golden_keys_decode_to_their_fields_and_re_encode_byte_for_byte() {
     let kinds: Vec<&str> = keys.iter().map(|vector| text(vector, "kind")).collect();
     for kind in ["event", "head", "past_event", "timer", "snapshot", "meta"] {
         assert!(kinds.contains(&kind), "no golden key of kind {kind}");
+    }
+}
+
+#[test]
+fn golden_v2_log_entries_decode_to_their_records_and_re_encode_byte_for_byte() {
+    let document = vectors_of("records-v2.json");
+    assert_eq!(text(&document, "format"), "tickler record format v2");
+    for vector in list(&document, "log_entries") {
+        let name = text(vector, "name");
+        let (entity, last_seq) = (entity(vector), int(vector, "last_seq"));
+        let key = unhex(text(vector, "key_hex"));
+        assert_eq!(keys::log_key(&entity, last_seq), key, "{name}");
+        assert_eq!(keys::decode_log_key(&key), Ok((entity, last_seq)), "{name}");
+        let records: Vec<Vec<u8>> = field(vector, "records_hex")
+            .as_array()
+            .expect("a list of records")
+            .iter()
+            .map(|hex| unhex(hex.as_str().expect("hex")))
+            .collect();
+        let value = unhex(text(vector, "value_hex"));
+        assert_eq!(
+            crate::log::encode_entry(records.iter().map(Vec::as_slice)),
+            value,
+            "{name}"
+        );
+        let split = crate::log::split_entry(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(split, records, "{name}");
+        for record in split {
+            Record::decode(record).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn golden_v2_invalid_log_entries_fail_with_the_documented_error() {
+    let document = vectors_of("records-v2.json");
+    for vector in list(&document, "invalid_log_entries") {
+        let name = text(vector, "name");
+        let err = crate::log::split_entry(&unhex(text(vector, "hex")))
+            .map(|records| panic!("{name}: split into {records:?}"))
+            .unwrap_err();
+        let needle = text(vector, "error");
+        assert!(err.contains(needle), "{name}: expected {needle:?} in {err}");
+    }
+}
+
+#[test]
+fn golden_v2_keys_re_encode_byte_for_byte() {
+    let document = vectors_of("records-v2.json");
+    for vector in list(&document, "keys") {
+        let name = text(vector, "name");
+        let key = unhex(text(vector, "hex"));
+        let encoded = match text(vector, "kind") {
+            "past_event" => keys::past_event_key(&entity(vector), &occurrence(vector)),
+            "timer" => keys::timer_key(&TimerEntry {
+                due: Timestamp::from_millis(int(vector, "due_ms") as i64).unwrap(),
+                entity: entity(vector),
+                occurrence: occurrence(vector),
+            }),
+            "meta" => {
+                assert_eq!(unhex(text(vector, "value_hex")), keys::FORMAT_MARKER);
+                keys::meta_key(text(vector, "meta_name"))
+            }
+            other => panic!("{name}: unknown key kind {other:?}"),
+        };
+        assert_eq!(encoded, key, "{name}");
     }
 }

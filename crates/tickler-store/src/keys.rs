@@ -1,15 +1,17 @@
-//! Key layout (record format v1): one ordered keyspace, a one-byte prefix per kind of entry,
+//! Key layout (record format v2): one ordered keyspace, a one-byte prefix per kind of entry,
 //! integers big-endian so that byte order is logical order. Specified in
 //! `proto/record-format.md`; changing anything here changes the on-disk format.
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
-//! | `E` | u16 len, entity, u64 seq | record |
-//! | `H` | u16 len, entity | u64 last seq |
+//! | `L` | u16 len, entity, u64 last seq | log entry: the records of one commit (`log.rs`) |
 //! | `P` | u16 len, entity, u16 len, rule, u32 index | record |
 //! | `T` | u64 due ms, u16 len, entity, u16 len, rule, u32 index | empty |
 //! | `S` | u16 len, entity | u64 seq, record |
 //! | `M` | name | value |
+//!
+//! Format v1 (`proto/record-format-v1.md`) had `E` (one record per event) and `H` (the head)
+//! instead of `L`; their codecs stay for `migrate.rs` and the v1 golden vectors.
 //!
 //! Ids are length-prefixed, so ids sort shorter-first and then bytewise: `TimerEntry`'s `Ord`
 //! follows that order so the timer index sorts the same in memory and on disk.
@@ -19,6 +21,8 @@ use tickler_core::{EntityId, OccurrenceId, RuleName, Timestamp};
 use crate::error::hex;
 use crate::{Error, TimerEntry};
 
+pub(crate) const LOG: u8 = b'L';
+/// Format v1's event and head keyspaces, read only by the migration.
 pub(crate) const EVENT: u8 = b'E';
 pub(crate) const HEAD: u8 = b'H';
 pub(crate) const PAST_EVENT: u8 = b'P';
@@ -29,7 +33,9 @@ pub(crate) const INDEX: u8 = b'I';
 
 /// The meta entry that says which format a store holds, written when the store is created.
 pub(crate) const FORMAT_META_NAME: &str = "format";
-pub(crate) const FORMAT_MARKER: &[u8] = b"tickler-store-v1";
+pub(crate) const FORMAT_MARKER: &[u8] = b"tickler-store-v2";
+/// The marker of the format `migrate.rs` upgrades from.
+pub(crate) const FORMAT_MARKER_V1: &[u8] = b"tickler-store-v1";
 pub(crate) const META_NAME_LEN_MAX: usize = 128;
 pub(crate) const META_VALUE_LEN_MAX: usize = 64 * 1024;
 /// The longest index name and index member accepted, in bytes.
@@ -71,13 +77,39 @@ pub(crate) fn keyspace(prefix: u8) -> [u8; 1] {
     [prefix]
 }
 
-/// `E | entity`: every event key of the entity starts with this.
-pub(crate) fn event_prefix(entity: &EntityId) -> Vec<u8> {
-    with_entity(EVENT, entity, SEQ_LEN)
+/// `L | entity`: every log key of the entity starts with this.
+pub(crate) fn log_prefix(entity: &EntityId) -> Vec<u8> {
+    with_entity(LOG, entity, SEQ_LEN)
 }
 
+/// `L | entity | last_seq`: the log entry whose last event is `last_seq`.
+pub(crate) fn log_key(entity: &EntityId, last_seq: u64) -> Vec<u8> {
+    let mut key = log_prefix(entity);
+    key.extend_from_slice(&last_seq.to_be_bytes());
+    key
+}
+
+pub(crate) fn decode_log_key(key: &[u8]) -> Result<(EntityId, u64), Error> {
+    let mut reader = KeyReader::new(key, LOG)?;
+    let entity = reader.entity()?;
+    let seq = reader.u64()?;
+    reader.finish()?;
+    Ok((entity, seq))
+}
+
+/// The last sequence number of a log key known to start with `prefix` (from [`log_prefix`]):
+/// cheaper than [`decode_log_key`] when reading one entity's log.
+pub(crate) fn log_seq(prefix: &[u8], key: &[u8]) -> Result<u64, Error> {
+    match key.strip_prefix(prefix).map(<[u8; SEQ_LEN]>::try_from) {
+        Some(Ok(seq)) if seq != [0; SEQ_LEN] => Ok(u64::from_be_bytes(seq)),
+        _ => Err(corrupt_key(key, "not a log key of the expected entity")),
+    }
+}
+
+/// Format v1's event key: `E | entity | seq`. Only tests write it now (to build v1 stores).
+#[cfg(test)]
 pub(crate) fn event_key(entity: &EntityId, seq: u64) -> Vec<u8> {
-    let mut key = event_prefix(entity);
+    let mut key = with_entity(EVENT, entity, SEQ_LEN);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
@@ -90,15 +122,7 @@ pub(crate) fn decode_event_key(key: &[u8]) -> Result<(EntityId, u64), Error> {
     Ok((entity, seq))
 }
 
-/// The sequence number of an event key known to start with `prefix` (from [`event_prefix`]):
-/// cheaper than [`decode_event_key`] when replaying one entity's log.
-pub(crate) fn event_seq(prefix: &[u8], key: &[u8]) -> Result<u64, Error> {
-    match key.strip_prefix(prefix).map(<[u8; SEQ_LEN]>::try_from) {
-        Some(Ok(seq)) => Ok(u64::from_be_bytes(seq)),
-        _ => Err(corrupt_key(key, "not an event key of the expected entity")),
-    }
-}
-
+#[cfg(test)]
 pub(crate) fn head_key(entity: &EntityId) -> Vec<u8> {
     with_entity(HEAD, entity, 0)
 }
@@ -253,7 +277,8 @@ pub(crate) fn check_meta_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The value under a head key: the entity's last sequence number.
+/// The value under a v1 head key: the entity's last sequence number.
+#[cfg(test)]
 pub(crate) fn encode_head(last_seq: u64) -> Vec<u8> {
     last_seq.to_be_bytes().to_vec()
 }
@@ -405,12 +430,20 @@ mod tests {
     }
 
     #[test]
+    fn log_key_layout_is_prefix_length_id_last_seq() {
+        let key = log_key(&entity("a/b"), 258);
+        assert_eq!(key, b"L\x00\x03a/b\x00\x00\x00\x00\x00\x00\x01\x02");
+        assert_eq!(decode_log_key(&key).unwrap(), (entity("a/b"), 258));
+        assert_eq!(log_seq(&log_prefix(&entity("a/b")), &key).unwrap(), 258);
+        assert!(log_seq(&log_prefix(&entity("a/c")), &key).is_err());
+        assert!(log_seq(&log_prefix(&entity("a/b")), &log_key(&entity("a/b"), 0)).is_err());
+    }
+
+    #[test]
     fn event_key_layout_is_prefix_length_id_seq() {
         let key = event_key(&entity("a/b"), 258);
         assert_eq!(key, b"E\x00\x03a/b\x00\x00\x00\x00\x00\x00\x01\x02");
         assert_eq!(decode_event_key(&key).unwrap(), (entity("a/b"), 258));
-        assert_eq!(event_seq(&event_prefix(&entity("a/b")), &key).unwrap(), 258);
-        assert!(event_seq(&event_prefix(&entity("a/c")), &key).is_err());
     }
 
     #[test]

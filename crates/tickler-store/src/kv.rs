@@ -4,7 +4,7 @@
 use std::ops::{Bound, ControlFlow};
 
 use crate::Error;
-use crate::keys::{self, FORMAT_MARKER, FORMAT_META_NAME};
+use crate::keys::{self, FORMAT_MARKER, FORMAT_MARKER_V1, FORMAT_META_NAME};
 
 /// One write of a batch: a value to put, or `None` to delete the key.
 pub(crate) type Write = (Vec<u8>, Option<Vec<u8>>);
@@ -20,8 +20,24 @@ pub(crate) trait Kv: Send + Sync {
     /// `visit` must not call back into the store: the memory store holds its lock meanwhile.
     fn scan(&self, prefix: &[u8], start: Bound<&[u8]>, visit: &mut Visit<'_>) -> Result<(), Error>;
 
+    /// The greatest key beginning with `prefix`, if any (one backward seek).
+    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+
     /// Applies every write or none, atomically with respect to readers and crashes.
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
+}
+
+/// The least key greater than every key beginning with `prefix` (`None`: there is none, the
+/// prefix being all 0xff bytes).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// What [`check_format`] found.
@@ -31,12 +47,15 @@ pub(crate) enum Format {
     Current,
     /// The store holds nothing at all: a new store, to be marked by a writer.
     Empty,
+    /// The store is in record format v1: only the migration reads it.
+    V1,
 }
 
 /// Refuses a store written in another format (or not by tickler at all).
 pub(crate) fn check_format(kv: &dyn Kv) -> Result<Format, Error> {
     match kv.get(&keys::meta_key(FORMAT_META_NAME))? {
         Some(marker) if marker == FORMAT_MARKER => Ok(Format::Current),
+        Some(marker) if marker == FORMAT_MARKER_V1 => Ok(Format::V1),
         Some(other) => Err(unknown_format(String::from_utf8_lossy(&other).into_owned())),
         None => {
             let mut empty = true;

@@ -8,70 +8,10 @@ use tickler_core::{EntityId, OccurrenceId, Timestamp};
 use crate::keys::{self, META_VALUE_LEN_MAX};
 use crate::kv::Kv;
 use crate::record::corrupt_reason;
-use crate::{Error, Record, Snapshot, StoreStats, StoredEvent, TimerEntry};
+use crate::{Error, Record, Snapshot, StoreStats, TimerEntry};
 
 /// Listings preallocate at most this many entries, whatever `limit` a caller passes.
 const LISTING_PREALLOCATE_MAX: usize = 1024;
-
-pub(crate) fn last_seq(kv: &dyn Kv, entity: &EntityId) -> Result<u64, Error> {
-    match kv.get(&keys::head_key(entity))? {
-        Some(value) => keys::decode_head(entity, &value),
-        None => Ok(0),
-    }
-}
-
-/// The events after `after_seq`, checking that they are gap-free up to the head.
-///
-/// The head is read first: a commit writes its events and its head in one atomic batch, so
-/// events `1..=head` exist once the head is seen. The scan may see events of a commit that
-/// landed after that read; they are gap-free too and are returned.
-pub(crate) fn read_events(
-    kv: &dyn Kv,
-    entity: &EntityId,
-    after_seq: u64,
-) -> Result<Vec<StoredEvent>, Error> {
-    let head = last_seq(kv, entity)?;
-    let Some(first) = after_seq.checked_add(1) else {
-        return Ok(Vec::new());
-    };
-    let prefix = keys::event_prefix(entity);
-    let start = keys::event_key(entity, first);
-    let mut events = Vec::with_capacity(head.saturating_sub(after_seq).min(4096) as usize);
-    let mut expected = first;
-    kv.scan(&prefix, Bound::Included(&start), &mut |key, value| {
-        let seq = keys::event_seq(&prefix, key)?;
-        if seq != expected {
-            return Err(Error::Corrupt {
-                entity: entity.clone(),
-                seq: expected,
-                reason: format!("missing from the log (the next stored event is {seq})"),
-            });
-        }
-        let record = Record::decode(value).map_err(|e| Error::Corrupt {
-            entity: entity.clone(),
-            seq,
-            reason: corrupt_reason(e),
-        })?;
-        events.push(StoredEvent { seq, record });
-        expected += 1;
-        Ok(ControlFlow::Continue(()))
-    })?;
-    if expected <= head {
-        return Err(Error::Corrupt {
-            entity: entity.clone(),
-            seq: expected,
-            reason: format!("missing from the log, whose head says it ends at {head}"),
-        });
-    }
-    debug_assert!(
-        events
-            .iter()
-            .zip(first..)
-            .all(|(event, seq)| event.seq == seq),
-        "events are returned gap-free"
-    );
-    Ok(events)
-}
 
 pub(crate) fn snapshot(kv: &dyn Kv, entity: &EntityId) -> Result<Option<Snapshot>, Error> {
     let Some(value) = kv.get(&keys::snapshot_key(entity))? else {
@@ -166,28 +106,6 @@ pub(crate) fn timers_from(
     Ok(entries)
 }
 
-pub(crate) fn entities_after(
-    kv: &dyn Kv,
-    after: Option<&EntityId>,
-    limit: usize,
-) -> Result<Vec<EntityId>, Error> {
-    let prefix = keys::keyspace(keys::HEAD);
-    let cursor = after.map(keys::head_key);
-    let start = match &cursor {
-        Some(key) => Bound::Excluded(key.as_slice()),
-        None => Bound::Included(&prefix[..]),
-    };
-    let mut entities = Vec::with_capacity(limit.min(LISTING_PREALLOCATE_MAX));
-    if limit == 0 {
-        return Ok(entities);
-    }
-    kv.scan(&prefix, start, &mut |key, _| {
-        entities.push(keys::decode_head_key(key)?);
-        Ok(stop_at(entities.len(), limit))
-    })?;
-    Ok(entities)
-}
-
 pub(crate) fn index_members(
     kv: &dyn Kv,
     index: &str,
@@ -251,9 +169,10 @@ pub(crate) fn stats(kv: &dyn Kv) -> Result<StoreStats, Error> {
         })?;
         Ok(count)
     };
+    let (entities, events) = crate::log::count(kv)?;
     Ok(StoreStats {
-        entities: count(keys::HEAD)?,
-        events: count(keys::EVENT)?,
+        entities,
+        events,
         past_events: count(keys::PAST_EVENT)?,
         timers: count(keys::TIMER)?,
         snapshots: count(keys::SNAPSHOT)?,

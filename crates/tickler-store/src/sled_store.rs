@@ -28,9 +28,11 @@ use tickler_core::{EntityId, OccurrenceId, Timestamp};
 use crate::commit::{self, EntityLocks};
 use crate::durability::{DeviceSync, Durability};
 use crate::kv::{self, Format, Kv, Visit, Write};
+use crate::log::Tamper;
+use crate::migrate::{self, Migration};
 use crate::{
     CommitBatch, CommitReceipt, Error, Record, Snapshot, Store, StoreStats, StoredEvent,
-    TimerEntry, keys, reads,
+    TimerEntry, keys, log, reads,
 };
 
 /// sled's page cache bound. Its default (1 GiB) is sized for a database server; a reminder
@@ -103,12 +105,16 @@ impl SledStore {
             ))
         })?;
         let mut store = SledStore::open_db(dir, false)?;
-        store.with_db(|db| {
-            if kv::check_format(&**db)? == Format::Empty {
+        store.with_db(|db| match kv::check_format(&**db)? {
+            Format::Empty => {
                 kv::write_format_marker(&**db)?;
                 db.flush()?;
+                Ok(())
             }
-            Ok(())
+            Format::Current => Ok(()),
+            Format::V1 => Err(Error::NeedsMigration {
+                dir: dir.to_path_buf(),
+            }),
         })?;
         if durability == Durability::Device {
             let device = DeviceSync::open(dir)?;
@@ -136,8 +142,48 @@ impl SledStore {
             });
         }
         let store = SledStore::open_db(dir, true)?;
-        store.with_db(|db| kv::check_format(&**db))?;
+        if store.with_db(|db| kv::check_format(&**db))? == Format::V1 {
+            return Err(Error::NeedsMigration {
+                dir: dir.to_path_buf(),
+            });
+        }
         Ok(store)
+    }
+
+    /// Copies the record format v1 store in `source` into a new v2 store in `target` (which
+    /// must not exist yet) and flushes it; `source` is only read. Fails with
+    /// [`Error::UnknownFormat`] naming what `source` holds if it is not a v1 store (a v2 store
+    /// needs no migration: the caller checks [`SledStore::needs_migration`] first).
+    pub fn migrate_v1(source: &Path, target: &Path) -> Result<Migration, Error> {
+        if target.exists() {
+            return Err(Error::Io(format!(
+                "the migration target {} already exists",
+                target.display()
+            )));
+        }
+        let old = SledStore::open_db(source, true)?;
+        old.with_db(|db| {
+            if kv::check_format(&**db)? != Format::V1 {
+                return Err(Error::UnknownFormat {
+                    found: "(not record format v1)".to_owned(),
+                    expected: String::from_utf8_lossy(keys::FORMAT_MARKER_V1).into_owned(),
+                });
+            }
+            let new = open_sled(target)?;
+            let report = migrate::v1_to_v2(&**db, &*new)?;
+            new.flush()?;
+            Ok(report)
+        })
+    }
+
+    /// Whether the store in `dir` is in record format v1 (and so must be migrated before
+    /// anything else opens it).
+    pub fn needs_migration(dir: &Path) -> Result<bool, Error> {
+        match SledStore::open_read_only(dir) {
+            Ok(_) => Ok(false),
+            Err(Error::NeedsMigration { .. }) => Ok(true),
+            Err(other) => Err(other),
+        }
     }
 
     fn open_db(dir: &Path, read_only: bool) -> Result<SledStore, Error> {
@@ -357,7 +403,8 @@ impl SledStore {
         self.read_only
     }
 
-    /// Overwrites the stored bytes of one event, bypassing every check: corruption tests only.
+    /// Overwrites the stored bytes of one event (inside its log entry), bypassing every check:
+    /// corruption tests only.
     #[doc(hidden)]
     pub fn overwrite_event_for_tests(
         &self,
@@ -365,18 +412,22 @@ impl SledStore {
         seq: u64,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.write_db(|db| {
-            db.insert(keys::event_key(entity, seq), bytes)?;
-            Ok(())
-        })
+        let mut overwrite = |stored: &mut Vec<u8>| *stored = bytes.to_vec();
+        self.tamper_for_tests(entity, seq, Tamper::Overwrite(&mut overwrite))
     }
 
     /// Deletes one event, bypassing every check: audit tests only (it makes a sequence gap).
     #[doc(hidden)]
     pub fn delete_event_for_tests(&self, entity: &EntityId, seq: u64) -> Result<(), Error> {
+        self.tamper_for_tests(entity, seq, Tamper::Delete)
+    }
+
+    fn tamper_for_tests(&self, entity: &EntityId, seq: u64, how: Tamper<'_>) -> Result<(), Error> {
         self.write_db(|db| {
-            db.remove(keys::event_key(entity, seq))?;
-            Ok(())
+            let writes = log::tamper(&**db, entity, seq, how)?.ok_or_else(|| {
+                Error::Io(format!("no event {seq} of entity {entity} to tamper with"))
+            })?;
+            db.apply(writes)
         })
     }
 
@@ -483,6 +534,15 @@ impl Kv for sled::Tree {
         Ok(())
     }
 
+    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let end = match kv::prefix_end(prefix) {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        let mut range = self.range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), end));
+        Ok(range.next_back().transpose()?.map(|(key, _)| key.to_vec()))
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {
         let mut batch = sled::Batch::default();
         for (key, value) in writes {
@@ -534,11 +594,11 @@ impl Store for SledStore {
     }
 
     fn last_seq(&self, entity: &EntityId) -> Result<u64, Error> {
-        self.with_db(|db| reads::last_seq(&**db, entity))
+        self.with_db(|db| log::last_seq(&**db, entity))
     }
 
     fn read_events(&self, entity: &EntityId, after_seq: u64) -> Result<Vec<StoredEvent>, Error> {
-        self.with_db(|db| reads::read_events(&**db, entity, after_seq))
+        self.with_db(|db| log::read_events(&**db, entity, after_seq))
     }
 
     fn snapshot(&self, entity: &EntityId) -> Result<Option<Snapshot>, Error> {
@@ -583,7 +643,7 @@ impl Store for SledStore {
         after: Option<&EntityId>,
         limit: usize,
     ) -> Result<Vec<EntityId>, Error> {
-        self.with_db(|db| reads::entities_after(&**db, after, limit))
+        self.with_db(|db| log::entities_after(&**db, after, limit))
     }
 
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {

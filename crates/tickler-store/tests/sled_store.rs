@@ -222,7 +222,7 @@ fn open_creates_missing_directories() {
     assert_eq!(store.dir(), nested);
     assert_eq!(
         store.meta("format").unwrap(),
-        Some(b"tickler-store-v1".to_vec())
+        Some(b"tickler-store-v2".to_vec())
     );
 }
 
@@ -231,12 +231,12 @@ fn a_store_of_an_unknown_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
-        db.insert(b"Mformat", &b"tickler-store-v2"[..]).unwrap();
+        db.insert(b"Mformat", &b"tickler-store-v3"[..]).unwrap();
         db.flush().unwrap();
     }
     let err = SledStore::open(dir.path()).err().unwrap();
     assert!(
-        matches!(&err, Error::UnknownFormat { found, .. } if found == "tickler-store-v2"),
+        matches!(&err, Error::UnknownFormat { found, .. } if found == "tickler-store-v3"),
         "{err}"
     );
     assert!(err.to_string().contains("\"tickler-store-v2\""), "{err}");
@@ -329,4 +329,73 @@ fn a_truncated_data_file_is_reported_as_damage_naming_it_not_a_panic() {
         Err(other) => panic!("expected damage to {}, got: {other}", db.display()),
         Ok(_) => panic!("a truncated log opened"),
     }
+}
+
+/// A record format v1 store as v1 wrote it (the layout of `proto/record-format.md`, "Format
+/// v1"): three events and a head for `due/a`, and the v1 marker.
+fn write_v1_store(dir: &std::path::Path) -> Vec<Record> {
+    let records: Vec<Record> = (1..=3u8)
+        .map(|n| Record {
+            format_version: 1,
+            event_type: u16::from(n),
+            recorded_at: Timestamp::EPOCH,
+            payload: vec![n],
+        })
+        .collect();
+    let db = sled::open(dir).unwrap();
+    db.insert(b"Mformat", &b"tickler-store-v1"[..]).unwrap();
+    for (seq, record) in (1u64..).zip(&records) {
+        let mut key = b"E\x00\x05due/a".to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        db.insert(key, record.encode()).unwrap();
+    }
+    db.insert(b"H\x00\x05due/a", &3u64.to_be_bytes()[..])
+        .unwrap();
+    db.flush().unwrap();
+    records
+}
+
+#[test]
+fn a_v1_store_is_refused_until_migrated_and_reads_the_same_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (dir.path().join("v1"), dir.path().join("v2"));
+    let records = write_v1_store(&v1);
+    for err in [
+        SledStore::open(&v1).err().unwrap(),
+        SledStore::open_read_only(&v1).err().unwrap(),
+    ] {
+        assert_eq!(err, Error::NeedsMigration { dir: v1.clone() });
+        assert!(err.to_string().contains("tickler migrate"), "{err}");
+    }
+    assert_eq!(SledStore::needs_migration(&v1), Ok(true));
+
+    let report = SledStore::migrate_v1(&v1, &v2).unwrap();
+    assert_eq!((report.entities, report.events), (1, 3));
+    assert_eq!((report.entries_before, report.entries_after), (5, 2));
+    assert_eq!(SledStore::needs_migration(&v2), Ok(false));
+    assert_eq!(
+        SledStore::needs_migration(&v1),
+        Ok(true),
+        "the source is only read"
+    );
+    let store = SledStore::open(&v2).unwrap();
+    let entity = EntityId::parse("due/a").unwrap();
+    let read: Vec<Record> = store
+        .read_events(&entity, 0)
+        .unwrap()
+        .into_iter()
+        .map(|event| event.record)
+        .collect();
+    assert_eq!(read, records);
+    assert_eq!(store.last_seq(&entity), Ok(3));
+}
+
+#[test]
+fn migrating_a_store_that_is_not_v1_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SledStore::open(&dir.path().join("v2")).unwrap());
+    let err = SledStore::migrate_v1(&dir.path().join("v2"), &dir.path().join("copy")).unwrap_err();
+    assert!(matches!(err, Error::UnknownFormat { .. }), "{err}");
+    let err = SledStore::migrate_v1(&dir.path().join("v2"), &dir.path().join("v2")).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
 }

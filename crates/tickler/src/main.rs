@@ -228,6 +228,9 @@ pub enum Cmd {
     Audit,
     /// Offline: rewrite the store compactly (reclaims the space sled leaves behind).
     Compact,
+    /// Offline: upgrade a store written by an earlier tickler (record format v1) to this
+    /// release's format; the old store is kept as store.v1.
+    Migrate,
     /// Run a scenario on a throwaway engine with a manual clock and print what would be sent.
     Simulate {
         /// JSON lines of admin requests, each optionally with "at": an instant to move to first.

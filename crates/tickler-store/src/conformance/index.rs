@@ -241,14 +241,14 @@ pub fn meta_round_trips_and_the_format_name_is_reserved(fixture: &dyn Fixture) {
     assert_eq!(store.meta("other").unwrap(), Some(Vec::new()));
     assert_eq!(
         store.meta("format").unwrap(),
-        Some(b"tickler-store-v1".to_vec())
+        Some(b"tickler-store-v2".to_vec())
     );
     let err = store.set_meta("format", b"evil").unwrap_err();
     assert!(matches!(err, Error::InvalidMeta { .. }), "{err}");
     assert!(store.set_meta("", b"x").is_err());
     assert_eq!(
         store.meta("format").unwrap(),
-        Some(b"tickler-store-v1".to_vec())
+        Some(b"tickler-store-v2".to_vec())
     );
 }
 

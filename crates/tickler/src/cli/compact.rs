@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use tickler::SledStore;
-use tickler::data_dir::{BEFORE_COMPACTION, COMPACTING, STORE, sync_dir};
+use tickler::data_dir::{BEFORE_COMPACTION, COMPACTING, DataDir, STORE, sync_dir};
 
 pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     // The data directory stays locked until the swap is done: no daemon or other tool can open
@@ -21,10 +21,7 @@ pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     // an interrupted compaction is finished by whoever opens the data directory next.
     drop(SledStore::open_read_only(&copy_dir).context("the compacted copy does not open")?);
     failpoint("compact-before-swap");
-    std::fs::rename(&store_dir, &old_dir)?;
-    failpoint("compact-between-renames");
-    std::fs::rename(&copy_dir, &store_dir)?;
-    sync_dir(locked.path());
+    swap_in_copy(&locked)?;
     std::fs::remove_dir_all(&old_dir)?;
     let after = dir_size(&store_dir)?;
     if json {
@@ -45,9 +42,20 @@ pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Puts the checked copy (`store.compacting`) in the store's place, moving the store to
+/// `store.before-compaction`. Each rename is atomic and the data directory's recovery finishes
+/// a swap interrupted between them (see `DataDir::store`).
+pub(super) fn swap_in_copy(locked: &DataDir) -> anyhow::Result<()> {
+    std::fs::rename(locked.join(STORE), locked.join(BEFORE_COMPACTION))?;
+    failpoint("compact-between-renames");
+    std::fs::rename(locked.join(COMPACTING), locked.join(STORE))?;
+    sync_dir(locked.path());
+    Ok(())
+}
+
 /// A test hook: `TICKLER_FAILPOINT=<name>` stops the process at that point (it sleeps until
 /// killed), so the crash tests can SIGKILL a compaction exactly there.
-fn failpoint(name: &str) {
+pub(super) fn failpoint(name: &str) {
     if std::env::var("TICKLER_FAILPOINT").is_ok_and(|point| point == name) {
         eprintln!("failpoint {name}: waiting to be killed");
         loop {
@@ -56,7 +64,7 @@ fn failpoint(name: &str) {
     }
 }
 
-fn dir_size(dir: &Path) -> anyhow::Result<u64> {
+pub(super) fn dir_size(dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let entry = entry?;

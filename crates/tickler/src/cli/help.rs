@@ -34,7 +34,9 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Offline, on a data directory",
-        &["replay", "audit", "compact", "restore", "simulate"],
+        &[
+            "replay", "audit", "compact", "migrate", "restore", "simulate",
+        ],
     ),
     ("Shell", &["completions", "man"]),
 ];
@@ -182,6 +184,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("audit", "tickler audit --data-dir data"),
     ("compact", "tickler compact --data-dir data"),
+    ("migrate", "tickler migrate --data-dir data"),
     ("restore", "tickler restore --data-dir restored log.jsonl"),
     (
         "simulate",

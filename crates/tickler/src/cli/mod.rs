@@ -13,6 +13,7 @@ mod audit;
 mod compact;
 mod config_show;
 pub mod help;
+mod migrate;
 mod output;
 mod replay;
 mod restore;
@@ -108,6 +109,7 @@ async fn command(cli: Cli, config: Config, socket: &Path) -> anyhow::Result<()> 
         }
         Cmd::Audit => return audit::run(&config.data_dir, cli.json),
         Cmd::Compact => return compact::run(&config.data_dir, cli.json),
+        Cmd::Migrate => return migrate::run(&config.data_dir, cli.json),
         Cmd::Restore { file } => return restore::run(&config.data_dir, &file, cli.json),
         Cmd::Simulate {
             scenario,
@@ -273,6 +275,7 @@ async fn generic_request(command: Cmd, times: &mut Times<'_>) -> anyhow::Result<
         | Cmd::Replay { .. }
         | Cmd::Audit
         | Cmd::Compact
+        | Cmd::Migrate
         | Cmd::Restore { .. }
         | Cmd::Simulate { .. }
         | Cmd::Import { .. }
