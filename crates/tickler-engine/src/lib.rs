@@ -32,6 +32,7 @@ mod registry;
 pub mod replay;
 pub mod restore;
 mod shared;
+mod template_context;
 pub mod templates;
 mod timer;
 
