@@ -176,16 +176,13 @@ fn check(
     let mut writes = timer_writes(batch);
     if !batch.events.is_empty() {
         // One log entry per commit, keyed by its last event: the head is that key.
-        let records: Vec<Vec<u8>> = batch.events.iter().map(encode_checked).collect();
         let key = keys::log_key(&entity, new_last_seq);
         debug_assert_eq!(
             keys::decode_log_key(&key),
             Ok((entity.clone(), new_last_seq))
         );
-        writes.push((
-            key,
-            Some(log::encode_entry(records.iter().map(Vec::as_slice))),
-        ));
+        let value = log::encode_entry(batch.events.iter().map(encode_checked));
+        writes.push((key, Some(value)));
     }
     for (occurrence, record) in &batch.past_events {
         writes.push((

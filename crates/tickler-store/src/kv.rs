@@ -20,8 +20,13 @@ pub(crate) trait Kv: Send + Sync {
     /// `visit` must not call back into the store: the memory store holds its lock meanwhile.
     fn scan(&self, prefix: &[u8], start: Bound<&[u8]>, visit: &mut Visit<'_>) -> Result<(), Error>;
 
-    /// The greatest key beginning with `prefix`, if any (one backward seek).
-    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    /// Calls `visit` with the greatest key beginning with `prefix`, if there is one (one
+    /// backward seek).
+    fn last_key(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error>;
 
     /// Applies every write or none, atomically with respect to readers and crashes.
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;

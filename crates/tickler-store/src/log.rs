@@ -20,10 +20,11 @@ use crate::{Error, Record, StoredEvent};
 pub(crate) const LOG_ENTRY_EVENTS_MAX: u64 = crate::commit::BATCH_ENTRIES_MAX as u64;
 
 /// The value of a log entry holding `records` (already encoded, at least one).
-pub fn encode_entry<'a>(records: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+pub fn encode_entry<R: AsRef<[u8]>>(records: impl ExactSizeIterator<Item = R>) -> Vec<u8> {
     let mut value = Vec::new();
     put_varint(&mut value, records.len() as u64);
     for record in records {
+        let record = record.as_ref();
         put_varint(&mut value, record.len() as u64);
         value.extend_from_slice(record);
     }
@@ -98,10 +99,12 @@ fn take_varint(rest: &mut &[u8], what: &str) -> Result<u64, String> {
 /// The entity's last sequence number: the one in its last log key (0 without any).
 pub(crate) fn last_seq(kv: &dyn Kv, entity: &EntityId) -> Result<u64, Error> {
     let prefix = keys::log_prefix(entity);
-    match kv.last_key(&prefix)? {
-        Some(key) => keys::log_seq(&prefix, &key),
-        None => Ok(0),
-    }
+    let mut last = 0;
+    kv.last_key(&prefix, &mut |key| {
+        last = keys::log_seq(&prefix, key)?;
+        Ok(())
+    })?;
+    Ok(last)
 }
 
 /// The events after `after_seq`, checked to be gap-free from there to the last one.

@@ -143,14 +143,21 @@ impl Kv for Mutex<Map> {
         Ok(())
     }
 
-    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let end = match kv::prefix_end(prefix) {
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
+    fn last_key(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let end = kv::prefix_end(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let map = lock(self);
-        let mut range = map.range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), end));
-        Ok(range.next_back().map(|(key, _)| key.clone()))
+        match map
+            .range::<[u8], _>((Bound::Included(prefix), end))
+            .next_back()
+        {
+            Some((key, _)) => visit(key),
+            None => Ok(()),
+        }
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {

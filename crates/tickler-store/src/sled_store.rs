@@ -534,13 +534,20 @@ impl Kv for sled::Tree {
         Ok(())
     }
 
-    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let end = match kv::prefix_end(prefix) {
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
-        let mut range = self.range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), end));
-        Ok(range.next_back().transpose()?.map(|(key, _)| key.to_vec()))
+    fn last_key(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let end = kv::prefix_end(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        match self
+            .range::<&[u8], _>((Bound::Included(prefix), end))
+            .next_back()
+        {
+            Some(entry) => visit(&entry?.0),
+            None => Ok(()),
+        }
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error> {
