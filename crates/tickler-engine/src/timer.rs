@@ -8,7 +8,9 @@
 //!
 //! Start-up is a page-in from the beginning of the index: whatever is overdue after downtime
 //! fires first, in due order, at no more than `fire_rate_max_per_s`; the entity then applies the
-//! rule's misfire policy (send late within grace, or record "missed").
+//! rule's misfire policy (send late within grace, or record "missed"). Only the first page is
+//! read before the engine is ready; the rest follows a few pages per tick, between dispatches,
+//! so a restart with 100k overdue does not wait for all of them to be read (`paging`).
 //!
 //! A wake carries a [`WakeTicket`]. The entity marks it done once it has handled the wake; a
 //! ticket dropped without that (the actor died) puts the timer back, so a wake is never lost.
@@ -31,6 +33,9 @@ use crate::shared::Shared;
 
 /// Index entries read per page when paging timers in.
 const PAGE_LEN_MAX: usize = 4_096;
+/// Pages read before the engine is ready, and per tick while a page-in is unfinished.
+const PAGES_AT_START: usize = 1;
+const PAGES_PER_TICK: usize = 4;
 /// Wakes dispatched per tick, so one tick never monopolises the actor.
 const WAKE_BATCH_MAX: usize = 4_096;
 /// How long a wake whose entity failed to handle it waits before it is retried.
@@ -138,6 +143,9 @@ pub(crate) struct TimerState {
     /// The last index entry paged in; the next page starts after it.
     cursor: Option<TimerEntry>,
     loaded_until: Timestamp,
+    /// An unfinished page-in: every entry up to `cursor` is in memory, those after it and due
+    /// before this instant are still to be read.
+    paging: Option<Timestamp>,
     in_flight: HashSet<Key>,
     /// Wakes whose delivery is paused, with their due instants, until a resume.
     parked: BTreeMap<Key, Timestamp>,
@@ -163,6 +171,7 @@ impl Actor for TimerActor {
             wheel: Wheel::new(millis(now)),
             cursor: None,
             loaded_until: Timestamp::EPOCH,
+            paging: None,
             in_flight: HashSet::new(),
             parked: BTreeMap::new(),
             rate: RateLimit::new(rate, Instant::now()),
@@ -171,7 +180,7 @@ impl Actor for TimerActor {
             page_in_failed: false,
             shared,
         };
-        state.page_in(now)?;
+        state.page_in(now, PAGES_AT_START)?;
         tracing::info!(
             in_memory = state.wheel.len(),
             loaded_until = %state.loaded_until,
@@ -273,9 +282,13 @@ impl TimerState {
             self.wheel.remove(&key);
             self.parked.remove(&key);
         }
-        let within = insert
-            .into_iter()
-            .filter(|entry| entry.due < self.loaded_until);
+        // While a page-in is unfinished, an entry at or before its cursor will not be read by
+        // it: it goes to the wheel now. Those after the cursor are read when paging reaches them.
+        let cursor = self.cursor.clone();
+        let within = insert.into_iter().filter(|entry| {
+            entry.due < self.loaded_until
+                || (self.paging.is_some() && cursor.as_ref().is_some_and(|c| entry <= c))
+        });
         for entry in within.chain(leases) {
             self.wheel
                 .insert((entry.entity, entry.occurrence), millis(entry.due));
@@ -290,11 +303,11 @@ impl TimerState {
         // A clock that went backwards needs no special case: the wheel never returns an entry
         // whose deadline is after the `now` it is polled with.
         let now = self.shared.clock.now();
-        if now.saturating_add(Span::from_millis(
-            self.shared.options.timer_horizon.as_millis() / 2,
-        )) >= self.loaded_until
-            && let Err(err) = self.page_in(now)
-        {
+        let page_due = self.paging.is_some()
+            || now.saturating_add(Span::from_millis(
+                self.shared.options.timer_horizon.as_millis() / 2,
+            )) >= self.loaded_until;
+        if page_due && let Err(err) = self.page_in(now, PAGES_PER_TICK) {
             // What is already in memory still fires; paging is retried by the next tick.
             tracing::error!(error = %err, "cannot page timers in from the store; retrying");
             self.page_in_failed = true;
@@ -308,18 +321,21 @@ impl TimerState {
                 Timestamp::from_millis(due as i64).expect("wheel deadlines come from timestamps");
             self.dispatch(myself, key, due);
         }
-        let waiting = self
+        let due_in_wheel = self
             .wheel
             .next_deadline()
             .is_some_and(|next| next <= millis(now));
-        if waiting {
+        if due_in_wheel {
             self.retry_later(myself, THROTTLE_RECHECK);
         } else if std::mem::take(&mut self.page_in_failed) {
             self.retry_later(myself, PAGE_IN_RETRY);
+        } else if self.paging.is_some() {
+            let _ = myself.cast(TimerMsg::Tick);
         } else {
             self.arm_driver(myself);
         }
-        waiting
+        // Entries still to be paged in may be due already: they count as waiting.
+        due_in_wheel || self.paging.is_some()
     }
 
     fn dispatch(&mut self, myself: &ActorRef<TimerMsg>, key: Key, due: Timestamp) {
@@ -344,14 +360,31 @@ impl TimerState {
         }
     }
 
-    /// Pages index entries due before `now + timer_horizon` into the wheel.
-    fn page_in(&mut self, now: Timestamp) -> Result<(), tickler_store::Error> {
-        let until = now.saturating_add(self.shared.options.timer_horizon);
+    /// Pages index entries due before `now + timer_horizon` into the wheel, reading at most
+    /// `pages_max` pages; an unfinished page-in is continued, towards its own end, by the next.
+    fn page_in(&mut self, now: Timestamp, pages_max: usize) -> Result<(), tickler_store::Error> {
+        let until = self
+            .paging
+            .take()
+            .unwrap_or_else(|| now.saturating_add(self.shared.options.timer_horizon));
+        let mut pages = 0;
         'pages: loop {
-            let page = self
+            if pages == pages_max {
+                self.paging = Some(until);
+                return Ok(());
+            }
+            pages += 1;
+            let page = match self
                 .shared
                 .store
-                .timers_after(self.cursor.as_ref(), PAGE_LEN_MAX)?;
+                .timers_after(self.cursor.as_ref(), PAGE_LEN_MAX)
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    self.paging = Some(until);
+                    return Err(err);
+                }
+            };
             let last_page = page.len() < PAGE_LEN_MAX;
             for entry in page {
                 // At the end of the range `until` is the last instant itself, and a timer due
