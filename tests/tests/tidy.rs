@@ -96,7 +96,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("crates/tickler-engine/src/audit.rs", "audit", 74),
     ("crates/tickler-engine/src/audit.rs", "audit_entity", 122),
     ("crates/tickler-engine/src/engine.rs", "open", 91),
-    ("crates/tickler-engine/src/entity_actor.rs", "handle", 101),
     ("crates/tickler-engine/src/entity_actor.rs", "commit", 145),
     (
         "crates/tickler-engine/src/explain.rs",

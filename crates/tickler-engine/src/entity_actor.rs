@@ -90,33 +90,47 @@ pub(crate) struct EntityState {
     handled: u64,
     /// Deliveries this actor started whose result has not come back.
     in_flight: HashSet<OccurrenceId>,
+    /// `Some` on the batched fire path: deliveries decided are collected here for the batch to
+    /// run, instead of each in a task of its own.
+    deferred: Option<Vec<PendingDelivery>>,
     events_since_snapshot: u64,
+}
+
+/// A delivery decided and recorded, not yet run.
+pub(crate) struct PendingDelivery {
+    pub occurrence: OccurrenceId,
+    pub attempt: u32,
+    job: delivery::Job,
+    pub work: ActivityGuard,
+}
+
+impl PendingDelivery {
+    /// Runs the delivery; the report goes back to the entity's writer.
+    pub async fn run(self, shared: &Arc<Shared>) -> (OccurrenceId, u32, Report, ActivityGuard) {
+        let report = delivery::run(shared, self.job).await;
+        (self.occurrence, self.attempt, report, self.work)
+    }
 }
 
 impl Actor for EntityActor {
     type Msg = EntityMsg;
     type State = EntityState;
-    type Arguments = (Arc<Shared>, EntityId);
+    /// The state is given when the actor takes over from a claim of the batched fire path.
+    type Arguments = (Arc<Shared>, EntityId, Option<EntityState>);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<EntityMsg>,
-        (shared, id): (Arc<Shared>, EntityId),
+        (shared, id, given): Self::Arguments,
     ) -> Result<EntityState, ActorProcessingErr> {
-        let mut state = EntityState {
-            shared,
-            id,
-            entity: None,
-            quarantined: None,
-            unavailable: None,
-            timers_unsure: false,
-            stale_index_entry: None,
-            handled: 0,
-            in_flight: HashSet::new(),
-            events_since_snapshot: 0,
-        };
-        state.reload();
-        Ok(state)
+        Ok(match given {
+            Some(mut state) => {
+                state.handled = 0;
+                state.deferred = None;
+                state
+            }
+            None => EntityState::load(shared, id),
+        })
     }
 
     /// Every await of a command's future here is boxed: ractor keeps each actor's message loop,
@@ -160,36 +174,7 @@ impl Actor for EntityActor {
                 report,
                 work,
             } => {
-                state.in_flight.remove(&occurrence);
-                let command = match report {
-                    Report::Single(result) => {
-                        if let Some(entity) = &state.entity {
-                            let channel = state.shared.channel_of(entity, &occurrence.rule);
-                            state.shared.metrics.delivery(&channel, &result);
-                        }
-                        Command::RecordDelivery {
-                            occurrence: occurrence.clone(),
-                            attempt,
-                            result,
-                        }
-                    }
-                    Report::FanOut { channel, results } => {
-                        for each in &results {
-                            state.shared.metrics.delivery(&channel, &each.result);
-                        }
-                        Command::RecordFanOut {
-                            occurrence: occurrence.clone(),
-                            attempt,
-                            channel,
-                            results,
-                        }
-                    }
-                };
-                if let Err(err) = Box::pin(state.execute(command, Origin::Engine)).await {
-                    // The attempt stays "delivering" in the log; its lease will wake it and it is
-                    // retried under the same key.
-                    tracing::error!(entity = %state.id, %occurrence, error = %err, "cannot record a delivery result");
-                }
+                Box::pin(state.delivery_done(occurrence, attempt, report)).await;
                 drop(work);
             }
             EntityMsg::IdleCheck => {
@@ -208,6 +193,73 @@ impl Actor for EntityActor {
 }
 
 impl EntityState {
+    /// The entity's state read from the store (see `reload`).
+    pub(crate) fn load(shared: Arc<Shared>, id: EntityId) -> EntityState {
+        let mut state = EntityState {
+            shared,
+            id,
+            entity: None,
+            quarantined: None,
+            unavailable: None,
+            timers_unsure: false,
+            stale_index_entry: None,
+            handled: 0,
+            in_flight: HashSet::new(),
+            deferred: None,
+            events_since_snapshot: 0,
+        };
+        state.reload();
+        state
+    }
+
+    /// From now on deliveries are collected for the caller (`take_deferred`), not spawned.
+    pub(crate) fn defer_deliveries(&mut self) {
+        self.deferred = Some(Vec::new());
+    }
+
+    pub(crate) fn take_deferred(&mut self) -> Vec<PendingDelivery> {
+        self.deferred.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Records what a delivery did.
+    pub(crate) async fn delivery_done(
+        &mut self,
+        occurrence: OccurrenceId,
+        attempt: u32,
+        report: Report,
+    ) {
+        self.in_flight.remove(&occurrence);
+        let command = match report {
+            Report::Single(result) => {
+                if let Some(entity) = &self.entity {
+                    let channel = self.shared.channel_of(entity, &occurrence.rule);
+                    self.shared.metrics.delivery(&channel, &result);
+                }
+                Command::RecordDelivery {
+                    occurrence: occurrence.clone(),
+                    attempt,
+                    result,
+                }
+            }
+            Report::FanOut { channel, results } => {
+                for each in &results {
+                    self.shared.metrics.delivery(&channel, &each.result);
+                }
+                Command::RecordFanOut {
+                    occurrence: occurrence.clone(),
+                    attempt,
+                    channel,
+                    results,
+                }
+            }
+        };
+        if let Err(err) = Box::pin(self.execute(command, Origin::Engine)).await {
+            // The attempt stays "delivering" in the log; its lease will wake it and it is
+            // retried under the same key.
+            tracing::error!(entity = %self.id, %occurrence, error = %err, "cannot record a delivery result");
+        }
+    }
+
     /// Rebuilds the state from the store: the latest snapshot, then the events after it. If the
     /// store cannot be read, the state stays the last one known durable, marked unavailable.
     fn reload(&mut self) {
@@ -298,7 +350,7 @@ impl EntityState {
     }
 
     /// The timer's wake for `occurrence`; the ticket tells the timer how it ended.
-    async fn wake(&mut self, occurrence: OccurrenceId, ticket: WakeTicket) {
+    pub(crate) async fn wake(&mut self, occurrence: OccurrenceId, ticket: WakeTicket) {
         if self.quarantined.is_some() || self.in_flight.contains(&occurrence) {
             // A quarantined entity is reported, not retried in a loop; a delivery under way
             // reports its own result.
@@ -581,21 +633,40 @@ impl EntityState {
             .expect("a delivery starts on a live entity");
         let job = delivery::prepare(&self.shared, entity, &occurrence, attempt, recipients, now);
         self.in_flight.insert(occurrence.clone());
-        let work = self.shared.activity.begin();
-        let shared = self.shared.clone();
-        let id = self.id.clone();
-        tokio::spawn(async move {
-            let report = delivery::run(&shared, job).await;
-            let done = EntityMsg::DeliveryDone {
-                occurrence,
-                attempt,
-                report,
-                work,
-            };
-            if let Err(err) = shared.registry.send(&shared, &id, done) {
-                tracing::error!(entity = %id, error = %err, "cannot report a delivery result; its lease will retry it");
+        let pending = PendingDelivery {
+            occurrence,
+            attempt,
+            job,
+            work: self.shared.activity.begin(),
+        };
+        match &mut self.deferred {
+            Some(deferred) => deferred.push(pending),
+            None => {
+                let shared = self.shared.clone();
+                let id = self.id.clone();
+                tokio::spawn(async move {
+                    let done = pending.run(&shared).await;
+                    report_to_actor(&shared, &id, done);
+                });
             }
-        });
+        }
+    }
+}
+
+/// Sends a delivery's result to the entity's actor (started if need be).
+pub(crate) fn report_to_actor(
+    shared: &Arc<Shared>,
+    id: &EntityId,
+    (occurrence, attempt, report, work): (OccurrenceId, u32, Report, ActivityGuard),
+) {
+    let done = EntityMsg::DeliveryDone {
+        occurrence,
+        attempt,
+        report,
+        work,
+    };
+    if let Err(err) = shared.registry.send(shared, id, done) {
+        tracing::error!(entity = %id, error = %err, "cannot report a delivery result; its lease will retry it");
     }
 }
 

@@ -20,6 +20,7 @@ mod error;
 mod explain;
 mod extension;
 mod failures;
+mod fire_batch;
 mod metrics;
 mod notice;
 mod operations;

@@ -8,6 +8,12 @@
 //! counts it under the shard lock. An idle actor compares that count with the number it has
 //! handled, under the same lock, and removes itself only if they are equal, so no message can be
 //! queued to an actor that is stopping.
+//!
+//! A passivated entity woken by the timer is not given an actor: the batched fire path
+//! ([`crate::fire_batch`]) *claims* it, which makes the claim its single writer. A message sent
+//! to a claimed entity is queued and the claim told; when the claim is released the queue goes,
+//! in order, to an actor started with the claim's state (or replaying, if the claim was dropped
+//! without one), so the single-writer rule and the order of messages hold across the hand-over.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +22,10 @@ use std::time::{Duration, Instant};
 use ractor::{ActorCell, ActorId, ActorRef, ActorRuntime, MessagingErr};
 use tickler_core::EntityId;
 use tickler_core::seed::stable_hash;
+use tokio::sync::Notify;
 
 use crate::Error;
-use crate::entity_actor::{EntityActor, EntityMsg};
+use crate::entity_actor::{EntityActor, EntityMsg, EntityState};
 use crate::shared::Shared;
 
 const REGISTRY_SHARDS: usize = 64;
@@ -29,9 +36,54 @@ pub(crate) struct Registry {
 }
 
 struct Entry {
-    actor: ActorRef<EntityMsg>,
+    slot: Slot,
     sent: u64,
     last_used: Instant,
+}
+
+enum Slot {
+    Live(ActorRef<EntityMsg>),
+    /// Held by a [`Claim`]: messages wait here until it is released.
+    Claimed {
+        queue: Vec<EntityMsg>,
+        wanted: Arc<Notify>,
+    },
+}
+
+/// The right to act as a passivated entity's single writer without an actor. Released
+/// explicitly with the state it built, or on drop (a panic, a cancelled task) without one.
+pub(crate) struct Claim {
+    shared: Arc<Shared>,
+    id: EntityId,
+    wanted: Arc<Notify>,
+    released: bool,
+}
+
+impl Claim {
+    pub fn id(&self) -> &EntityId {
+        &self.id
+    }
+
+    /// Completes once a message for the entity is waiting in the claim's queue.
+    pub async fn wanted(&self) {
+        self.wanted.notified().await;
+    }
+
+    /// Ends the claim; messages queued meanwhile go to an actor started with `state`.
+    pub fn release(mut self, state: EntityState) {
+        self.released = true;
+        self.shared
+            .registry
+            .release(&self.shared, &self.id, Some(state));
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.released {
+            self.shared.registry.release(&self.shared, &self.id, None);
+        }
+    }
 }
 
 impl Registry {
@@ -67,28 +119,22 @@ impl Registry {
         // Twice at most: a stale entry (its actor died) is replaced once.
         for _ in 0..2 {
             if !shard.contains_key(id) {
-                let supervisor = self.supervisor.get().ok_or(Error::ShuttingDown)?.clone();
-                let (actor, _) = ActorRuntime::spawn_linked_instant(
-                    None,
-                    EntityActor,
-                    (shared.clone(), id.clone()),
-                    supervisor,
-                )
-                .map_err(|err| Error::Internal(format!("cannot start an actor for {id}: {err}")))?;
-                shard.insert(
-                    id.clone(),
-                    Entry {
-                        actor,
-                        sent: 0,
-                        last_used: Instant::now(),
-                    },
-                );
+                let actor = self.spawn(shared, id, None)?;
+                shard.insert(id.clone(), Entry::live(actor, 0));
             }
             let entry = shard.get_mut(id).expect("inserted above");
-            match entry.actor.send_message(message) {
+            entry.last_used = Instant::now();
+            let actor = match &mut entry.slot {
+                Slot::Claimed { queue, wanted } => {
+                    queue.push(message);
+                    wanted.notify_one();
+                    return Ok(());
+                }
+                Slot::Live(actor) => actor,
+            };
+            match actor.send_message(message) {
                 Ok(()) => {
                     entry.sent += 1;
-                    entry.last_used = Instant::now();
                     return Ok(());
                 }
                 Err(MessagingErr::SendErr(returned)) => {
@@ -108,11 +154,89 @@ impl Registry {
         )))
     }
 
+    fn spawn(
+        &self,
+        shared: &Arc<Shared>,
+        id: &EntityId,
+        state: Option<EntityState>,
+    ) -> Result<ActorRef<EntityMsg>, Error> {
+        let supervisor = self.supervisor.get().ok_or(Error::ShuttingDown)?.clone();
+        let (actor, _) = ActorRuntime::spawn_linked_instant(
+            None,
+            EntityActor,
+            (shared.clone(), id.clone(), state),
+            supervisor,
+        )
+        .map_err(|err| Error::Internal(format!("cannot start an actor for {id}: {err}")))?;
+        Ok(actor)
+    }
+
+    /// Claims a passivated entity for the batched fire path; `None` if it has an actor or a
+    /// claim already (a wake for it is then sent as a message).
+    pub fn claim(&self, shared: &Arc<Shared>, id: &EntityId) -> Option<Claim> {
+        let mut shard = self.shard(id);
+        if shard.contains_key(id) {
+            return None;
+        }
+        let wanted = Arc::new(Notify::new());
+        shard.insert(
+            id.clone(),
+            Entry {
+                slot: Slot::Claimed {
+                    queue: Vec::new(),
+                    wanted: wanted.clone(),
+                },
+                sent: 0,
+                last_used: Instant::now(),
+            },
+        );
+        Some(Claim {
+            shared: shared.clone(),
+            id: id.clone(),
+            wanted,
+            released: false,
+        })
+    }
+
+    /// Ends a claim: the messages queued under it go, in order, to an actor started with
+    /// `state` (replaying the log if `None`); with none queued the entity stays passivated.
+    fn release(&self, shared: &Arc<Shared>, id: &EntityId, state: Option<EntityState>) {
+        let mut shard = self.shard(id);
+        if !matches!(shard.get(id), Some(Entry { slot: Slot::Claimed { .. }, .. })) {
+            return;
+        }
+        let Some(Entry { slot: Slot::Claimed { queue, .. }, .. }) = shard.remove(id) else {
+            unreachable!("checked above");
+        };
+        if queue.is_empty() {
+            return;
+        }
+        let actor = match self.spawn(shared, id, state) {
+            Ok(actor) => actor,
+            Err(err) => {
+                // Shutting down: the requests' reply ports are dropped, which their callers see.
+                tracing::warn!(entity = %id, error = %err, "cannot hand queued messages to an actor");
+                return;
+            }
+        };
+        let mut sent = 0;
+        for message in queue {
+            if actor.send_message(message).is_ok() {
+                sent += 1;
+            }
+        }
+        shard.insert(id.clone(), Entry::live(actor, sent));
+    }
+
     /// Called by an idle actor: removes it if every message sent to it has been handled.
     pub fn passivate(&self, id: &EntityId, actor: ActorId, handled: u64) -> bool {
         let mut shard = self.shard(id);
         match shard.get(id) {
-            Some(entry) if entry.actor.get_id() == actor && entry.sent == handled => {
+            Some(Entry {
+                slot: Slot::Live(live),
+                sent,
+                ..
+            }) if live.get_id() == actor && *sent == handled => {
                 shard.remove(id);
                 true
             }
@@ -130,7 +254,9 @@ impl Registry {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .iter()
-                    .filter(|(_, entry)| now.duration_since(entry.last_used) >= idle)
+                    .filter(|(_, entry)| {
+                        entry.is_live() && now.duration_since(entry.last_used) >= idle
+                    })
                     .map(|(id, _)| id.clone())
                     .collect::<Vec<_>>()
             })
@@ -147,6 +273,7 @@ impl Registry {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .iter()
+                    .filter(|(_, entry)| entry.is_live())
                     .map(|(id, entry)| (entry.last_used, id.clone()))
                     .collect::<Vec<_>>()
             })
@@ -158,7 +285,7 @@ impl Registry {
         all.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Actors running now.
+    /// Actors running now, and entities claimed by the batched fire path.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
@@ -171,5 +298,19 @@ impl Registry {
         for shard in &self.shards {
             shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
+    }
+}
+
+impl Entry {
+    fn live(actor: ActorRef<EntityMsg>, sent: u64) -> Entry {
+        Entry {
+            slot: Slot::Live(actor),
+            sent,
+            last_used: Instant::now(),
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        matches!(self.slot, Slot::Live(_))
     }
 }

@@ -26,7 +26,7 @@ use tickler_wheel::Wheel;
 use tokio::task::JoinHandle;
 
 use crate::activity::ActivityGuard;
-use crate::entity_actor::EntityMsg;
+use crate::fire_batch::FireBatch;
 use crate::options::EngineOptions;
 use crate::rate_limit::RateLimit;
 use crate::shared::Shared;
@@ -316,11 +316,13 @@ impl TimerState {
         let budget = self.rate.take(WAKE_BATCH_MAX.min(room), Instant::now());
         let expired = self.wheel.poll(millis(now), budget);
         self.rate.give_back(budget - expired.len());
+        let mut batch = FireBatch::default();
         for (key, due) in expired {
             let due =
                 Timestamp::from_millis(due as i64).expect("wheel deadlines come from timestamps");
-            self.dispatch(myself, key, due);
+            self.dispatch(myself, key, due, &mut batch);
         }
+        batch.start(&self.shared);
         let due_in_wheel = self
             .wheel
             .next_deadline()
@@ -338,7 +340,13 @@ impl TimerState {
         due_in_wheel || self.paging.is_some()
     }
 
-    fn dispatch(&mut self, myself: &ActorRef<TimerMsg>, key: Key, due: Timestamp) {
+    fn dispatch(
+        &mut self,
+        myself: &ActorRef<TimerMsg>,
+        key: Key,
+        due: Timestamp,
+        batch: &mut FireBatch,
+    ) {
         self.in_flight.insert(key.clone());
         self.fired += 1;
         // A wake is never early (the wheel rounds up), but a clock set back can make it look so.
@@ -353,8 +361,7 @@ impl TimerState {
             timer: myself.clone(),
             _work: self.shared.activity.begin(),
         };
-        let wake = EntityMsg::Wake { occurrence, ticket };
-        if let Err(err) = self.shared.registry.send(&self.shared, &entity, wake) {
+        if let Err(err) = batch.wake(&self.shared, entity.clone(), occurrence, ticket) {
             // The ticket came back inside the error and was dropped: the timer is re-armed.
             tracing::warn!(entity = %entity, error = %err, "cannot wake entity");
         }
