@@ -16,6 +16,7 @@
 //! without one), so the single-writer rule and the order of messages hold across the hand-over.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ const REGISTRY_SHARDS: usize = 64;
 pub(crate) struct Registry {
     shards: Vec<Mutex<HashMap<EntityId, Entry>>>,
     supervisor: std::sync::OnceLock<ActorCell>,
+    /// Entries held by claims, so that `len` counts actors only.
+    claimed: AtomicUsize,
 }
 
 struct Entry {
@@ -93,6 +96,7 @@ impl Registry {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             supervisor: std::sync::OnceLock::new(),
+            claimed: AtomicUsize::new(0),
         }
     }
 
@@ -179,6 +183,7 @@ impl Registry {
             return None;
         }
         let wanted = Arc::new(Notify::new());
+        self.claimed.fetch_add(1, Ordering::Relaxed);
         shard.insert(
             id.clone(),
             Entry {
@@ -208,6 +213,7 @@ impl Registry {
         let Some(Entry { slot: Slot::Claimed { queue, .. }, .. }) = shard.remove(id) else {
             unreachable!("checked above");
         };
+        self.claimed.fetch_sub(1, Ordering::Relaxed);
         if queue.is_empty() {
             return;
         }
@@ -285,12 +291,13 @@ impl Registry {
         all.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Actors running now, and entities claimed by the batched fire path.
+    /// Actors running now (entities claimed by the batched fire path have none).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+            .sum::<usize>()
+            .saturating_sub(self.claimed.load(Ordering::Relaxed))
     }
 
     /// Forgets every actor (at shutdown, after the supervisor stopped them).
@@ -298,6 +305,7 @@ impl Registry {
         for shard in &self.shards {
             shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
+        self.claimed.store(0, Ordering::Relaxed);
     }
 }
 

@@ -32,17 +32,17 @@ pub(crate) trait Kv: Send + Sync {
     fn apply(&self, writes: Vec<Write>) -> Result<(), Error>;
 }
 
-/// The least key greater than every key beginning with `prefix` (`None`: there is none, the
-/// prefix being all 0xff bytes).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+/// The upper bound of the keys beginning with `prefix`: the least key greater than all of them,
+/// excluded (unbounded if there is none, the prefix being all 0xff bytes).
+pub(crate) fn prefix_end(prefix: &[u8]) -> std::ops::Bound<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
             end.push(last + 1);
-            return Some(end);
+            return std::ops::Bound::Excluded(end);
         }
     }
-    None
+    std::ops::Bound::Unbounded
 }
 
 /// What [`check_format`] found.

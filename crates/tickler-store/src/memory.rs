@@ -149,10 +149,9 @@ impl Kv for Mutex<Map> {
         visit: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let end = kv::prefix_end(prefix);
-        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let map = lock(self);
         match map
-            .range::<[u8], _>((Bound::Included(prefix), end))
+            .range::<[u8], _>((Bound::Included(prefix), end.as_ref().map(Vec::as_slice)))
             .next_back()
         {
             Some((key, _)) => visit(key),

@@ -540,9 +540,8 @@ impl Kv for sled::Tree {
         visit: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let end = kv::prefix_end(prefix);
-        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         match self
-            .range::<&[u8], _>((Bound::Included(prefix), end))
+            .range::<&[u8], _>((Bound::Included(prefix), end.as_ref().map(Vec::as_slice)))
             .next_back()
         {
             Some(entry) => visit(&entry?.0),
