@@ -28,7 +28,8 @@
 //!
 //! stdout: one JSON line; stderr: progress, then the same figures as a table. Extras in the
 //! line: peak RSS, memory per pending timer (resident memory added by scheduling N timers),
-//! bytes on disk per event against the encoded record, the store's write and flush timings (from
+//! bytes on disk per event against the encoded record (and, on sled, once the store is compacted
+//! as `tickler compact` does), the store's write and flush timings (from
 //! the engine's metrics histograms, the library's or with `--daemon` the daemon's), and how long the whole machine was stalled on
 //! I/O during the run (`io_full_stall_ms`, from `/proc/pressure/io`). With env `LATE_CSV=path`, each timer's
 //! due instant and lateness go to that file as well.
@@ -76,6 +77,8 @@ struct Outcome {
     rss_scheduled_kib: u64,
     rss_peak_kib: u64,
     disk_bytes: u64,
+    /// The store's size once copied into a fresh sled database (`tickler compact`), sled only.
+    disk_bytes_compacted: Option<u64>,
     events: u64,
     completion_lagged: u64,
     /// The library's group commit, and its store timings (from its metrics).
@@ -164,6 +167,17 @@ async fn schedule_library(
     .await
 }
 
+/// What the store in `dir` takes on disk after `tickler compact` (the same copy into a fresh
+/// sled database), as sled counts it.
+fn compacted_size(dir: &Path) -> u64 {
+    let copy = dir.join("store.compacted");
+    SledStore::open(&dir.join("store"))
+        .unwrap()
+        .copy_into(&copy)
+        .unwrap();
+    SledStore::open(&copy).unwrap().stats().unwrap().size_on_disk
+}
+
 async fn calibrate_library(params: &Params, setup: LibrarySetup, count: usize) -> f64 {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let engine = open_engine(dir.path(), setup, None).await;
@@ -225,6 +239,8 @@ async fn run_library(
     engine.shutdown().await.unwrap();
     drop(engine);
     let completion_lagged = completions.await.unwrap();
+    let disk_bytes_compacted =
+        matches!(setup.store, StoreChoice::Sled(_)).then(|| compacted_size(dir.path()));
     Outcome {
         schedule_ms,
         schedule_latencies,
@@ -232,6 +248,7 @@ async fn run_library(
         rss_scheduled_kib,
         rss_peak_kib: rss_kib().1,
         disk_bytes: stats.size_on_disk,
+        disk_bytes_compacted,
         events: stats.events,
         completion_lagged,
         group_commit: Some((group_commit, store_timings)),
@@ -421,6 +438,7 @@ async fn run_daemon(
         rss_scheduled_kib,
         rss_peak_kib,
         disk_bytes: status["store_bytes"].as_u64().unwrap_or(0),
+        disk_bytes_compacted: None,
         events: status["events"].as_u64().unwrap_or(0),
         completion_lagged,
         group_commit: None,
@@ -688,6 +706,9 @@ async fn main() {
                 "disk_bytes": outcome.disk_bytes,
                 "events": outcome.events,
                 "disk_bytes_per_event": outcome.disk_bytes as f64 / outcome.events.max(1) as f64,
+                "disk_bytes_per_event_compacted": outcome
+                    .disk_bytes_compacted
+                    .map(|bytes| bytes as f64 / outcome.events.max(1) as f64),
                 "created_record_bytes": created_record_len(),
                 // The machine's disk stalled everything for this long during the run (PSI).
                 "io_full_stall_ms": io_stall_ms,
