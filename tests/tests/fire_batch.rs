@@ -143,7 +143,10 @@ async fn a_command_while_a_batched_fire_waits_on_its_delivery_is_answered_before
     engine.settle().await.unwrap();
     let history = engine.history(&contact).await.unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
-    assert!(matches!(history[0].outcome, Outcome::Sent { .. }), "{history:?}");
+    assert!(
+        matches!(history[0].outcome, Outcome::Sent { .. }),
+        "{history:?}"
+    );
     assert_eq!(gate.waiting.lock().unwrap().len(), 1, "delivered once");
     engine.shutdown().await.unwrap();
 }

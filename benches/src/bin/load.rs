@@ -175,7 +175,11 @@ fn compacted_size(dir: &Path) -> u64 {
         .unwrap()
         .copy_into(&copy)
         .unwrap();
-    SledStore::open(&copy).unwrap().stats().unwrap().size_on_disk
+    SledStore::open(&copy)
+        .unwrap()
+        .stats()
+        .unwrap()
+        .size_on_disk
 }
 
 async fn calibrate_library(params: &Params, setup: LibrarySetup, count: usize) -> f64 {

@@ -573,30 +573,65 @@ pub mod index {
     }
 }
 
-impl Entity {
-    /// The (index, member) pairs this state puts in the store's secondary indexes: derived from
-    /// the state, so the engine keeps them exact by diffing before and after each command.
-    pub fn index_entries(&self) -> std::collections::BTreeSet<(String, String)> {
+/// What an entity's index entries are made of: kept across a command (a few strings, not a
+/// clone of the state) so that the entries it changed can be found after the fold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexFacts {
+    id: EntityId,
+    policy: String,
+    recipient: String,
+    retrying: Vec<OccurrenceId>,
+    errored: Vec<OccurrenceId>,
+}
+
+impl IndexFacts {
+    /// Whether `entity` has these facts, decided without building its entries.
+    pub fn hold_for(&self, entity: &Entity) -> bool {
+        self.id == entity.id
+            && self.policy == entity.policy
+            && self.recipient == entity.recipient
+            && self.errored.iter().eq(entity.errored.keys())
+            && self.retrying.iter().eq(entity.retrying())
+    }
+
+    /// The (index, member) pairs, as [`Entity::index_entries`].
+    pub fn entries(&self) -> std::collections::BTreeSet<(String, String)> {
         let id = self.id.to_string();
         let mut entries = std::collections::BTreeSet::new();
         entries.insert((index::policy(&self.policy), id.clone()));
         entries.insert((index::kind(self.id.kind()), id.clone()));
         entries.insert((index::recipient(&self.recipient), id));
-        for reminder in self.active.values() {
-            if matches!(reminder.phase, Phase::RetryWaiting { .. }) {
-                entries.insert((
-                    index::RETRYING.to_owned(),
-                    reminder.occurrence.idempotency_key(&self.id).to_string(),
-                ));
-            }
+        for occurrence in &self.retrying {
+            entries.insert((
+                index::RETRYING.to_owned(),
+                occurrence.idempotency_key(&self.id).to_string(),
+            ));
         }
-        for occurrence in self.errored.keys() {
+        for occurrence in &self.errored {
             entries.insert((
                 index::ERRORED.to_owned(),
                 occurrence.idempotency_key(&self.id).to_string(),
             ));
         }
         entries
+    }
+}
+
+impl Entity {
+    /// The (index, member) pairs this state puts in the store's secondary indexes: derived from
+    /// the state, so the engine keeps them exact by diffing before and after each command.
+    pub fn index_entries(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.index_facts().entries()
+    }
+
+    pub fn index_facts(&self) -> IndexFacts {
+        IndexFacts {
+            id: self.id.clone(),
+            policy: self.policy.clone(),
+            recipient: self.recipient.clone(),
+            retrying: self.retrying().cloned().collect(),
+            errored: self.errored.keys().cloned().collect(),
+        }
     }
 
     /// Whether `other` has the same [`Entity::index_entries`] as `self`, decided without

@@ -31,8 +31,8 @@ pub use command::{Command, CreateEntity, DeliveryResult, RecipientResult, Reject
 pub use context::{Context, Directory, NO_DIRECTORY};
 pub use decide::{RECIPIENT_LEN_MAX, decide};
 pub use entity::{
-    ActiveReminder, Completion, Entity, ErroredOccurrence, FoldError, Phase, RuleLedger, evolve,
-    index, past_event_of,
+    ActiveReminder, Completion, Entity, ErroredOccurrence, FoldError, IndexFacts, Phase,
+    RuleLedger, evolve, index, past_event_of,
 };
 pub use error::Error;
 pub use event::{EVENT_FORMAT_VERSION, Event, Outcome, PastEvent, PlanCause, UnsentReason};

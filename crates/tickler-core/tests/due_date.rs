@@ -936,6 +936,11 @@ fn whether_two_states_share_their_index_entries_is_known_without_building_them()
                 a.index_entries() == b.index_entries(),
                 "{a:#?}\n{b:#?}"
             );
+            assert_eq!(
+                a.index_facts().hold_for(b),
+                a.index_entries() == b.index_entries(),
+                "the facts kept across a command decide as the state would: {a:#?}\n{b:#?}"
+            );
         }
     }
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tickler_core::{
-    Command, Context, Entity, EntityId, Event, OccurrenceId, PastEvent, Rejection, Timestamp,
-    decide, fold,
+    Command, Context, Entity, EntityId, Event, IndexFacts, OccurrenceId, PastEvent, Rejection,
+    Timestamp, decide, fold,
 };
 use tickler_store::{CommitBatch, IndexEntry, Snapshot, TimerEntry};
 
@@ -80,9 +80,10 @@ pub(crate) struct EntityState {
     /// Set while the store cannot be read: `entity` is the last state known durable, and the
     /// next message reads the store again before using it.
     unavailable: Option<tickler_store::Error>,
-    /// Set after a failed commit until the state is read back: the batch may have been applied
-    /// (the flush failed) or not, so the timer must be told whatever the store turns out to hold.
-    timers_unsure: bool,
+    /// Set after a failed commit until the state is read back, to the wakes the timer knows:
+    /// the batch may have been applied (the flush failed) or not, so the timer must be told
+    /// whatever the store turns out to hold.
+    timers_unsure: Option<Wakes>,
     /// An index entry the next commit removes besides those the state implies (see
     /// `note_stale_index_entry`).
     stale_index_entry: Option<TimerEntry>,
@@ -201,7 +202,7 @@ impl EntityState {
             entity: None,
             quarantined: None,
             unavailable: None,
-            timers_unsure: false,
+            timers_unsure: None,
             stale_index_entry: None,
             handled: 0,
             in_flight: HashSet::new(),
@@ -218,7 +219,10 @@ impl EntityState {
     }
 
     pub(crate) fn take_deferred(&mut self) -> Vec<PendingDelivery> {
-        self.deferred.as_mut().map(std::mem::take).unwrap_or_default()
+        self.deferred
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Records what a delivery did.
@@ -265,8 +269,8 @@ impl EntityState {
     fn reload(&mut self) {
         match load(&self.shared, &self.id) {
             Ok((entity, since_snapshot)) => {
-                if std::mem::take(&mut self.timers_unsure) {
-                    self.resync_timers(entity.as_ref());
+                if let Some(known) = self.timers_unsure.take() {
+                    self.resync_timers(&known, entity.as_ref());
                 }
                 self.entity = entity;
                 self.events_since_snapshot = since_snapshot;
@@ -288,8 +292,8 @@ impl EntityState {
 
     /// Tells the timer the difference between the wakes it knows (those of the last durable
     /// state) and those of the state read back after a failed commit.
-    fn resync_timers(&self, reloaded: Option<&Entity>) {
-        if let Some(update) = wheel_update(&self.id, self.entity.as_ref(), reloaded) {
+    fn resync_timers(&self, known: &Wakes, reloaded: Option<&Entity>) {
+        if let Some(update) = wheel_update(&self.id, known, reloaded) {
             let _ = self.shared.timer().cast(update);
         }
     }
@@ -404,7 +408,7 @@ impl EntityState {
         };
         let version = entity.version;
         if let Err(err) = self.shared.commits.commit(batch).await {
-            self.timers_unsure = true;
+            self.timers_unsure = Some(wakes(self.entity.as_ref()));
             self.reload();
             return Err(err.into());
         }
@@ -456,17 +460,8 @@ impl EntityState {
 
     async fn commit(&mut self, events: Vec<Event>, now: Timestamp) -> Result<Applied, Error> {
         let base = self.entity.as_ref().map_or(0, |e| e.version);
-        let numbered = events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| (base + 1 + i as u64, now, event));
-        let (after, past_events) =
-            fold(&self.id, self.entity.clone(), numbered).map_err(|err| {
-                Error::Internal(format!("decide produced events that do not fold: {err}"))
-            })?;
-        let after = after.expect("a non-empty fold yields an entity");
-        debug_assert_eq!(after.version, base + events.len() as u64);
-
+        // What the diffs below need of the state before, so that the fold can take the state
+        // itself rather than a clone of it.
         let before_timers: BTreeSet<_> = self
             .entity
             .as_ref()
@@ -474,6 +469,28 @@ impl EntityState {
             .unwrap_or_default()
             .into_iter()
             .collect();
+        let known_wakes = wakes(self.entity.as_ref());
+        let index_before = self.entity.as_ref().map(Entity::index_facts);
+        let numbered = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| (base + 1 + i as u64, now, event));
+        let after = match fold(&self.id, self.entity.take(), numbered) {
+            Ok((after, past_events)) => (
+                after.expect("a non-empty fold yields an entity"),
+                past_events,
+            ),
+            Err(err) => {
+                // Nothing was written: the state is the store's, read back.
+                self.reload();
+                return Err(Error::Internal(format!(
+                    "decide produced events that do not fold: {err}"
+                )));
+            }
+        };
+        let (after, past_events) = after;
+        debug_assert_eq!(after.version, base + events.len() as u64);
+
         let after_timers: BTreeSet<_> = after.timers().into_iter().collect();
         let entry = |(due, occurrence): &(Timestamp, OccurrenceId)| TimerEntry {
             due: *due,
@@ -486,9 +503,9 @@ impl EntityState {
         if let Some(stale) = self.stale_index_entry.take() {
             timers_remove.push(stale);
         }
-        let wheel = wheel_update(&self.id, self.entity.as_ref(), Some(&after));
+        let wheel = wheel_update(&self.id, &known_wakes, Some(&after));
 
-        let (index_remove, index_insert) = index_changes(self.entity.as_ref(), &after);
+        let (index_remove, index_insert) = index_changes(index_before.as_ref(), &after);
 
         let since_snapshot = self.events_since_snapshot + events.len() as u64;
         let snapshot = (since_snapshot >= self.shared.options.snapshot_every).then(|| Snapshot {
@@ -513,7 +530,7 @@ impl EntityState {
             // Whether the batch was applied depends on where it failed (before applying, or in
             // the flush after): only the store knows, so the state is rebuilt from it, as a
             // restarted actor would, without dropping the messages queued behind this one.
-            self.timers_unsure = true;
+            self.timers_unsure = Some(known_wakes);
             self.reload();
             return Err(err.into());
         }
@@ -671,11 +688,14 @@ pub(crate) fn report_to_actor(
 }
 
 /// The secondary index entries a commit from `before` to `after` removes and inserts.
-fn index_changes(before: Option<&Entity>, after: &Entity) -> (Vec<IndexEntry>, Vec<IndexEntry>) {
-    if before.is_some_and(|before| before.same_index_entries(after)) {
+fn index_changes(
+    before: Option<&IndexFacts>,
+    after: &Entity,
+) -> (Vec<IndexEntry>, Vec<IndexEntry>) {
+    if before.is_some_and(|before| before.hold_for(after)) {
         return (Vec::new(), Vec::new());
     }
-    let before = before.map(Entity::index_entries).unwrap_or_default();
+    let before = before.map(IndexFacts::entries).unwrap_or_default();
     let after = after.index_entries();
     let entry = |(index, member): &(String, String)| IndexEntry {
         index: index.clone(),
@@ -687,23 +707,24 @@ fn index_changes(before: Option<&Entity>, after: &Entity) -> (Vec<IndexEntry>, V
     )
 }
 
-/// What the timer must change in memory when an entity goes from `before` to `after`: the
-/// wakes removed, those inserted (within its horizon: later ones it pages in from the index),
-/// and attempts' leases, held in memory only and so inserted whatever the horizon.
-fn wheel_update(
-    id: &EntityId,
-    before: Option<&Entity>,
-    after: Option<&Entity>,
-) -> Option<TimerMsg> {
-    let wakes = |entity: Option<&Entity>| -> BTreeSet<(Timestamp, OccurrenceId)> {
-        entity
-            .map(Entity::wakes)
-            .unwrap_or_default()
-            .into_iter()
-            .collect()
-    };
-    let (known, wanted) = (wakes(before), wakes(after));
-    if known == wanted {
+/// The wakes an entity asks of the timer.
+type Wakes = BTreeSet<(Timestamp, OccurrenceId)>;
+
+fn wakes(entity: Option<&Entity>) -> Wakes {
+    entity
+        .map(Entity::wakes)
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// What the timer must change in memory when an entity whose wakes the timer knows as `known`
+/// becomes `after`: the wakes removed, those inserted (within its horizon: later ones it pages
+/// in from the index), and attempts' leases, held in memory only and so inserted whatever the
+/// horizon.
+fn wheel_update(id: &EntityId, known: &Wakes, after: Option<&Entity>) -> Option<TimerMsg> {
+    let wanted = wakes(after);
+    if *known == wanted {
         return None;
     }
     let entry = |(due, occurrence): &(Timestamp, OccurrenceId)| TimerEntry {
@@ -716,7 +737,7 @@ fn wheel_update(
             .and_then(|entity| entity.active.get(&entry.occurrence))
             .is_some_and(tickler_core::ActiveReminder::is_delivering)
     };
-    let (leases, insert) = wanted.difference(&known).map(entry).partition(is_lease);
+    let (leases, insert) = wanted.difference(known).map(entry).partition(is_lease);
     Some(TimerMsg::Update {
         remove: known.difference(&wanted).map(entry).collect(),
         insert,

@@ -207,10 +207,20 @@ impl Registry {
     /// `state` (replaying the log if `None`); with none queued the entity stays passivated.
     fn release(&self, shared: &Arc<Shared>, id: &EntityId, state: Option<EntityState>) {
         let mut shard = self.shard(id);
-        if !matches!(shard.get(id), Some(Entry { slot: Slot::Claimed { .. }, .. })) {
+        if !matches!(
+            shard.get(id),
+            Some(Entry {
+                slot: Slot::Claimed { .. },
+                ..
+            })
+        ) {
             return;
         }
-        let Some(Entry { slot: Slot::Claimed { queue, .. }, .. }) = shard.remove(id) else {
+        let Some(Entry {
+            slot: Slot::Claimed { queue, .. },
+            ..
+        }) = shard.remove(id)
+        else {
             unreachable!("checked above");
         };
         self.claimed.fetch_sub(1, Ordering::Relaxed);
