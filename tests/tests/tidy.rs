@@ -13,6 +13,7 @@ const GENERIC: &[&str] = &[
     "tickler-core",
     "tickler-wheel",
     "tickler-store",
+    "tickler-cluster",
     "tickler-engine",
     "tickler-admin",
 ];
@@ -22,6 +23,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("tickler-wheel", &[]),
     ("tickler-core", &[]),
     ("tickler-store", &["tickler-core"]),
+    ("tickler-cluster", &[]),
     (
         "tickler-engine",
         &["tickler-core", "tickler-wheel", "tickler-store"],

@@ -1,0 +1,19 @@
+//! Past one machine (`../shared/design/scale-out.md`): entities map to a fixed number of virtual
+//! shards; each shard's log of commit groups lives in a database every node reaches (PostgreSQL
+//! in production), and the only agreement between nodes is that database's compare-and-set.
+//!
+//! A shard's owner holds a lease and an **epoch**. Acquiring a shard raises its epoch, and every
+//! append names the epoch and the head it follows, so an owner that was deposed (paused past its
+//! lease, cut off) appends nothing: it learns it is [`LogError::Fenced`]. Lease expiry only
+//! decides *when* another node may take over; safety comes from the epoch alone.
+//!
+//! This crate holds the [`ShardLog`] contract, an in-memory implementation with injectable
+//! faults ([`MemoryShardLog`]) and the conformance suite every implementation must pass
+//! ([`conformance`]).
+
+pub mod conformance;
+mod memory;
+mod shard_log;
+
+pub use memory::{Fault, ManualTime, MemoryShardLog};
+pub use shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
