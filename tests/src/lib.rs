@@ -2,6 +2,7 @@
 //! store, with the shipped config, readers for the file outbox, and a loopback HTTP server.
 
 pub mod http;
+pub mod postgres;
 pub mod smtp;
 
 use std::collections::BTreeMap;

@@ -14,14 +14,15 @@ use async_trait::async_trait;
 
 use crate::{LogError, ManualTime, MemoryShardLog, ShardLog};
 
-/// The lease the cases take; a fixture must be able to let it expire.
-pub const TTL: Duration = Duration::from_millis(200);
+/// The lease the cases take: long, because no case waits for it; a fixture lets it expire by
+/// moving the log's clock (`let_pass`).
+pub const TTL: Duration = Duration::from_secs(60);
 
 /// A fresh log with at least two shards, and a way to let leases expire.
 #[async_trait]
 pub trait Fixture: Send + Sync {
     fn log(&self) -> &dyn ShardLog;
-    /// Returns once at least `time` has passed on the log's clock.
+    /// Moves the log's clock on by `time`, as far as leases are concerned.
     async fn let_pass(&self, time: Duration);
 }
 
@@ -57,7 +58,24 @@ impl Fixture for MemoryFixture {
 #[macro_export]
 macro_rules! shard_log_conformance_tests {
     ($make:expr) => {
-        $crate::shard_log_conformance_tests!(@cases $make;
+        $crate::__shard_log_cases!(tests $make);
+    };
+}
+
+/// Expands to the cases run one after the other, in the current async block, each on a fixture
+/// `$make` returns (for a log whose server the test starts and stops once).
+#[macro_export]
+macro_rules! shard_log_conformance_in_sequence {
+    ($make:expr) => {
+        $crate::__shard_log_cases!(sequence $make)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __shard_log_cases {
+    ($mode:ident $make:expr) => {
+        $crate::__shard_log_cases! { @$mode $make;
             appends_are_read_back_in_order,
             reads_are_paged,
             acquire_raises_the_epoch_and_returns_the_head,
@@ -70,15 +88,21 @@ macro_rules! shard_log_conformance_tests {
             racing_acquire_and_append_have_exactly_one_outcome,
             shards_are_independent,
             an_unknown_shard_is_named,
-        );
+        }
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
+    (@tests $make:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
                 let fixture = $make().await;
                 $crate::conformance::$case(&fixture).await;
             }
+        )*
+    };
+    (@sequence $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            eprintln!("shard log conformance: {}", stringify!($case));
+            $crate::conformance::$case(&$make().await).await;
         )*
     };
 }
@@ -91,7 +115,10 @@ pub async fn appends_are_read_back_in_order(fixture: &impl Fixture) {
         assert_eq!(seq, Ok(after as u64 + 1));
     }
     let records = log.read_after(0, 0, 10).await.unwrap();
-    let read: Vec<_> = records.iter().map(|r| (r.seq, r.epoch, &r.bytes[..])).collect();
+    let read: Vec<_> = records
+        .iter()
+        .map(|r| (r.seq, r.epoch, &r.bytes[..]))
+        .collect();
     assert_eq!(
         read,
         [
@@ -107,7 +134,9 @@ pub async fn reads_are_paged(fixture: &impl Fixture) {
     let log = fixture.log();
     let lease = log.acquire(0, "a", TTL).await.unwrap();
     for after in 0..5 {
-        log.append(0, lease.epoch, after, &[after as u8]).await.unwrap();
+        log.append(0, lease.epoch, after, &[after as u8])
+            .await
+            .unwrap();
     }
     let page = |after, max| async move {
         let records = log.read_after(0, after, max).await.unwrap();
@@ -146,7 +175,10 @@ pub async fn a_held_shard_is_refused_until_its_lease_expires(fixture: &impl Fixt
 
 pub async fn a_released_shard_can_be_taken_at_once(fixture: &impl Fixture) {
     let log = fixture.log();
-    let held = log.acquire(0, "a", Duration::from_secs(3600)).await.unwrap();
+    let held = log
+        .acquire(0, "a", Duration::from_secs(3600))
+        .await
+        .unwrap();
     log.release(0, held.epoch).await.unwrap();
     assert_eq!(
         log.acquire(0, "b", TTL).await.map(|lease| lease.epoch),
@@ -268,7 +300,13 @@ pub async fn an_unknown_shard_is_named(fixture: &impl Fixture) {
     let log = fixture.log();
     let err = log.acquire(u32::MAX, "a", TTL).await.unwrap_err();
     assert!(
-        matches!(err, LogError::NoSuchShard { shard: u32::MAX, .. }),
+        matches!(
+            err,
+            LogError::NoSuchShard {
+                shard: u32::MAX,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains(&u32::MAX.to_string()), "{err}");

@@ -7,13 +7,15 @@
 //! lease, cut off) appends nothing: it learns it is [`LogError::Fenced`]. Lease expiry only
 //! decides *when* another node may take over; safety comes from the epoch alone.
 //!
-//! This crate holds the [`ShardLog`] contract, an in-memory implementation with injectable
-//! faults ([`MemoryShardLog`]) and the conformance suite every implementation must pass
-//! ([`conformance`]).
+//! This crate holds the [`ShardLog`] contract, its PostgreSQL implementation ([`PgShardLog`]),
+//! an in-memory one with injectable faults ([`MemoryShardLog`]) and the conformance suite both
+//! pass ([`conformance`]).
 
 pub mod conformance;
 mod memory;
+mod postgres;
 mod shard_log;
 
 pub use memory::{Fault, ManualTime, MemoryShardLog};
+pub use postgres::PgShardLog;
 pub use shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};

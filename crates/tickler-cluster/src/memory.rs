@@ -100,7 +100,9 @@ impl MemoryShardLog {
     ) -> Result<T, LogError> {
         let fault = lock(&self.faults).pop_front();
         if fault == Some(Fault::Unavailable) {
-            return Err(LogError::Unavailable("injected: the log is unreachable".into()));
+            return Err(LogError::Unavailable(
+                "injected: the log is unreachable".into(),
+            ));
         }
         let now = self.now();
         let result = step(&mut *self.shard(shard)?, now);
@@ -114,7 +116,9 @@ impl MemoryShardLog {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn head_of(state: &Shard) -> Seq {

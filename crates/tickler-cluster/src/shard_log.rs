@@ -56,6 +56,11 @@ pub enum LogError {
         epoch: Epoch,
         current: Epoch,
     },
+    #[error(
+        "this node is configured with {configured} shards, but the cluster was created with \
+         {recorded}: the shard count is fixed when a cluster is created; set it to {recorded}"
+    )]
+    ShardCount { configured: u32, recorded: u32 },
     #[error("shard {shard} does not exist: the cluster has shards 0 to {last}")]
     NoSuchShard { shard: ShardId, last: ShardId },
     /// The log could not be reached, or did not answer: for an append, whether it took effect

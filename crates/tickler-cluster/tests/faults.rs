@@ -37,7 +37,10 @@ async fn a_lost_reply_took_effect_and_an_identical_re_append_settles_it() {
 #[tokio::test]
 async fn on_the_system_clock_an_expired_lease_can_be_taken() {
     let log = MemoryShardLog::new(1);
-    let first = log.acquire(0, "a", Duration::from_millis(20)).await.unwrap();
+    let first = log
+        .acquire(0, "a", Duration::from_millis(20))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(40)).await;
     let second = log.acquire(0, "b", TTL).await.unwrap();
     assert_eq!(second.epoch, first.epoch + 1);

@@ -1,0 +1,269 @@
+//! The shard log in PostgreSQL (`scale-out.md` §5.3): every lease change and append is one
+//! statement, so PostgreSQL's row lock on the shard is the only agreement between nodes.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_postgres::{Client, NoTls};
+
+use crate::shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
+
+/// The tables, created if absent. `tickler_cluster` holds S, fixed when the cluster is created.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tickler_cluster (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    shards integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tickler_shard (
+    shard integer PRIMARY KEY,
+    epoch bigint NOT NULL DEFAULT 0,
+    owner text,
+    lease_until timestamptz NOT NULL DEFAULT '-infinity',
+    head bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tickler_log (
+    shard integer NOT NULL,
+    seq bigint NOT NULL,
+    epoch bigint NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (shard, seq)
+);";
+
+/// A lease is granted only when the last one has expired (by PostgreSQL's clock) or was
+/// released; the epoch goes up in the same statement.
+const ACQUIRE: &str = "
+UPDATE tickler_shard
+   SET epoch = epoch + 1, owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3)
+ WHERE shard = $1 AND lease_until < clock_timestamp()
+RETURNING epoch, head";
+
+const RENEW: &str = "
+UPDATE tickler_shard SET lease_until = clock_timestamp() + make_interval(secs => $3)
+ WHERE shard = $1 AND epoch = $2";
+
+const RELEASE: &str =
+    "UPDATE tickler_shard SET lease_until = '-infinity' WHERE shard = $1 AND epoch = $2";
+
+/// The fenced append: the head moves only under the caller's epoch and from the head it names,
+/// and the record is written in the same statement (one implicit transaction).
+const APPEND: &str = "
+WITH moved AS (
+    UPDATE tickler_shard SET head = head + 1
+     WHERE shard = $1 AND epoch = $2 AND head = $3
+    RETURNING head
+)
+INSERT INTO tickler_log (shard, seq, epoch, record) SELECT $1, head, $2, $4 FROM moved
+RETURNING seq";
+
+/// Why an append was refused: the shard's epoch and head, and the record already at the seq.
+const APPEND_REFUSED: &str = "
+SELECT s.epoch, s.head, l.epoch, l.record
+  FROM tickler_shard s
+  LEFT JOIN tickler_log l ON l.shard = s.shard AND l.seq = $2
+ WHERE s.shard = $1";
+
+pub struct PgShardLog {
+    client: Client,
+    shards: u32,
+}
+
+impl PgShardLog {
+    /// Connects (`url`: a libpq connection string or URL; no TLS), creates the tables if need
+    /// be, and checks that the cluster has `shards` shards, recording it if it is new.
+    pub async fn connect(url: &str, shards: u32) -> Result<PgShardLog, LogError> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(unavailable)?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                // Every later call fails with `Unavailable`, which says why.
+                tracing::warn!(error = %err, "the PostgreSQL connection of the shard log ended");
+            }
+        });
+        client.batch_execute(SCHEMA).await.map_err(unavailable)?;
+        client
+            .execute(
+                "INSERT INTO tickler_cluster (shards) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&(shards as i32)],
+            )
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_one("SELECT shards FROM tickler_cluster", &[])
+            .await
+            .map_err(unavailable)?;
+        let recorded = row.get::<_, i32>(0) as u32;
+        if recorded != shards {
+            return Err(LogError::ShardCount {
+                configured: shards,
+                recorded,
+            });
+        }
+        client
+            .execute(
+                "INSERT INTO tickler_shard (shard) SELECT generate_series(0, $1 - 1) \
+                 ON CONFLICT DO NOTHING",
+                &[&(shards as i32)],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(PgShardLog { client, shards })
+    }
+
+    fn check(&self, shard: ShardId) -> Result<i32, LogError> {
+        if shard >= self.shards {
+            return Err(LogError::NoSuchShard {
+                shard,
+                last: self.shards - 1,
+            });
+        }
+        Ok(shard as i32)
+    }
+
+    async fn refused_append(
+        &self,
+        shard: ShardId,
+        epoch: Epoch,
+        seq: Seq,
+        bytes: &[u8],
+    ) -> Result<Seq, LogError> {
+        let row = self
+            .client
+            .query_one(APPEND_REFUSED, &[&(shard as i32), &(seq as i64)])
+            .await
+            .map_err(unavailable)?;
+        let (current, head) = (row.get::<_, i64>(0) as Epoch, row.get::<_, i64>(1) as Seq);
+        let existing: Option<(i64, Vec<u8>)> = row
+            .get::<_, Option<i64>>(2)
+            .map(|written_by| (written_by, row.get(3)));
+        match existing {
+            Some((written_by, record)) if written_by as Epoch == epoch && record == bytes => {
+                Ok(seq)
+            }
+            _ if current != epoch => Err(LogError::Fenced {
+                shard,
+                epoch,
+                current,
+            }),
+            _ => Err(LogError::Conflict { shard, seq, head }),
+        }
+    }
+}
+
+fn unavailable(err: tokio_postgres::Error) -> LogError {
+    LogError::Unavailable(err.to_string())
+}
+
+#[async_trait]
+impl ShardLog for PgShardLog {
+    async fn acquire(&self, shard: ShardId, node: &str, ttl: Duration) -> Result<Lease, LogError> {
+        let id = self.check(shard)?;
+        let rows = self
+            .client
+            .query(ACQUIRE, &[&id, &node, &ttl.as_secs_f64()])
+            .await
+            .map_err(unavailable)?;
+        if let Some(row) = rows.first() {
+            return Ok(Lease {
+                shard,
+                epoch: row.get::<_, i64>(0) as Epoch,
+                head: row.get::<_, i64>(1) as Seq,
+            });
+        }
+        let row = self
+            .client
+            .query_one("SELECT owner FROM tickler_shard WHERE shard = $1", &[&id])
+            .await
+            .map_err(unavailable)?;
+        Err(LogError::Held {
+            shard,
+            owner: row.get::<_, Option<String>>(0).unwrap_or_default(),
+        })
+    }
+
+    async fn renew(&self, shard: ShardId, epoch: Epoch, ttl: Duration) -> Result<(), LogError> {
+        let id = self.check(shard)?;
+        let renewed = self
+            .client
+            .execute(RENEW, &[&id, &(epoch as i64), &ttl.as_secs_f64()])
+            .await
+            .map_err(unavailable)?;
+        if renewed == 1 {
+            return Ok(());
+        }
+        let row = self
+            .client
+            .query_one("SELECT epoch FROM tickler_shard WHERE shard = $1", &[&id])
+            .await
+            .map_err(unavailable)?;
+        Err(LogError::Lost {
+            shard,
+            epoch,
+            current: row.get::<_, i64>(0) as Epoch,
+        })
+    }
+
+    async fn release(&self, shard: ShardId, epoch: Epoch) -> Result<(), LogError> {
+        let id = self.check(shard)?;
+        self.client
+            .execute(RELEASE, &[&id, &(epoch as i64)])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        shard: ShardId,
+        epoch: Epoch,
+        after: Seq,
+        bytes: &[u8],
+    ) -> Result<Seq, LogError> {
+        let id = self.check(shard)?;
+        let rows = self
+            .client
+            .query(APPEND, &[&id, &(epoch as i64), &(after as i64), &bytes])
+            .await
+            .map_err(unavailable)?;
+        match rows.first() {
+            Some(row) => Ok(row.get::<_, i64>(0) as Seq),
+            None => self.refused_append(shard, epoch, after + 1, bytes).await,
+        }
+    }
+
+    async fn read_after(
+        &self,
+        shard: ShardId,
+        after: Seq,
+        max: usize,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let id = self.check(shard)?;
+        let rows = self
+            .client
+            .query(
+                "SELECT seq, epoch, record FROM tickler_log \
+                 WHERE shard = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&id, &(after as i64), &(max.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| LogRecord {
+                seq: row.get::<_, i64>(0) as Seq,
+                epoch: row.get::<_, i64>(1) as Epoch,
+                bytes: row.get(2),
+            })
+            .collect())
+    }
+
+    async fn head(&self, shard: ShardId) -> Result<Seq, LogError> {
+        let id = self.check(shard)?;
+        let row = self
+            .client
+            .query_one("SELECT head FROM tickler_shard WHERE shard = $1", &[&id])
+            .await
+            .map_err(unavailable)?;
+        Ok(row.get::<_, i64>(0) as Seq)
+    }
+}
