@@ -1,11 +1,11 @@
 //! The PostgreSQL shard log (issue 25) against a private server: the conformance suite, two
-//! nodes racing for one shard, and a node configured with another shard count.
+//! nodes racing for one shard, and the guards a node meets when it connects.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tickler_cluster::conformance::{Fixture, TTL};
-use tickler_cluster::{LogError, PgShardLog, ShardLog};
+use tickler_cluster::{LogError, PgOptions, PgShardLog, ShardLog};
 use tickler_tests::postgres::PgServer;
 use tokio_postgres::{Client, NoTls};
 
@@ -33,6 +33,14 @@ impl Fixture for PgFixture {
     }
 }
 
+/// The test server has no standby: its log is asynchronous, allowed here.
+fn options(shards: u32) -> PgOptions {
+    PgOptions {
+        shards,
+        allow_async: true,
+    }
+}
+
 async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
     tokio::spawn(connection);
@@ -54,7 +62,7 @@ async fn database(server: &PgServer) -> String {
 async fn fixture(server: &PgServer) -> PgFixture {
     let url = server.url(&database(server).await);
     PgFixture {
-        log: PgShardLog::connect(&url, 4).await.unwrap(),
+        log: PgShardLog::connect(&url, &options(4)).await.unwrap(),
         admin: connect(&url).await,
     }
 }
@@ -73,8 +81,8 @@ async fn of_two_nodes_racing_for_a_free_shard_exactly_one_gets_it() {
         return;
     };
     let url = server.url(&database(&server).await);
-    let a = PgShardLog::connect(&url, 8).await.unwrap();
-    let b = PgShardLog::connect(&url, 8).await.unwrap();
+    let a = PgShardLog::connect(&url, &options(8)).await.unwrap();
+    let b = PgShardLog::connect(&url, &options(8)).await.unwrap();
     for shard in 0..8 {
         let (by_a, by_b) = tokio::join!(a.acquire(shard, "a", TTL), b.acquire(shard, "b", TTL));
         let won: Vec<_> = [&by_a, &by_b].into_iter().filter(|r| r.is_ok()).collect();
@@ -90,8 +98,8 @@ async fn a_node_configured_with_another_shard_count_is_refused() {
         return;
     };
     let url = server.url(&database(&server).await);
-    PgShardLog::connect(&url, 8).await.unwrap();
-    let refused = PgShardLog::connect(&url, 16).await.err().unwrap();
+    PgShardLog::connect(&url, &options(8)).await.unwrap();
+    let refused = PgShardLog::connect(&url, &options(16)).await.err().unwrap();
     assert_eq!(
         refused,
         LogError::ShardCount {
@@ -100,4 +108,36 @@ async fn a_node_configured_with_another_shard_count_is_refused() {
         }
     );
     assert!(refused.to_string().contains("set it to 8"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_can_lose_acknowledged_commits_is_refused_unless_allowed() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.url(&database(&server).await);
+    let strict = PgOptions {
+        shards: 8,
+        allow_async: false,
+    };
+    let refused = PgShardLog::connect(&url, &strict).await.err().unwrap();
+    assert!(
+        matches!(&refused, LogError::Asynchronous { reason } if reason.contains("synchronous_standby_names")),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("synchronous standby"),
+        "{refused}"
+    );
+    // Refused before anything was created.
+    let tables = connect(&url)
+        .await
+        .query(
+            "SELECT 1 FROM pg_tables WHERE tablename = 'tickler_shard'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(tables.is_empty());
+    assert!(PgShardLog::connect(&url, &options(8)).await.is_ok());
 }

@@ -67,10 +67,23 @@ pub struct PgShardLog {
     shards: u32,
 }
 
+/// How a node connects to the cluster's shard log.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// S: fixed when the cluster is created; a node configured otherwise is refused.
+    pub shards: u32,
+    /// Accept a server whose commits can be lost (no synchronous standby, or
+    /// `synchronous_commit` off or local): for development and tests only, since a failover
+    /// may then lose acknowledged reminders.
+    pub allow_async: bool,
+}
+
 impl PgShardLog {
-    /// Connects (`url`: a libpq connection string or URL; no TLS), creates the tables if need
-    /// be, and checks that the cluster has `shards` shards, recording it if it is new.
-    pub async fn connect(url: &str, shards: u32) -> Result<PgShardLog, LogError> {
+    /// Connects (`url`: a libpq connection string or URL; no TLS), checks the server's commits
+    /// are synchronous (unless allowed otherwise), creates the tables if need be, and checks
+    /// that the cluster has `options.shards` shards, recording it if it is new.
+    pub async fn connect(url: &str, options: &PgOptions) -> Result<PgShardLog, LogError> {
+        let shards = options.shards;
         let (client, connection) = tokio_postgres::connect(url, NoTls)
             .await
             .map_err(unavailable)?;
@@ -80,6 +93,11 @@ impl PgShardLog {
                 tracing::warn!(error = %err, "the PostgreSQL connection of the shard log ended");
             }
         });
+        if let Some(reason) = asynchronous(&client).await?
+            && !options.allow_async
+        {
+            return Err(LogError::Asynchronous { reason });
+        }
         client.batch_execute(SCHEMA).await.map_err(unavailable)?;
         client
             .execute(
@@ -148,6 +166,26 @@ impl PgShardLog {
             _ => Err(LogError::Conflict { shard, seq, head }),
         }
     }
+}
+
+/// Why an acknowledged commit of this server could be lost, if it could.
+async fn asynchronous(client: &Client) -> Result<Option<String>, LogError> {
+    let setting = |name: &'static str| async move {
+        let row = client
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .map_err(unavailable)?;
+        Ok::<String, LogError>(row.get(0))
+    };
+    let commit = setting("synchronous_commit").await?;
+    let standbys = setting("synchronous_standby_names").await?;
+    Ok(if matches!(commit.as_str(), "off" | "local") {
+        Some(format!("synchronous_commit is {commit}"))
+    } else if standbys.trim().is_empty() {
+        Some("synchronous_standby_names is empty: no standby confirms a commit".to_owned())
+    } else {
+        None
+    })
 }
 
 fn unavailable(err: tokio_postgres::Error) -> LogError {

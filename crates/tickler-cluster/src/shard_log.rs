@@ -61,6 +61,12 @@ pub enum LogError {
          {recorded}: the shard count is fixed when a cluster is created; set it to {recorded}"
     )]
     ShardCount { configured: u32, recorded: u32 },
+    #[error(
+        "the shard log's PostgreSQL can lose acknowledged commits ({reason}): configure a \
+         synchronous standby and synchronous_commit = on, or allow an asynchronous log \
+         (development only)"
+    )]
+    Asynchronous { reason: String },
     #[error("shard {shard} does not exist: the cluster has shards 0 to {last}")]
     NoSuchShard { shard: ShardId, last: ShardId },
     /// The log could not be reached, or did not answer: for an append, whether it took effect
