@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: an engine on a manual clock over a memory or sled
 //! store, with the shipped config, readers for the file outbox, and a loopback HTTP server.
 
+pub mod gate;
 pub mod http;
 pub mod postgres;
 pub mod smtp;
@@ -142,4 +143,23 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// Joins contact `c-1` (a Nairobi phone number) to the karma group of the shipped contact
+/// cadence, returning its entity.
+pub async fn join_karma_contact(engine: &Engine) -> EntityId {
+    let joined = engine
+        .join_group(
+            "karma",
+            tickler::JoinGroup {
+                contact: "c-1".into(),
+                recipient: "tel:+254700000001".into(),
+                zone: Zone::parse("Africa/Nairobi").unwrap(),
+                anchors: BTreeMap::new(),
+                attributes: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    joined[0].0.clone()
 }

@@ -4,52 +4,17 @@
 //! `disk_full.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tickler::async_trait;
 use tickler::store::Record;
-use tickler::{
-    Channel, Clock, DeliveryError, Entity, EntityId, JoinGroup, ManualClock, MemoryStore, Message,
-    Outcome, Span, Store, Zone,
-};
+use tickler::{Clock, Entity, EntityId, ManualClock, MemoryStore, Outcome, Span, Store};
+use tickler_tests::gate::Gate;
 use tickler_tests::{Harness, StoreKind, at, id, reviewer_report, shipped_config};
 
 /// How long a test waits for something that must happen before it calls the engine stuck (a
 /// bound against hanging, not a timing assertion).
 const STUCK: Duration = Duration::from_secs(30);
-
-/// A channel that holds every delivery until the test opens the gate.
-struct Gate {
-    open: tokio::sync::Semaphore,
-    waiting: Mutex<Vec<String>>,
-    /// Told each time a delivery reaches the gate.
-    arrived: tokio::sync::Notify,
-}
-
-impl Gate {
-    fn closed() -> Gate {
-        Gate {
-            open: tokio::sync::Semaphore::new(0),
-            waiting: Mutex::default(),
-            arrived: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-#[async_trait]
-impl Channel for Gate {
-    async fn deliver(&self, message: &Message) -> Result<String, DeliveryError> {
-        self.waiting
-            .lock()
-            .unwrap()
-            .push(message.idempotency_key.clone());
-        self.arrived.notify_one();
-        let permit = self.open.acquire().await.expect("the gate is never closed");
-        permit.forget();
-        Ok("through the gate".into())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_channel_holds_up_neither_other_channels_nor_the_timer() {
@@ -66,20 +31,7 @@ async fn a_hanging_channel_holds_up_neither_other_channels_nor_the_timer() {
         .open()
         .await
         .unwrap();
-    let joined = engine
-        .join_group(
-            "karma",
-            JoinGroup {
-                contact: "c-1".into(),
-                recipient: "tel:+254700000001".into(),
-                zone: Zone::parse("Africa/Nairobi").unwrap(),
-                anchors: BTreeMap::new(),
-                attributes: BTreeMap::new(),
-            },
-        )
-        .await
-        .unwrap();
-    let contact = joined[0].0.clone();
+    let contact = tickler_tests::join_karma_contact(&engine).await;
     let first_contact = engine
         .show(&contact)
         .await

@@ -1,15 +1,11 @@
 //! The batched fire path (issue 24): a passivated entity's due reminder is fired without an
 //! actor, and a command for it while its delivery is under way is not held up by that delivery.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tickler::async_trait;
-use tickler::{
-    Channel, DeliveryError, Engine, EntityId, JoinGroup, ManualClock, MemoryStore, Message,
-    Outcome, Span, Zone,
-};
+use tickler::{Engine, EntityId, ManualClock, MemoryStore, Outcome, Span};
+use tickler_tests::gate::Gate;
 use tickler_tests::{Harness, at, id, reviewer_report, shipped_config};
 
 /// How long a test waits for something that must happen before it calls the engine stuck (a
@@ -59,27 +55,6 @@ async fn a_passivated_entitys_due_reminders_are_sent_and_recorded_without_starti
     h.stop().await;
 }
 
-/// A channel that holds every delivery until the test opens the gate.
-struct Gate {
-    open: tokio::sync::Semaphore,
-    waiting: Mutex<Vec<String>>,
-    arrived: tokio::sync::Notify,
-}
-
-#[async_trait]
-impl Channel for Gate {
-    async fn deliver(&self, message: &Message) -> Result<String, DeliveryError> {
-        self.waiting
-            .lock()
-            .unwrap()
-            .push(message.idempotency_key.clone());
-        self.arrived.notify_one();
-        let permit = self.open.acquire().await.expect("the gate is never closed");
-        permit.forget();
-        Ok("through the gate".into())
-    }
-}
-
 /// An engine whose contacts deliver through `gate`, with one passivated contact.
 async fn contact_behind(gate: Arc<Gate>, clock: &ManualClock) -> (Engine, EntityId) {
     let dir = tempfile::tempdir().unwrap();
@@ -91,31 +66,15 @@ async fn contact_behind(gate: Arc<Gate>, clock: &ManualClock) -> (Engine, Entity
         .open()
         .await
         .unwrap();
-    let joined = engine
-        .join_group(
-            "karma",
-            JoinGroup {
-                contact: "c-1".into(),
-                recipient: "tel:+254700000001".into(),
-                zone: Zone::parse("Africa/Nairobi").unwrap(),
-                anchors: BTreeMap::new(),
-                attributes: BTreeMap::new(),
-            },
-        )
-        .await
-        .unwrap();
+    let contact = tickler_tests::join_karma_contact(&engine).await;
     passivate_all(&engine).await;
-    (engine, joined[0].0.clone())
+    (engine, contact)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_while_a_batched_fire_waits_on_its_delivery_is_answered_before_the_delivery_ends()
 {
-    let gate = Arc::new(Gate {
-        open: tokio::sync::Semaphore::new(0),
-        waiting: Mutex::default(),
-        arrived: tokio::sync::Notify::new(),
-    });
+    let gate = Arc::new(Gate::closed());
     let clock = ManualClock::new(at("2026-03-01T04:00:00Z"));
     let (engine, contact) = contact_behind(gate.clone(), &clock).await;
     let first = engine.show(&contact).await.unwrap();

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use tickler::learner::Enrolment;
 use tickler::store::Record;
 use tickler::{
-    AttrValue, Command, CourseSettings, CreateEntity, Entity, EntityId, JoinGroup, PastEvent,
-    Response, SiteSettings, Span, Timestamp, Zone, codec,
+    AttrValue, Command, CourseSettings, CreateEntity, Entity, EntityId, PastEvent, Response,
+    SiteSettings, Span, Timestamp, Zone, codec,
 };
 use tickler_tests::{Harness, at, id, reviewer_report};
 
@@ -181,20 +181,7 @@ fn write_golden_logs() {
                 .unwrap();
 
             // Contact cadence: joined, a preferred time.
-            let joined = engine
-                .join_group(
-                    "karma",
-                    JoinGroup {
-                        contact: "c-1".into(),
-                        recipient: "tel:+254700000001".into(),
-                        zone: Zone::parse("Africa/Nairobi").unwrap(),
-                        anchors: BTreeMap::new(),
-                        attributes: BTreeMap::new(),
-                    },
-                )
-                .await
-                .unwrap();
-            let contact = joined[0].0.clone();
+            let contact = tickler_tests::join_karma_contact(engine).await;
 
             // Evaluation: daily reminders to three students, one answers.
             let evaluation = id("eval/course-101");

@@ -1,15 +1,14 @@
 //! The webhook channel against a real HTTP server on loopback: retries with the same key, the
 //! signature, Retry-After, no retry on a 4xx, redirects not followed, a server that is down.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use tickler::{
-    Engine, EntityId, Event, JoinGroup, ManualClock, MemoryStore, Outcome, Payload, Span,
-    UnsentReason, WebhookChannel, WebhookConfig, Zone,
+    Engine, EntityId, Event, ManualClock, MemoryStore, Outcome, Payload, Span, UnsentReason,
+    WebhookChannel, WebhookConfig,
 };
 use tickler_tests::http::{Answer, HttpServer};
 use tickler_tests::{at, shipped_config};
@@ -58,20 +57,7 @@ async fn setup_with_timeout(url: &str, timeout: std::time::Duration) -> Setup {
         .open()
         .await
         .unwrap();
-    let joined = engine
-        .join_group(
-            "karma",
-            JoinGroup {
-                contact: "c-1".into(),
-                recipient: "tel:+254700000001".into(),
-                zone: Zone::parse("Africa/Nairobi").unwrap(),
-                anchors: BTreeMap::new(),
-                attributes: BTreeMap::new(),
-            },
-        )
-        .await
-        .unwrap();
-    let contact = joined[0].0.clone();
+    let contact = tickler_tests::join_karma_contact(&engine).await;
     Setup {
         engine,
         store,
