@@ -141,3 +141,25 @@ async fn a_server_that_can_lose_acknowledged_commits_is_refused_unless_allowed()
     assert!(tables.is_empty());
     assert!(PgShardLog::connect(&url, &options(8)).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_of_another_schema_format_are_refused() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.url(&database(&server).await);
+    PgShardLog::connect(&url, &options(8)).await.unwrap();
+    connect(&url)
+        .await
+        .execute("UPDATE tickler_cluster SET format = format + 1", &[])
+        .await
+        .unwrap();
+    let refused = PgShardLog::connect(&url, &options(8)).await.err().unwrap();
+    assert_eq!(
+        refused,
+        LogError::SchemaFormat {
+            found: tickler_cluster::SCHEMA_FORMAT + 1,
+            known: tickler_cluster::SCHEMA_FORMAT
+        }
+    );
+}

@@ -17,5 +17,5 @@ mod postgres;
 mod shard_log;
 
 pub use memory::{Fault, ManualTime, MemoryShardLog};
-pub use postgres::{PgOptions, PgShardLog};
+pub use postgres::{PgOptions, PgShardLog, SCHEMA_FORMAT};
 pub use shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};

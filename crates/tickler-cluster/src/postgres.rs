@@ -8,11 +8,17 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
 
-/// The tables, created if absent. `tickler_cluster` holds S, fixed when the cluster is created.
+/// The version of the tables below (`proto/shard-log.md`): a node refuses a database whose
+/// tables another version made.
+pub const SCHEMA_FORMAT: i32 = 1;
+
+/// The tables, created if absent. `tickler_cluster` holds S, fixed when the cluster is created,
+/// and the schema's format.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tickler_cluster (
     id boolean PRIMARY KEY DEFAULT true CHECK (id),
-    shards integer NOT NULL
+    shards integer NOT NULL,
+    format integer NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tickler_shard (
     shard integer PRIMARY KEY,
@@ -101,15 +107,23 @@ impl PgShardLog {
         client.batch_execute(SCHEMA).await.map_err(unavailable)?;
         client
             .execute(
-                "INSERT INTO tickler_cluster (shards) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&(shards as i32)],
+                "INSERT INTO tickler_cluster (shards, format) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&(shards as i32), &SCHEMA_FORMAT],
             )
             .await
             .map_err(unavailable)?;
         let row = client
-            .query_one("SELECT shards FROM tickler_cluster", &[])
+            .query_one("SELECT shards, format FROM tickler_cluster", &[])
             .await
             .map_err(unavailable)?;
+        let format = row.get::<_, i32>(1);
+        if format != SCHEMA_FORMAT {
+            return Err(LogError::SchemaFormat {
+                found: format,
+                known: SCHEMA_FORMAT,
+            });
+        }
         let recorded = row.get::<_, i32>(0) as u32;
         if recorded != shards {
             return Err(LogError::ShardCount {

@@ -62,6 +62,11 @@ pub enum LogError {
     )]
     ShardCount { configured: u32, recorded: u32 },
     #[error(
+        "the shard log's tables are of format {found}, this tickler knows format {known}: run \
+         the tickler version that made them, or one that migrates them"
+    )]
+    SchemaFormat { found: i32, known: i32 },
+    #[error(
         "the shard log's PostgreSQL can lose acknowledged commits ({reason}): configure a \
          synchronous standby and synchronous_commit = on, or allow an asynchronous log \
          (development only)"
