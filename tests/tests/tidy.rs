@@ -23,7 +23,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("tickler-wheel", &[]),
     ("tickler-core", &[]),
     ("tickler-store", &["tickler-core"]),
-    ("tickler-cluster", &[]),
+    ("tickler-cluster", &["tickler-core", "tickler-store"]),
     (
         "tickler-engine",
         &["tickler-core", "tickler-wheel", "tickler-store"],

@@ -12,6 +12,7 @@
 //! pass ([`conformance`]).
 
 pub mod conformance;
+pub mod log_record;
 mod memory;
 mod postgres;
 mod shard_log;

@@ -102,7 +102,7 @@ impl PartialOrd for TimerEntry {
 }
 
 /// Everything one command writes, applied all-or-nothing by [`Store::commit`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommitBatch {
     /// The entity whose log is appended to. Every past event, timer and snapshot in the batch
     /// belongs to this entity.
