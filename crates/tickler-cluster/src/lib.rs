@@ -9,14 +9,21 @@
 //!
 //! This crate holds the [`ShardLog`] contract, its PostgreSQL implementation ([`PgShardLog`]),
 //! an in-memory one with injectable faults ([`MemoryShardLog`]) and the conformance suite both
-//! pass ([`conformance`]).
+//! pass ([`conformance`]); the store a shard's engine runs on ([`LoggedStore`]: a flush is a
+//! fenced append) and the takeover that catches a local copy up with the log ([`catch_up`]).
 
+pub mod catch_up;
 pub mod conformance;
 pub mod log_record;
+mod logged_store;
 mod memory;
+mod position;
 mod postgres;
 mod shard_log;
 
+pub use catch_up::{CatchUpError, LocalCopy, take_over};
+pub use logged_store::LoggedStore;
 pub use memory::{Fault, ManualTime, MemoryShardLog};
+pub use position::{POSITION_META, Position};
 pub use postgres::{PgOptions, PgShardLog, SCHEMA_FORMAT};
 pub use shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};

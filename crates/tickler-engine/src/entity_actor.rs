@@ -788,7 +788,7 @@ enum LoadError {
 fn load(shared: &Shared, id: &EntityId) -> Result<(Option<Entity>, u64), LoadError> {
     let snapshot = match shared.store.snapshot(id) {
         Ok(snapshot) => snapshot,
-        Err(err @ tickler_store::Error::Io(_)) => return Err(LoadError::Unavailable(err)),
+        Err(err) if err.is_unavailable() => return Err(LoadError::Unavailable(err)),
         Err(err) => {
             tracing::warn!(entity = %id, error = %err, "unreadable snapshot; replaying the whole log");
             None
@@ -805,13 +805,13 @@ fn load(shared: &Shared, id: &EntityId) -> Result<(Option<Entity>, u64), LoadErr
         }
     });
     let after = start.as_ref().map_or(0, |e| e.version);
-    let stored = shared
-        .store
-        .read_events(id, after)
-        .map_err(|err| match err {
-            tickler_store::Error::Io(_) => LoadError::Unavailable(err),
-            corrupt => LoadError::Corrupt(corrupt.to_string()),
-        })?;
+    let stored = shared.store.read_events(id, after).map_err(|err| {
+        if err.is_unavailable() {
+            LoadError::Unavailable(err)
+        } else {
+            LoadError::Corrupt(err.to_string())
+        }
+    })?;
     let mut decoded = Vec::with_capacity(stored.len());
     for event in &stored {
         let payload = codec::decode_event(&event.record)

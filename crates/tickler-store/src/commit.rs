@@ -11,10 +11,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tickler_core::EntityId;
 
+use crate::Stamp;
 use crate::kv::{Kv, Write};
 use crate::record::RECORD_PAYLOAD_LEN_MAX;
 use crate::{CommitBatch, CommitReceipt, Error, Record};
-use crate::{keys, log};
+use crate::{keys, log, reads};
 
 /// The most entries (events, past events, timer changes) one batch may carry. A command writes a
 /// handful; thousands mean a runaway writer, and one sled batch is held in memory whole.
@@ -95,6 +96,17 @@ pub(crate) fn commit_group(
     locks: &EntityLocks,
     batches: Vec<CommitBatch>,
 ) -> Result<Vec<Result<CommitReceipt, Error>>, Error> {
+    commit_group_stamped(kv, locks, batches, &mut |_| Ok(Vec::new()))
+}
+
+/// See [`crate::Store::commit_group_stamped`]: [`commit_group`], plus the meta values `stamp`
+/// returns for the batches that passed, in the same backend batch.
+pub(crate) fn commit_group_stamped(
+    kv: &dyn Kv,
+    locks: &EntityLocks,
+    batches: Vec<CommitBatch>,
+    stamp: &mut Stamp<'_>,
+) -> Result<Vec<Result<CommitReceipt, Error>>, Error> {
     let _guards = locks.lock_all(batches.iter().filter_map(|b| b.entity.as_ref()));
     let mut pending = Pending::default();
     let mut writes = Vec::new();
@@ -106,6 +118,14 @@ pub(crate) fn commit_group(
             receipt
         });
         results.push(result);
+    }
+    let accepted: Vec<&CommitBatch> = batches
+        .iter()
+        .zip(&results)
+        .filter_map(|(batch, result)| result.is_ok().then_some(batch))
+        .collect();
+    for (name, value) in stamp(&accepted)? {
+        writes.push(reads::meta_write(&name, &value)?);
     }
     if !writes.is_empty() {
         kv.apply(writes)?;

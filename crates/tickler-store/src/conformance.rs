@@ -74,6 +74,8 @@ macro_rules! conformance_tests {
             batches_of_one_entity_in_a_group_follow_each_other,
             a_past_event_written_earlier_in_a_group_is_write_once_too,
             an_empty_group_writes_nothing,
+            a_stamped_group_writes_the_stamp_for_the_batches_that_pass,
+            a_failing_stamp_writes_nothing_of_the_group,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -92,11 +92,25 @@ pub enum Error {
     )]
     NeedsMigration { dir: PathBuf },
 
+    /// The store stopped serving reads and writes: it belongs to a shard whose log refused or
+    /// may have lost a write, so what it holds may not be what the log says. Like `Io`, a
+    /// caller keeps what it had and retries elsewhere; nothing here is corrupt.
+    #[error("this shard's store has stopped: {reason}; another node serves the shard now")]
+    Stopped { reason: String },
+
     #[error("invalid commit batch: {reason}")]
     InvalidBatch { reason: String },
 
     #[error("invalid meta name {name:?}: {reason}")]
     InvalidMeta { name: String, reason: String },
+}
+
+impl Error {
+    /// Whether the store could not be reached (I/O, or a stopped shard) rather than holding
+    /// something wrong: the operation may succeed later, or on another node.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Io(_) | Error::Stopped { .. })
+    }
 }
 
 impl From<sled::Error> for Error {

@@ -8,7 +8,8 @@ pub mod __paths {
     pub use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
     pub use crate::{
-        CommitBatch, CommitReceipt, Error, Record, Snapshot, StoreStats, StoredEvent, TimerEntry,
+        CommitBatch, CommitReceipt, Error, Record, Snapshot, Stamp, StoreStats, StoredEvent,
+        TimerEntry,
     };
 }
 
@@ -61,6 +62,18 @@ macro_rules! forward_store_methods {
             batches: Vec<$crate::__paths::CommitBatch>,
         ) -> Vec<Result<$crate::__paths::CommitReceipt, $crate::__paths::Error>> {
             self.$field.commit_group(batches)
+        }
+    };
+    (@one $field:ident commit_group_stamped) => {
+        fn commit_group_stamped(
+            &self,
+            batches: Vec<$crate::__paths::CommitBatch>,
+            stamp: &mut $crate::__paths::Stamp<'_>,
+        ) -> Result<
+            Vec<Result<$crate::__paths::CommitReceipt, $crate::__paths::Error>>,
+            $crate::__paths::Error,
+        > {
+            self.$field.commit_group_stamped(batches, stamp)
         }
     };
     (@one $field:ident flush) => {

@@ -153,6 +153,10 @@ pub struct IndexEntry {
     pub member: String,
 }
 
+/// Computes, from the batches of a group that passed their checks, the meta values
+/// [`Store::commit_group_stamped`] writes with them, as (name, value) pairs.
+pub type Stamp<'a> = dyn FnMut(&[&CommitBatch]) -> Result<Vec<(String, Vec<u8>)>, Error> + 'a;
+
 /// What a successful commit did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommitReceipt {
@@ -189,6 +193,23 @@ pub trait Store: Send + Sync + 'static {
             .into_iter()
             .map(|batch| self.commit(batch))
             .collect()
+    }
+
+    /// Commits a group as [`Store::commit_group`] does and, in the same atomic write, sets the
+    /// meta values `stamp` returns when shown the batches that passed their checks (in order).
+    /// What a logged store needs: its log position lands with the data it describes, so no
+    /// crash can leave one without the other. An error from `stamp`, or from the write, fails
+    /// the whole group (the outer `Err`); nothing is applied then. The default refuses: a store
+    /// that cannot write both at once must not pretend to.
+    fn commit_group_stamped(
+        &self,
+        batches: Vec<CommitBatch>,
+        stamp: &mut Stamp<'_>,
+    ) -> Result<Vec<Result<CommitReceipt, Error>>, Error> {
+        let _ = (batches, stamp);
+        Err(Error::InvalidBatch {
+            reason: "this store cannot commit a group and meta values in one write".to_owned(),
+        })
     }
 
     /// Makes every commit that returned before this call durable against a process crash.

@@ -11,7 +11,7 @@ use crate::commit::{self, EntityLocks};
 use crate::kv::{self, Kv, Visit, Write};
 use crate::log::Tamper;
 use crate::{
-    CommitBatch, CommitReceipt, Error, Record, Snapshot, Store, StoreStats, StoredEvent,
+    CommitBatch, CommitReceipt, Error, Record, Snapshot, Stamp, Store, StoreStats, StoredEvent,
     TimerEntry, log, reads,
 };
 
@@ -188,6 +188,16 @@ impl Store for MemoryStore {
             Ok(results) => results,
             Err(err) => vec![Err(err); count],
         }
+    }
+
+    fn commit_group_stamped(
+        &self,
+        batches: Vec<CommitBatch>,
+        stamp: &mut Stamp<'_>,
+    ) -> Result<Vec<Result<CommitReceipt, Error>>, Error> {
+        self.available()?;
+        self.injected("commit", |faults| &mut faults.commits_to_fail)?;
+        commit::commit_group_stamped(&self.map, &self.locks, batches, stamp)
     }
 
     fn flush(&self) -> Result<(), Error> {

@@ -6,7 +6,7 @@ use std::ops::{Bound, ControlFlow};
 use tickler_core::{EntityId, OccurrenceId, Timestamp};
 
 use crate::keys::{self, META_VALUE_LEN_MAX};
-use crate::kv::Kv;
+use crate::kv::{Kv, Write};
 use crate::record::corrupt_reason;
 use crate::{Error, Record, Snapshot, StoreStats, TimerEntry};
 
@@ -142,6 +142,11 @@ pub(crate) fn meta(kv: &dyn Kv, name: &str) -> Result<Option<Vec<u8>>, Error> {
 }
 
 pub(crate) fn set_meta(kv: &dyn Kv, name: &str, value: &[u8]) -> Result<(), Error> {
+    kv.apply(vec![meta_write(name, value)?])
+}
+
+/// The write that sets meta `name`, once the name and the value's size are checked.
+pub(crate) fn meta_write(name: &str, value: &[u8]) -> Result<Write, Error> {
     keys::check_meta_name(name)?;
     if value.len() > META_VALUE_LEN_MAX {
         return Err(Error::InvalidMeta {
@@ -154,7 +159,7 @@ pub(crate) fn set_meta(kv: &dyn Kv, name: &str, value: &[u8]) -> Result<(), Erro
     }
     let key = keys::meta_key(name);
     debug_assert_eq!(keys::decode_meta_key(&key).as_deref(), Ok(name));
-    kv.apply(vec![(key, Some(value.to_vec()))])
+    Ok((key, Some(value.to_vec())))
 }
 
 /// Counts the entries of each keyspace by scanning all of them: O(store size), acceptable for

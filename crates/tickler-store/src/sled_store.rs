@@ -31,7 +31,7 @@ use crate::kv::{self, Format, Kv, Visit, Write};
 use crate::log::Tamper;
 use crate::migrate::{self, Migration};
 use crate::{
-    CommitBatch, CommitReceipt, Error, Record, Snapshot, Store, StoreStats, StoredEvent,
+    CommitBatch, CommitReceipt, Error, Record, Snapshot, Stamp, Store, StoreStats, StoredEvent,
     TimerEntry, keys, log, reads,
 };
 
@@ -574,6 +574,14 @@ impl Store for SledStore {
             Ok(results) => results,
             Err(err) => vec![Err(err); count],
         }
+    }
+
+    fn commit_group_stamped(
+        &self,
+        batches: Vec<CommitBatch>,
+        stamp: &mut Stamp<'_>,
+    ) -> Result<Vec<Result<CommitReceipt, Error>>, Error> {
+        self.write_db(|db| commit::commit_group_stamped(&**db, &self.locks, batches, stamp))
     }
 
     /// Waits until every earlier commit is in sled's log on disk: survives a process crash, not

@@ -122,3 +122,42 @@ pub fn an_empty_group_writes_nothing(fixture: &dyn Fixture) {
     assert_eq!(store.commit_group(Vec::new()), Vec::new());
     assert_eq!(store.stats().unwrap().events, 0);
 }
+
+pub fn a_stamped_group_writes_the_stamp_for_the_batches_that_pass(fixture: &dyn Fixture) {
+    let store = fixture.store();
+    append(store, "due/b", 0, &["b1"]);
+    let mut shown = Vec::new();
+    let results = store
+        .commit_group_stamped(
+            vec![batch("due/a", 0, &["a1"]), batch("due/b", 0, &["b-stale"])],
+            &mut |accepted| {
+                shown = accepted.iter().map(|batch| batch.entity.clone()).collect();
+                Ok(vec![("position".to_owned(), b"7".to_vec())])
+            },
+        )
+        .expect("the group is written");
+    assert_eq!(results[0], Ok(CommitReceipt { last_seq: 1 }));
+    assert!(matches!(results[1], Err(Error::VersionConflict { .. })));
+    assert_eq!(shown, [Some(entity("due/a"))], "only the passing batch");
+    assert_eq!(store.meta("position").unwrap().as_deref(), Some(&b"7"[..]));
+}
+
+pub fn a_failing_stamp_writes_nothing_of_the_group(fixture: &dyn Fixture) {
+    let store = fixture.store();
+    let refused = store.commit_group_stamped(vec![batch("due/a", 0, &["a1"])], &mut |_| {
+        Ok(vec![("format".to_owned(), b"mine".to_vec())])
+    });
+    assert!(
+        matches!(refused, Err(Error::InvalidMeta { .. })),
+        "{refused:?}"
+    );
+    assert!(store.read_events(&entity("due/a"), 0).unwrap().is_empty());
+    let failed = store.commit_group_stamped(vec![batch("due/a", 0, &["a1"])], &mut |_| {
+        Err(Error::Stopped {
+            reason: "test".to_owned(),
+        })
+    });
+    assert!(matches!(failed, Err(Error::Stopped { .. })), "{failed:?}");
+    assert!(store.read_events(&entity("due/a"), 0).unwrap().is_empty());
+    assert_eq!(store.meta("position").unwrap(), None);
+}
