@@ -30,6 +30,13 @@ impl Fixture for PgFixture {
             )
             .await
             .unwrap();
+        self.admin
+            .execute(
+                "UPDATE tickler_node SET heartbeat = heartbeat - make_interval(secs => $1)",
+                &[&time.as_secs_f64()],
+            )
+            .await
+            .unwrap();
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{LogError, ManualTime, MemoryShardLog, ShardLog};
+use crate::{LogError, ManualTime, MemoryShardLog, NodeInfo, ShardLog, ShardState};
 
 /// The lease the cases take: long, because no case waits for it; a fixture lets it expire by
 /// moving the log's clock (`let_pass`).
@@ -22,7 +22,7 @@ pub const TTL: Duration = Duration::from_secs(60);
 #[async_trait]
 pub trait Fixture: Send + Sync {
     fn log(&self) -> &dyn ShardLog;
-    /// Moves the log's clock on by `time`, as far as leases are concerned.
+    /// Moves the log's clock on by `time`, as far as leases and heartbeats are concerned.
     async fn let_pass(&self, time: Duration);
 }
 
@@ -88,6 +88,8 @@ macro_rules! __shard_log_cases {
             racing_acquire_and_append_have_exactly_one_outcome,
             shards_are_independent,
             an_unknown_shard_is_named,
+            live_nodes_are_those_that_heartbeated_within_the_window,
+            the_shard_map_names_each_holder_and_whether_its_lease_is_current,
         }
     };
     (@tests $make:expr; $($case:ident),* $(,)?) => {
@@ -310,4 +312,59 @@ pub async fn an_unknown_shard_is_named(fixture: &impl Fixture) {
         "{err}"
     );
     assert!(err.to_string().contains(&u32::MAX.to_string()), "{err}");
+}
+
+pub async fn live_nodes_are_those_that_heartbeated_within_the_window(fixture: &impl Fixture) {
+    let log = fixture.log();
+    log.heartbeat("b", "/run/b.sock").await.unwrap();
+    log.heartbeat("a", "/run/a-old.sock").await.unwrap();
+    log.heartbeat("a", "/run/a.sock").await.unwrap();
+    let node = |node: &str, admin_addr: &str| NodeInfo {
+        node: node.to_owned(),
+        admin_addr: admin_addr.to_owned(),
+    };
+    assert_eq!(
+        log.live_nodes(TTL).await.unwrap(),
+        [node("a", "/run/a.sock"), node("b", "/run/b.sock")]
+    );
+    fixture.let_pass(TTL * 2).await;
+    log.heartbeat("b", "/run/b.sock").await.unwrap();
+    assert_eq!(
+        log.live_nodes(TTL).await.unwrap(),
+        [node("b", "/run/b.sock")]
+    );
+}
+
+pub async fn the_shard_map_names_each_holder_and_whether_its_lease_is_current(
+    fixture: &impl Fixture,
+) {
+    let log = fixture.log();
+    let lease = log.acquire(1, "a", TTL).await.unwrap();
+    let map = log.shard_map().await.unwrap();
+    assert_eq!(
+        map[0],
+        ShardState {
+            shard: 0,
+            epoch: 0,
+            owner: None,
+            leased: false
+        }
+    );
+    assert_eq!(
+        map[1],
+        ShardState {
+            shard: 1,
+            epoch: lease.epoch,
+            owner: Some("a".to_owned()),
+            leased: true
+        }
+    );
+    fixture.let_pass(TTL * 2).await;
+    assert!(!log.shard_map().await.unwrap()[1].leased);
+    let stolen = log.acquire(1, "b", TTL).await.unwrap();
+    log.release(1, stolen.epoch).await.unwrap();
+    let map = log.shard_map().await.unwrap();
+    assert_eq!(map[1].owner.as_deref(), Some("b"));
+    assert_eq!(map[1].epoch, lease.epoch + 1);
+    assert!(!map[1].leased, "released");
 }

@@ -26,4 +26,6 @@ pub use logged_store::LoggedStore;
 pub use memory::{Fault, ManualTime, MemoryShardLog};
 pub use position::{POSITION_META, Position};
 pub use postgres::{PgOptions, PgShardLog, SCHEMA_FORMAT};
-pub use shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
+pub use shard_log::{
+    Epoch, Lease, LogError, LogRecord, NodeInfo, Seq, ShardId, ShardLog, ShardState,
+};

@@ -1,13 +1,15 @@
 //! The shard log in memory: the contract's reference, with a clock and faults the tests drive.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
+use crate::shard_log::{
+    Epoch, Lease, LogError, LogRecord, NodeInfo, Seq, ShardId, ShardLog, ShardState,
+};
 
 /// A clock the test moves: the time since its start, in milliseconds.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +51,8 @@ struct Shard {
 
 pub struct MemoryShardLog {
     shards: Vec<Mutex<Shard>>,
+    /// Each node's admin socket and last heartbeat, since the clock's start.
+    nodes: Mutex<BTreeMap<String, (String, Duration)>>,
     clock: Clock,
     faults: Mutex<VecDeque<Fault>>,
 }
@@ -67,6 +71,7 @@ impl MemoryShardLog {
     fn with_clock(shards: u32, clock: Clock) -> MemoryShardLog {
         MemoryShardLog {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
+            nodes: Mutex::default(),
             clock,
             faults: Mutex::default(),
         }
@@ -219,5 +224,40 @@ impl ShardLog for MemoryShardLog {
 
     async fn head(&self, shard: ShardId) -> Result<Seq, LogError> {
         self.call(shard, |state, _| Ok(head_of(state)))
+    }
+
+    async fn heartbeat(&self, node: &str, admin_addr: &str) -> Result<(), LogError> {
+        self.call(0, |_, now| {
+            lock(&self.nodes).insert(node.to_owned(), (admin_addr.to_owned(), now));
+            Ok(())
+        })
+    }
+
+    async fn live_nodes(&self, within: Duration) -> Result<Vec<NodeInfo>, LogError> {
+        self.call(0, |_, now| {
+            Ok(lock(&self.nodes)
+                .iter()
+                .filter(|(_, (_, seen))| now.saturating_sub(*seen) <= within)
+                .map(|(node, (admin_addr, _))| NodeInfo {
+                    node: node.clone(),
+                    admin_addr: admin_addr.clone(),
+                })
+                .collect())
+        })
+    }
+
+    async fn shard_map(&self) -> Result<Vec<ShardState>, LogError> {
+        let now = self.now();
+        Ok((0..self.shards.len() as ShardId)
+            .map(|shard| {
+                let state = lock(&self.shards[shard as usize]);
+                ShardState {
+                    shard,
+                    epoch: state.epoch,
+                    owner: state.owner.clone(),
+                    leased: state.lease_until.is_some_and(|until| until >= now),
+                }
+            })
+            .collect())
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_postgres::{Client, NoTls};
 
-use crate::shard_log::{Epoch, Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
+use crate::shard_log::{
+    Epoch, Lease, LogError, LogRecord, NodeInfo, Seq, ShardId, ShardLog, ShardState,
+};
 
 /// The version of the tables below (`proto/shard-log.md`): a node refuses a database whose
 /// tables another version made.
@@ -26,6 +28,11 @@ CREATE TABLE IF NOT EXISTS tickler_shard (
     owner text,
     lease_until timestamptz NOT NULL DEFAULT '-infinity',
     head bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tickler_node (
+    node text PRIMARY KEY,
+    admin_addr text NOT NULL,
+    heartbeat timestamptz NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tickler_log (
     shard integer NOT NULL,
@@ -67,6 +74,17 @@ SELECT s.epoch, s.head, l.epoch, l.record
   FROM tickler_shard s
   LEFT JOIN tickler_log l ON l.shard = s.shard AND l.seq = $2
  WHERE s.shard = $1";
+
+const HEARTBEAT: &str = "
+INSERT INTO tickler_node (node, admin_addr, heartbeat) VALUES ($1, $2, clock_timestamp())
+ON CONFLICT (node) DO UPDATE SET admin_addr = $2, heartbeat = clock_timestamp()";
+
+const LIVE_NODES: &str = "
+SELECT node, admin_addr FROM tickler_node
+ WHERE heartbeat >= clock_timestamp() - make_interval(secs => $1) ORDER BY node";
+
+const SHARD_MAP: &str = "
+SELECT shard, epoch, owner, lease_until >= clock_timestamp() FROM tickler_shard ORDER BY shard";
 
 pub struct PgShardLog {
     client: Client,
@@ -317,5 +335,44 @@ impl ShardLog for PgShardLog {
             .await
             .map_err(unavailable)?;
         Ok(row.get::<_, i64>(0) as Seq)
+    }
+    async fn heartbeat(&self, node: &str, admin_addr: &str) -> Result<(), LogError> {
+        self.client
+            .execute(HEARTBEAT, &[&node, &admin_addr])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn live_nodes(&self, within: Duration) -> Result<Vec<NodeInfo>, LogError> {
+        let rows = self
+            .client
+            .query(LIVE_NODES, &[&within.as_secs_f64()])
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| NodeInfo {
+                node: row.get(0),
+                admin_addr: row.get(1),
+            })
+            .collect())
+    }
+
+    async fn shard_map(&self) -> Result<Vec<ShardState>, LogError> {
+        let rows = self
+            .client
+            .query(SHARD_MAP, &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| ShardState {
+                shard: row.get::<_, i32>(0) as ShardId,
+                epoch: row.get::<_, i64>(1) as Epoch,
+                owner: row.get(2),
+                leased: row.get(3),
+            })
+            .collect())
     }
 }

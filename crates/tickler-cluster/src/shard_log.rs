@@ -27,6 +27,24 @@ pub struct LogRecord {
     pub bytes: Vec<u8>,
 }
 
+/// A node that heartbeats, and the admin socket it serves (where clients are sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub node: String,
+    pub admin_addr: String,
+}
+
+/// Who holds a shard, as the log records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardState {
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    /// The last node to acquire it (`None`: never acquired).
+    pub owner: Option<String>,
+    /// Whether that node's lease is current (not expired, not released).
+    pub leased: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LogError {
     #[error(
@@ -115,4 +133,13 @@ pub trait ShardLog: Send + Sync {
 
     /// The seq of the shard's last record (0 if none).
     async fn head(&self, shard: ShardId) -> Result<Seq, LogError>;
+
+    /// Records that `node` is alive and serves its admin socket at `admin_addr`.
+    async fn heartbeat(&self, node: &str, admin_addr: &str) -> Result<(), LogError>;
+
+    /// The nodes that heartbeated at most `within` ago (by the log's clock), ordered by name.
+    async fn live_nodes(&self, within: Duration) -> Result<Vec<NodeInfo>, LogError>;
+
+    /// Every shard's epoch and holder, ordered by shard.
+    async fn shard_map(&self) -> Result<Vec<ShardState>, LogError>;
 }
