@@ -14,6 +14,7 @@
 
 pub mod catch_up;
 pub mod conformance;
+mod host;
 pub mod log_record;
 mod logged_store;
 mod memory;
@@ -22,6 +23,7 @@ mod postgres;
 mod shard_log;
 
 pub use catch_up::{CatchUpError, LocalCopy, take_over};
+pub use host::{HostConfig, LeaseHost, Route, ShardMap, ShardRunner, desired_owner, shard_of};
 pub use logged_store::LoggedStore;
 pub use memory::{Fault, ManualTime, MemoryShardLog};
 pub use position::{POSITION_META, Position};
