@@ -44,6 +44,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "tickler-store",
             "tickler-engine",
             "tickler-admin",
+            "tickler-cluster",
             "tickler-learning",
             "tickler-evaluation",
         ],

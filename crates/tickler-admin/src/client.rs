@@ -92,3 +92,32 @@ impl Client {
         serde_json::from_str(&reply).map_err(|err| Error::BadReply(err.to_string()))
     }
 }
+
+/// How many replies `not_owner` a routed call follows before it gives the last one back.
+pub const NOT_OWNER_FOLLOWS_MAX: usize = 8;
+/// The pause before asking again when no node serves the shard (a takeover under way).
+const TAKEOVER_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sends `call` to the daemon at `path` and, in cluster mode, follows a `not_owner` reply to
+/// the socket it names (or asks again after a pause while no node serves the shard), a few
+/// times at most. Commands are safe to resend: a node that is not the owner ran nothing.
+pub async fn call_routed(path: &Path, call: Call) -> Result<Reply, Error> {
+    let mut path = path.to_owned();
+    let mut reply = Client::connect(&path).await?.call(call.clone()).await?;
+    for _ in 0..NOT_OWNER_FOLLOWS_MAX {
+        let Some(owner) = reply
+            .error
+            .as_ref()
+            .filter(|error| error.code == "not_owner")
+            .and_then(|error| error.owner.as_ref())
+        else {
+            break;
+        };
+        match &owner.socket {
+            Some(socket) => path = PathBuf::from(socket),
+            None => tokio::time::sleep(TAKEOVER_PAUSE).await,
+        }
+        reply = Client::connect(&path).await?.call(call.clone()).await?;
+    }
+    Ok(reply)
+}

@@ -11,6 +11,7 @@ pub mod family;
 pub mod http;
 pub mod protocol;
 pub mod role;
+pub mod route;
 pub mod schema;
 pub mod server;
 pub mod terminal;
@@ -21,6 +22,7 @@ pub use client::Client;
 pub use error::Error;
 pub use family::{CommandFamily, Families, parse_args};
 pub use protocol::{
-    Call, FamilyCall, PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request,
+    Call, FamilyCall, OwnerBody, PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request,
 };
 pub use role::{Access, Role};
+pub use route::{Shards, Target};

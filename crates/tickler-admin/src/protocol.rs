@@ -494,6 +494,30 @@ impl FamilyCall {
     }
 }
 
+impl Request {
+    /// The one entity the request reads or changes, if it is confined to one: what cluster
+    /// mode routes by. `None` for commands that span entities or the node.
+    pub fn single_entity(&self) -> Option<&EntityId> {
+        match self {
+            Request::DueCreate(args) => Some(&args.entity),
+            Request::DueMove(args) => Some(&args.entity),
+            Request::DueComplete(args) | Request::EntityComplete(args) => Some(&args.entity),
+            Request::EntityCreate(args) => Some(&args.entity),
+            Request::EntityMoveAnchor(args) => Some(&args.entity),
+            Request::EntityMoveAnchors(args) => Some(&args.entity),
+            Request::EntitySetAttribute(args) => Some(&args.entity),
+            Request::EntityChangeRecipient(args) => Some(&args.entity),
+            Request::EntityReplan(args) | Request::Show(args) => Some(&args.entity),
+            Request::Toggle(args) => Some(&args.entity),
+            Request::History(args) => Some(&args.entity),
+            Request::Explain(args) => Some(&args.entity),
+            Request::Cancel(args) => Some(&args.entity),
+            Request::Retry(args) if !args.all => args.entity.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// The envelope of a request as sent by a client.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Envelope {
@@ -508,6 +532,22 @@ pub struct Envelope {
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
+    /// With `not_owner`: where the entity's shard is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerBody>,
+}
+
+/// Where a shard is served (cluster mode): the reply to a command sent to another node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OwnerBody {
+    pub shard: u32,
+    pub epoch: u64,
+    /// The node holding the shard's lease; absent while no node holds it (a takeover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// That node's admin socket: send the command there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -541,8 +581,30 @@ impl Reply {
             error: Some(ErrorBody {
                 code: code.to_owned(),
                 message: message.into(),
+                owner: None,
             }),
         }
+    }
+
+    /// `not_owner`: this node does not serve the entity's shard; `owner` says who does.
+    pub fn not_owner(id: Value, entity: &str, owner: OwnerBody) -> Reply {
+        let message = match (&owner.node, &owner.socket) {
+            (Some(node), Some(socket)) => format!(
+                "entity {entity} is in shard {} served by node {node}: send the command to \
+                 {socket}",
+                owner.shard
+            ),
+            _ => format!(
+                "entity {entity} is in shard {}, which no node serves right now (a takeover \
+                 is under way): try again in a few seconds",
+                owner.shard
+            ),
+        };
+        let mut reply = Reply::error(id, "not_owner", message);
+        if let Some(error) = &mut reply.error {
+            error.owner = Some(owner);
+        }
+        reply
     }
 }
 

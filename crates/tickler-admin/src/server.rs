@@ -16,10 +16,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::Error;
-use crate::dispatch::{After, dispatch};
+use crate::dispatch::After;
 use crate::family::Families;
 use crate::protocol::{Call, REQUEST_LEN_MAX, Reply, Request, parse_request};
 use crate::role::{Access, Peer, Role};
+use crate::route::Target;
 use crate::views::PastEventView;
 
 /// A connection that sends nothing for this long is closed.
@@ -99,7 +100,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// What every connection task shares.
 #[derive(Clone)]
 struct Shared {
-    engine: Engine,
+    target: Target,
     families: Families,
     stop: Arc<Notify>,
     /// Becomes `true` when the daemon stops: connections finish the request they are serving
@@ -116,10 +117,20 @@ struct Shared {
 /// accepting, lets each connection finish the request it is serving (up to `DRAIN_TIMEOUT`)
 /// and removes the socket files. The engine is the caller's to shut down afterwards.
 pub async fn serve(engine: Engine, families: Families, sockets: Vec<Socket>, stop: Arc<Notify>) {
+    serve_target(Target::Single(engine), families, sockets, stop).await;
+}
+
+/// [`serve`], for a single engine or a cluster node's shards.
+pub async fn serve_target(
+    target: Target,
+    families: Families,
+    sockets: Vec<Socket>,
+    stop: Arc<Notify>,
+) {
     let (stopping_tx, stopping) = watch::channel(false);
     let (open, mut all_closed) = mpsc::channel(1);
     let shared = Shared {
-        engine,
+        target,
         families,
         stop: stop.clone(),
         stopping,
@@ -283,18 +294,22 @@ async fn connection(
                 Reply::error(err.id, err.code, err.message),
                 After::KeepServing,
             ),
-            Ok((id, Call::Request(Request::Watch))) => {
+            Ok((id, Call::Request(Request::Watch))) => match &shared.target {
                 // The connection now carries past events until the client goes away.
-                return stream_past_events(&shared.engine, id, &mut write, &mut stopping).await;
-            }
-            Ok((id, request)) => {
-                let (result, after) = dispatch(&shared.engine, &shared.families, request).await;
-                let reply = match result {
-                    Ok(result) => Reply::ok(id, result),
-                    Err(err) => Reply::error(id, err.code(), err.to_string()),
-                };
-                (reply, after)
-            }
+                Target::Single(engine) => {
+                    return stream_past_events(engine, id, &mut write, &mut stopping).await;
+                }
+                Target::Sharded(_) => (
+                    Reply::error(
+                        id,
+                        "not_in_cluster_mode",
+                        "watch streams one engine's past events; cluster mode does not merge \
+                         the shards' streams yet (the next milestone)",
+                    ),
+                    After::KeepServing,
+                ),
+            },
+            Ok((id, call)) => shared.target.run(&shared.families, id, call).await,
         };
         write_reply(&mut write, &reply).await?;
         if after == After::Shutdown {

@@ -97,14 +97,20 @@ pub struct LeaseHost {
 }
 
 impl LeaseHost {
-    pub fn new(log: Arc<dyn ShardLog>, config: HostConfig, runner: Arc<dyn ShardRunner>) -> Self {
+    /// A host publishing what it sees of the shards to `map` (which the admin server reads).
+    pub fn new(
+        log: Arc<dyn ShardLog>,
+        config: HostConfig,
+        runner: Arc<dyn ShardRunner>,
+        map: Arc<ShardMap>,
+    ) -> Self {
         LeaseHost {
             log,
             config,
             runner,
             held: BTreeMap::new(),
             first_seen: HashMap::new(),
-            map: Arc::new(ShardMap::default()),
+            map,
         }
     }
 

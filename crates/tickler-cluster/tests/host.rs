@@ -51,16 +51,26 @@ fn host(log: &Arc<MemoryShardLog>, node: &str) -> (LeaseHost, Arc<Recorder>) {
         settle: Duration::ZERO,
         moves_per_tick: 2,
     };
-    (LeaseHost::new(log.clone(), config, runner.clone()), runner)
+    (
+        LeaseHost::new(log.clone(), config, runner.clone(), Arc::default()),
+        runner,
+    )
 }
 
 #[tokio::test]
 async fn shards_spread_over_the_live_nodes_and_each_is_served_once() {
-    let log = Arc::new(MemoryShardLog::with_manual_time(SHARDS, ManualTime::default()));
+    let log = Arc::new(MemoryShardLog::with_manual_time(
+        SHARDS,
+        ManualTime::default(),
+    ));
     let (mut a, served_a) = host(&log, "node-a");
     let (mut b, served_b) = host(&log, "node-b");
     a.tick().await;
-    assert_eq!(served_a.shards().len(), 8, "alone, node-a takes every shard");
+    assert_eq!(
+        served_a.shards().len(),
+        8,
+        "alone, node-a takes every shard"
+    );
     for _ in 0..6 {
         b.tick().await;
         a.tick().await;
@@ -95,7 +105,9 @@ async fn a_silent_nodes_shards_are_taken_at_the_next_epoch_once_its_leases_expir
     time.advance(TTL / 2);
     a.tick().await;
     assert!(
-        orphans.iter().all(|l| !served_a.shards().contains(&l.shard)),
+        orphans
+            .iter()
+            .all(|l| !served_a.shards().contains(&l.shard)),
         "not before the leases expire"
     );
     time.advance(TTL);
@@ -110,7 +122,10 @@ async fn a_silent_nodes_shards_are_taken_at_the_next_epoch_once_its_leases_expir
 
 #[tokio::test]
 async fn a_shard_whose_store_failed_is_stopped_and_released() {
-    let log = Arc::new(MemoryShardLog::with_manual_time(SHARDS, ManualTime::default()));
+    let log = Arc::new(MemoryShardLog::with_manual_time(
+        SHARDS,
+        ManualTime::default(),
+    ));
     let (mut a, served_a) = host(&log, "node-a");
     a.tick().await;
     *served_a.failed.lock().unwrap() = Some(3);

@@ -10,6 +10,7 @@
 
 pub mod builders;
 pub mod catalog_files;
+pub mod cluster_file;
 pub mod config;
 pub mod config_reference;
 pub mod data_dir;

@@ -56,6 +56,10 @@ pub enum Cmd {
         /// Also seed the built-in demo site and courses (those the store lacks).
         #[arg(long)]
         demo: bool,
+        /// Run as a node of a cluster: FILE names the node, its PostgreSQL shard log, the
+        /// shard count and the lease TTL (see the README's cluster mode).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["clock", "start", "demo"])]
+        cluster: Option<PathBuf>,
     },
     /// The configuration in effect, and where each part of it comes from.
     #[command(subcommand)]

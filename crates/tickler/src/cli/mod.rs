@@ -18,6 +18,7 @@ mod output;
 mod replay;
 mod restore;
 mod serve;
+mod serve_cluster;
 mod simulate;
 mod times;
 mod transfer;
@@ -33,7 +34,7 @@ use tickler_admin::protocol::{
     EntityCreate, Explain, FailuresArgs, GroupArg, GroupJoin, GroupLeave, History, List,
     MoveAnchor, PauseArgs, Retry, SetAttribute, SnapshotArgs, Toggle,
 };
-use tickler_admin::{Call, Client, Request};
+use tickler_admin::{Call, Request};
 use tickler_learning::cli as learning;
 
 use crate::{Cli, ClockCmd, Cmd, DueCmd, EntityCmd, GroupCmd};
@@ -89,7 +90,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn command(cli: Cli, config: Config, socket: &Path) -> anyhow::Result<()> {
     let socket = socket.to_owned();
     let request: Call = match cli.command {
-        Cmd::Serve { clock, start, demo } => {
+        Cmd::Serve {
+            cluster: Some(cluster),
+            ..
+        } => return serve_cluster::run(config, &cluster, cli.socket).await,
+        Cmd::Serve {
+            clock, start, demo, ..
+        } => {
             let mut config = config;
             config.demo = demo;
             return serve::run(config, cli.socket, clock, start).await;
@@ -480,8 +487,8 @@ fn parse_attribute(text: &str) -> anyhow::Result<AttrValue> {
 }
 
 async fn call(socket: &Path, request: Call, json: bool) -> anyhow::Result<()> {
-    let mut client = Client::connect(socket).await?;
-    let reply = client.call(request.clone()).await?;
+    // In cluster mode the node asked may send the command on to the shard's owner.
+    let reply = tickler_admin::client::call_routed(socket, request.clone()).await?;
     if json {
         out!("{}", serde_json::to_string_pretty(&reply)?);
     } else if let Some(result) = &reply.result {

@@ -403,7 +403,34 @@ fn print_retried(result: &Value) {
 
 /// `status` in order of importance: what needs an operator first, then time and firing, then
 /// sizes; durations and sizes in human units.
+/// A cluster node's status: one row per shard, who serves it and at which epoch.
+fn print_cluster_status(status: &Value) {
+    let served: Vec<&Value> = status["served"].as_array().into_iter().flatten().collect();
+    let mut shards = table(&["shard", "node", "epoch", "log head here"]);
+    for route in status["routes"].as_array().into_iter().flatten() {
+        let head = served
+            .iter()
+            .find(|s| s["shard"] == route["shard"])
+            .map_or_else(String::new, |s| text(&s["head"]));
+        let node = match &route["node"] {
+            Value::Null => "none (takeover under way)".to_owned(),
+            node => text(node),
+        };
+        shards.add_row([text(&route["shard"]), node, text(&route["epoch"]), head]);
+    }
+    out!(
+        "node {} of a cluster of {} shards, serving {}",
+        text(&status["node"]),
+        text(&status["shards"]),
+        served.len()
+    );
+    out!("{shards}");
+}
+
 fn print_status(status: &Value) {
+    if status.get("node").is_some() {
+        return print_cluster_status(status);
+    }
     let count = |key: &str| match &status[key] {
         Value::Null => "unknown (see storage errors)".to_owned(),
         other => text(other),

@@ -93,7 +93,9 @@ pub async fn run(
 }
 
 /// The admin socket and, if configured, the application socket.
-async fn bind_sockets(config: &Config) -> anyhow::Result<Vec<tickler_admin::server::Socket>> {
+pub(super) async fn bind_sockets(
+    config: &Config,
+) -> anyhow::Result<Vec<tickler_admin::server::Socket>> {
     let path = config.socket_path();
     let access = config.socket_access()?;
     if let Some(group) = &config.socket_group
@@ -124,7 +126,7 @@ async fn bind_sockets(config: &Config) -> anyhow::Result<Vec<tickler_admin::serv
     Ok(sockets)
 }
 
-async fn wait_for_signal() {
+pub(super) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut terminate) => {
@@ -139,7 +141,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
+pub(super) fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
     let builder = tracing_subscriber::fmt()
