@@ -21,6 +21,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// When the whole request had been read.
     pub received_at: std::time::Instant,
+    /// The same moment by the wall clock, to compare with the instants in messages.
+    pub received_wall: std::time::SystemTime,
 }
 
 /// A scripted answer: status, extra headers. Status 0: no answer at all (the request is read,
@@ -112,6 +114,7 @@ impl HttpServer {
                             headers,
                             body,
                             received_at: std::time::Instant::now(),
+                            received_wall: std::time::SystemTime::now(),
                         });
                         script[(all.len() - 1).min(script.len() - 1)].clone()
                     };

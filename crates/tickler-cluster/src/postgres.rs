@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS tickler_log (
     PRIMARY KEY (shard, seq)
 );";
 
+/// The advisory lock key taken while the tables are created ("tickler" in ASCII).
+const SCHEMA_LOCK: i64 = 0x7469_636b_6c65_72;
+
 /// A lease is granted only when the last one has expired (by PostgreSQL's clock) or was
 /// released; the epoch goes up in the same statement.
 const ACQUIRE: &str = "
@@ -122,7 +125,14 @@ impl PgShardLog {
         {
             return Err(LogError::Asynchronous { reason });
         }
-        client.batch_execute(SCHEMA).await.map_err(unavailable)?;
+        // Nodes starting together would race on `CREATE TABLE IF NOT EXISTS` (PostgreSQL
+        // checks the name before it takes a lock): one transaction-scoped advisory lock orders them.
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"
+            ))
+            .await
+            .map_err(unavailable)?;
         client
             .execute(
                 "INSERT INTO tickler_cluster (shards, format) VALUES ($1, $2) \
@@ -220,8 +230,13 @@ async fn asynchronous(client: &Client) -> Result<Option<String>, LogError> {
     })
 }
 
+/// The error with what PostgreSQL said, when it said something ("db error" alone names
+/// nothing).
 fn unavailable(err: tokio_postgres::Error) -> LogError {
-    LogError::Unavailable(err.to_string())
+    LogError::Unavailable(match err.as_db_error() {
+        Some(db) => format!("PostgreSQL error {}: {}", db.code().code(), db.message()),
+        None => err.to_string(),
+    })
 }
 
 #[async_trait]

@@ -1,0 +1,523 @@
+//! Cluster mode (issue 25): three real daemons on loopback share a PostgreSQL shard log
+//! (started by the test, `initdb` in a temporary directory), S = 8. Deliveries go to a webhook
+//! receiver in this process, which records every raw attempt.
+//!
+//! - `kill -9` of the node with the most shards, mid-run: its shards are taken at the next
+//!   epoch and the torture checker's categories hold: nothing lost, nothing unexpected, nothing
+//!   early, no occurrence under two keys; a key repeats only if its first attempt came from the
+//!   killed node before the kill. Afterwards every shard passes `tickler audit` and equals the
+//!   store rebuilt from PostgreSQL.
+//!
+//! PostgreSQL missing: skipped, unless `TICKLER_REQUIRE_PG` is set (CI), then failed.
+
+mod support;
+
+#[path = "../../../tests/src/postgres.rs"]
+mod postgres;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use postgres::PgServer;
+use serde_json::Value;
+use support::BIN;
+use support::http::{Answer, HttpServer};
+use tickler::{Store, Timestamp};
+use tickler_admin::protocol::EntityCreate;
+use tickler_admin::{Call, Client, Request};
+use tickler_cluster::{PgOptions, PgShardLog, ShardLog, catch_up, shard_of};
+
+const SHARDS: u32 = 8;
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+const REMINDERS: usize = 2_000;
+const SECRET_ENV: &str = "TICKLER_CLUSTER_SECRET";
+/// One generous bound on the whole run, so a hang fails instead of blocking CI: not a latency
+/// assertion.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+/// A policy with one reminder at an instant the test gives, so reminders fall due within
+/// seconds on the system clock.
+const PING_POLICY: &str = r#"
+name = "ping"
+version = 1
+entity_kind = "ping"
+description = "One reminder at the instant given (cluster tests)."
+seed = 1
+
+[anchors.at]
+required = true
+
+[[rules]]
+name = "at"
+kind = "ping"
+anchor = "at"
+offset = "0s"
+grace = "1d"
+channel = "file"
+template = "ping/at"
+"#;
+
+struct Node {
+    name: &'static str,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn socket(&self) -> PathBuf {
+        self.dir.join("admin/tickler.sock")
+    }
+
+    fn kill(&mut self) {
+        let mut child = self.child.take().expect("the node runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+struct Cluster {
+    _pg: PgServer,
+    url: String,
+    work: tempfile::TempDir,
+    config: PathBuf,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// PostgreSQL, the config (webhook to `receiver`, the ping policy) and three nodes.
+    async fn start(receiver: &HttpServer) -> Option<Cluster> {
+        let pg = PgServer::start()?;
+        let url = pg.url("postgres");
+        let work = tempfile::tempdir().unwrap();
+        let config = support::write_config(work.path(), "2026-03-01T09:00:00Z");
+        support::deliver_to_webhook(&config, &receiver.url("/deliveries"), SECRET_ENV);
+        let config_dir = config.parent().unwrap();
+        std::fs::write(config_dir.join("policies/ping.toml"), PING_POLICY).unwrap();
+        std::fs::create_dir_all(config_dir.join("templates/ping")).unwrap();
+        std::fs::write(
+            config_dir.join("templates/ping/at.subject.j2"),
+            "ping {{ entity.key }}",
+        )
+        .unwrap();
+        std::fs::write(config_dir.join("templates/ping/at.text.j2"), "ping").unwrap();
+        let mut cluster = Cluster {
+            _pg: pg,
+            url,
+            work,
+            config,
+            nodes: Vec::new(),
+        };
+        for name in NODES {
+            cluster.spawn(name);
+        }
+        Some(cluster)
+    }
+
+    fn spawn(&mut self, name: &'static str) {
+        let dir = self.work.path().join(name);
+        let cluster_file = self.work.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cluster_file,
+            format!(
+                "node = \"{name}\"\npostgres_url = \"{}\"\nshards = {SHARDS}\n\
+                 lease_ttl_ms = 2000\nsettle_ms = 1000\nallow_async_log = true\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(self.work.path().join(format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .arg("--cluster")
+            .arg(&cluster_file)
+            .env(SECRET_ENV, "cluster")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes.push(Node {
+            name,
+            dir,
+            child: Some(child),
+        });
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.child.is_some())
+    }
+
+    /// Waits until every shard is served by a live node and each node agrees: shard → (node,
+    /// epoch).
+    async fn settled_routes(&self, started: Instant) -> BTreeMap<u32, (String, u64)> {
+        loop {
+            assert!(started.elapsed() < DEADLINE, "the shards never settled");
+            if let Some(routes) = self.agreed_routes().await {
+                return routes;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn agreed_routes(&self) -> Option<BTreeMap<u32, (String, u64)>> {
+        let live: BTreeSet<&str> = self.live().map(|n| n.name).collect();
+        let mut served = BTreeMap::new();
+        let mut seen = None;
+        for node in self.live() {
+            let status = status(&node.socket()).await?;
+            for shard in status["served"].as_array()? {
+                let shard_id = shard["shard"].as_u64()? as u32;
+                let epoch = shard["epoch"].as_u64()?;
+                if served
+                    .insert(shard_id, (node.name.to_owned(), epoch))
+                    .is_some()
+                {
+                    return None;
+                }
+            }
+            let routes = status["routes"].clone();
+            if seen.as_ref().is_some_and(|r| r != &routes) {
+                return None;
+            }
+            seen = Some(routes);
+        }
+        let complete = served.len() == SHARDS as usize
+            && served
+                .values()
+                .all(|(node, _)| live.contains(node.as_str()));
+        complete.then_some(served)
+    }
+}
+
+impl Drop for Cluster {
+    /// Kills what still runs; after a failure, shows the end of each node's log first.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in NODES {
+                let log = self.work.path().join(format!("{name}.log"));
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let exited = self
+                    .nodes
+                    .iter_mut()
+                    .find(|n| n.name == name)
+                    .and_then(|n| n.child.as_mut())
+                    .map(|child| child.try_wait());
+                eprintln!("--- {name}.log (end; exit {exited:?}) ---");
+                for line in &lines[lines.len().saturating_sub(25)..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+async fn status(socket: &Path) -> Option<Value> {
+    let mut client = Client::connect(socket).await.ok()?;
+    let reply = client.call(Request::Status).await.ok()?;
+    reply.result.filter(|_| reply.ok)
+}
+
+fn ping(n: usize, at: Timestamp) -> Call {
+    Call::Request(Request::EntityCreate(EntityCreate {
+        entity: format!("ping/p{n}").parse().unwrap(),
+        policy: "ping".into(),
+        workflow: None,
+        recipient: format!("p{n}@example.org"),
+        zone: Default::default(),
+        anchors: [("at".to_owned(), at)].into(),
+        attributes: Default::default(),
+    }))
+}
+
+fn timestamp(time: SystemTime) -> Timestamp {
+    let ms = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    Timestamp::from_millis(ms as i64).unwrap()
+}
+
+/// Creates the reminders through every node's socket in turn (the CLI's routing follows
+/// `not_owner`), 8 at a time; returns the entities acknowledged, with their instants.
+async fn create_reminders(
+    sockets: Vec<PathBuf>,
+    first_due: SystemTime,
+) -> BTreeMap<String, Timestamp> {
+    let sockets = Arc::new(sockets);
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let sockets = sockets.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = BTreeMap::new();
+            for n in (worker..REMINDERS).step_by(8) {
+                // Due over 15 s from `first_due`.
+                let at =
+                    timestamp(first_due + Duration::from_millis((n * 15_000 / REMINDERS) as u64));
+                let socket = &sockets[n % sockets.len()];
+                let reply = tickler_admin::client::call_routed(socket, ping(n, at))
+                    .await
+                    .unwrap();
+                assert!(reply.ok, "create p{n}: {:?}", reply.error);
+                acked.insert(format!("ping/p{n}"), at);
+            }
+            acked
+        }));
+    }
+    let mut acked = BTreeMap::new();
+    for task in tasks {
+        acked.extend(task.await.unwrap());
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_duplicates_and_advances_nothing() {
+    let started = Instant::now();
+    let receiver = HttpServer::start(vec![Answer::status(200)]).await;
+    let Some(mut cluster) = Cluster::start(&receiver).await else {
+        return;
+    };
+    cluster.settled_routes(started).await;
+    let sockets: Vec<PathBuf> = cluster.nodes.iter().map(Node::socket).collect();
+    let first_due = SystemTime::now() + Duration::from_secs(10);
+    let acked = create_reminders(sockets, first_due).await;
+    println!(
+        "{} reminders created in {:?}",
+        acked.len(),
+        started.elapsed()
+    );
+
+    // Kill the node with the most shards five seconds into the run.
+    let before = cluster.settled_routes(started).await;
+    let victim = NODES
+        .iter()
+        .max_by_key(|name| before.values().filter(|(n, _)| n == *name).count())
+        .unwrap()
+        .to_owned();
+    let wait = (first_due + Duration::from_secs(5)).duration_since(SystemTime::now());
+    tokio::time::sleep(wait.unwrap_or_default()).await;
+    let killed_at = Instant::now();
+    cluster
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == victim)
+        .unwrap()
+        .kill();
+    println!(
+        "killed {victim}, which served {:?}",
+        shards_of(&before, victim)
+    );
+
+    let after = cluster.settled_routes(started).await;
+    for shard in shards_of(&before, victim) {
+        let (old, new) = (&before[&shard], &after[&shard]);
+        assert_ne!(new.0, victim);
+        assert_eq!(new.1, old.1 + 1, "shard {shard} is taken at the next epoch");
+    }
+    wait_for_every_delivery(&receiver, &acked, started).await;
+    check_deliveries(&receiver, &acked, &before, victim, killed_at);
+
+    stop_the_live_nodes(&mut cluster).await;
+    for (shard, (owner, _)) in &after {
+        let dir = cluster
+            .node(owner)
+            .dir
+            .join("shards")
+            .join(shard.to_string());
+        audit(&dir);
+        equals_the_log(&cluster.url, *shard, &dir).await;
+    }
+}
+
+fn shards_of(routes: &BTreeMap<u32, (String, u64)>, node: &str) -> Vec<u32> {
+    routes
+        .iter()
+        .filter(|(_, (owner, _))| owner == node)
+        .map(|(shard, _)| *shard)
+        .collect()
+}
+
+async fn wait_for_every_delivery(
+    receiver: &HttpServer,
+    acked: &BTreeMap<String, Timestamp>,
+    started: Instant,
+) {
+    loop {
+        let delivered: BTreeSet<String> = receiver
+            .requests()
+            .iter()
+            .map(|r| message(&r.body)["entity"].as_str().unwrap().to_owned())
+            .collect();
+        let missing = acked.keys().filter(|e| !delivered.contains(*e)).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{missing} acknowledged reminders never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn message(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+/// The torture checker's categories, on every raw attempt the receiver saw.
+fn check_deliveries(
+    receiver: &HttpServer,
+    acked: &BTreeMap<String, Timestamp>,
+    before: &BTreeMap<u32, (String, u64)>,
+    victim: &str,
+    killed_at: Instant,
+) {
+    let mut keys_of: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut attempts: BTreeMap<String, (String, Vec<Instant>)> = BTreeMap::new();
+    let (mut unexpected, mut early) = (Vec::new(), Vec::new());
+    for request in receiver.requests() {
+        let message = message(&request.body);
+        let entity = message["entity"].as_str().unwrap().to_owned();
+        let key = message["idempotency_key"].as_str().unwrap().to_owned();
+        let Some(at) = acked.get(&entity) else {
+            unexpected.push(entity);
+            continue;
+        };
+        if timestamp(request.received_wall) < *at {
+            early.push(format!(
+                "{entity}: due {at}, arrived {}",
+                timestamp(request.received_wall)
+            ));
+        }
+        let rule = message["rule"].as_str().unwrap().to_owned();
+        keys_of
+            .entry((entity.clone(), rule))
+            .or_default()
+            .insert(key.clone());
+        let (_, times) = attempts.entry(key).or_insert_with(|| (entity, Vec::new()));
+        times.push(request.received_at);
+    }
+    let under_two_keys: Vec<_> = keys_of.iter().filter(|(_, keys)| keys.len() > 1).collect();
+    let victim_shards = shards_of(before, victim);
+    let mut repeats = 0;
+    let mut unexplained = Vec::new();
+    for (key, (entity, times)) in &attempts {
+        if times.len() < 2 {
+            continue;
+        }
+        repeats += times.len() - 1;
+        let shard = shard_of(&entity.parse().unwrap(), SHARDS);
+        if times[0] > killed_at || !victim_shards.contains(&shard) {
+            unexplained.push(key.clone());
+        }
+    }
+    println!(
+        "{} attempts for {} occurrences; {repeats} raw repeats, each of an attempt the killed \
+         node started before the kill",
+        attempts
+            .values()
+            .map(|(_, times)| times.len())
+            .sum::<usize>(),
+        keys_of.len()
+    );
+    assert_eq!(
+        keys_of.len(),
+        acked.len(),
+        "one occurrence per reminder: nothing lost"
+    );
+    assert!(unexpected.is_empty(), "unexpected: {unexpected:?}");
+    assert!(early.is_empty(), "early: {early:?}");
+    assert!(
+        under_two_keys.is_empty(),
+        "under two keys: {under_two_keys:?}"
+    );
+    assert!(
+        unexplained.is_empty(),
+        "repeats not caused by the kill: {unexplained:?}"
+    );
+}
+
+/// `shutdown` on each live node, which stops its shards and releases their leases.
+async fn stop_the_live_nodes(cluster: &mut Cluster) {
+    for node in cluster.nodes.iter_mut().filter(|n| n.child.is_some()) {
+        let mut client = Client::connect(&node.socket()).await.unwrap();
+        let reply = client.call(Request::Shutdown).await.unwrap();
+        assert!(reply.ok, "{:?}", reply.error);
+        let status = node.child.take().unwrap().wait().unwrap();
+        assert!(status.success(), "{} exited with {status}", node.name);
+    }
+}
+
+fn audit(shard_dir: &Path) {
+    let output = Command::new(BIN)
+        .args(["audit", "--data-dir"])
+        .arg(shard_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "audit of {}: {}{}",
+        shard_dir.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The shard's copy equals a store rebuilt from PostgreSQL alone.
+async fn equals_the_log(url: &str, shard: u32, shard_dir: &Path) {
+    let log = PgShardLog::connect(
+        url,
+        &PgOptions {
+            shards: SHARDS,
+            allow_async: true,
+        },
+    )
+    .await
+    .unwrap();
+    let rebuilt = tickler::MemoryStore::new();
+    let head = log.head(shard).await.unwrap();
+    catch_up::catch_up(&rebuilt, &log, shard, 0, head)
+        .await
+        .unwrap();
+    let live = tickler::SledStore::open_read_only(&shard_dir.join("store")).unwrap();
+    assert_eq!(contents(&live), contents(&rebuilt), "shard {shard}");
+}
+
+/// Everything the store trait lists, for a key-for-key comparison.
+fn contents(store: &dyn Store) -> String {
+    let mut out = String::new();
+    for id in store.entities_after(None, usize::MAX).unwrap() {
+        out += &format!("{id}: {:?}\n", store.read_events(&id, 0).unwrap());
+        out += &format!("  past {:?}\n", store.past_events(&id).unwrap());
+        out += &format!("  snapshot {:?}\n", store.snapshot(&id).unwrap());
+    }
+    out += &format!(
+        "timers {:?}\n",
+        store.timers_after(None, usize::MAX).unwrap()
+    );
+    out += &format!(
+        "position {:?}\n",
+        store.meta(tickler_cluster::POSITION_META).unwrap()
+    );
+    let mut stats = store.stats().unwrap();
+    stats.size_on_disk = 0;
+    out += &format!("{stats:?}\n");
+    out
+}
