@@ -64,6 +64,8 @@ struct Node {
     name: &'static str,
     dir: PathBuf,
     child: Option<Child>,
+    /// Stopped with SIGSTOP: alive, but neither heartbeating nor serving.
+    paused: bool,
 }
 
 impl Node {
@@ -75,6 +77,19 @@ impl Node {
         let mut child = self.child.take().expect("the node runs");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT.
+    fn signal(&mut self, pause: bool) {
+        let pid = self.child.as_ref().expect("the node runs").id();
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.paused = pause;
     }
 }
 
@@ -146,6 +161,7 @@ impl Cluster {
             name,
             dir,
             child: Some(child),
+            paused: false,
         });
     }
 
@@ -153,8 +169,12 @@ impl Cluster {
         self.nodes.iter().find(|n| n.name == name).unwrap()
     }
 
+    fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.name == name).unwrap()
+    }
+
     fn live(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|n| n.child.is_some())
+        self.nodes.iter().filter(|n| n.child.is_some() && !n.paused)
     }
 
     /// Waits until every shard is served by a live node and each node agrees: shard → (node,
@@ -235,15 +255,7 @@ async fn status(socket: &Path) -> Option<Value> {
 }
 
 fn ping(n: usize, at: Timestamp) -> Call {
-    Call::Request(Request::EntityCreate(EntityCreate {
-        entity: format!("ping/p{n}").parse().unwrap(),
-        policy: "ping".into(),
-        workflow: None,
-        recipient: format!("p{n}@example.org"),
-        zone: Default::default(),
-        anchors: [("at".to_owned(), at)].into(),
-        attributes: Default::default(),
-    }))
+    ping_named(&format!("ping/p{n}"), at)
 }
 
 fn timestamp(time: SystemTime) -> Timestamp {
@@ -259,6 +271,7 @@ fn timestamp(time: SystemTime) -> Timestamp {
 async fn create_reminders(
     sockets: Vec<PathBuf>,
     first_due: SystemTime,
+    count: usize,
 ) -> BTreeMap<String, Timestamp> {
     let sockets = Arc::new(sockets);
     let mut tasks = Vec::new();
@@ -266,10 +279,9 @@ async fn create_reminders(
         let sockets = sockets.clone();
         tasks.push(tokio::spawn(async move {
             let mut acked = BTreeMap::new();
-            for n in (worker..REMINDERS).step_by(8) {
+            for n in (worker..count).step_by(8) {
                 // Due over 15 s from `first_due`.
-                let at =
-                    timestamp(first_due + Duration::from_millis((n * 15_000 / REMINDERS) as u64));
+                let at = timestamp(first_due + Duration::from_millis((n * 15_000 / count) as u64));
                 let socket = &sockets[n % sockets.len()];
                 let reply = tickler_admin::client::call_routed(socket, ping(n, at))
                     .await
@@ -288,7 +300,7 @@ async fn create_reminders(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_killed_under_load_loses_duplicates_and_advances_nothing() {
+async fn a_node_killed_under_load_loses_nothing_and_sends_nothing_early_or_under_two_keys() {
     let started = Instant::now();
     let receiver = HttpServer::start(vec![Answer::status(200)]).await;
     let Some(mut cluster) = Cluster::start(&receiver).await else {
@@ -297,7 +309,7 @@ async fn a_node_killed_under_load_loses_duplicates_and_advances_nothing() {
     cluster.settled_routes(started).await;
     let sockets: Vec<PathBuf> = cluster.nodes.iter().map(Node::socket).collect();
     let first_due = SystemTime::now() + Duration::from_secs(10);
-    let acked = create_reminders(sockets, first_due).await;
+    let acked = create_reminders(sockets, first_due, REMINDERS).await;
     println!(
         "{} reminders created in {:?}",
         acked.len(),
@@ -306,14 +318,10 @@ async fn a_node_killed_under_load_loses_duplicates_and_advances_nothing() {
 
     // Kill the node with the most shards five seconds into the run.
     let before = cluster.settled_routes(started).await;
-    let victim = NODES
-        .iter()
-        .max_by_key(|name| before.values().filter(|(n, _)| n == *name).count())
-        .unwrap()
-        .to_owned();
+    let victim = busiest(&before);
     let wait = (first_due + Duration::from_secs(5)).duration_since(SystemTime::now());
     tokio::time::sleep(wait.unwrap_or_default()).await;
-    let killed_at = Instant::now();
+    let killed_at = SystemTime::now();
     cluster
         .nodes
         .iter_mut()
@@ -344,6 +352,14 @@ async fn a_node_killed_under_load_loses_duplicates_and_advances_nothing() {
         audit(&dir);
         equals_the_log(&cluster.url, *shard, &dir).await;
     }
+}
+
+/// The node serving the most shards.
+fn busiest(routes: &BTreeMap<u32, (String, u64)>) -> &'static str {
+    NODES
+        .iter()
+        .max_by_key(|name| shards_of(routes, name).len())
+        .unwrap()
 }
 
 fn shards_of(routes: &BTreeMap<u32, (String, u64)>, node: &str) -> Vec<u32> {
@@ -387,10 +403,11 @@ fn check_deliveries(
     acked: &BTreeMap<String, Timestamp>,
     before: &BTreeMap<u32, (String, u64)>,
     victim: &str,
-    killed_at: Instant,
+    deposed_at: SystemTime,
 ) {
     let mut keys_of: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    let mut attempts: BTreeMap<String, (String, Vec<Instant>)> = BTreeMap::new();
+    // Each key's entity, and when each of its attempts says the occurrence fired.
+    let mut attempts: BTreeMap<String, (String, Vec<Timestamp>)> = BTreeMap::new();
     let (mut unexpected, mut early) = (Vec::new(), Vec::new());
     for request in receiver.requests() {
         let message = message(&request.body);
@@ -412,7 +429,7 @@ fn check_deliveries(
             .or_default()
             .insert(key.clone());
         let (_, times) = attempts.entry(key).or_insert_with(|| (entity, Vec::new()));
-        times.push(request.received_at);
+        times.push(message["fired_at"].as_str().unwrap().parse().unwrap());
     }
     let under_two_keys: Vec<_> = keys_of.iter().filter(|(_, keys)| keys.len() > 1).collect();
     let victim_shards = shards_of(before, victim);
@@ -424,13 +441,19 @@ fn check_deliveries(
         }
         repeats += times.len() - 1;
         let shard = shard_of(&entity.parse().unwrap(), SHARDS);
-        if times[0] > killed_at || !victim_shards.contains(&shard) {
+        // Only an attempt the deposed node had started may reach the receiver twice: its
+        // occurrence fired there, before the kill or pause, in one of its shards.
+        let fired_there = times
+            .iter()
+            .min()
+            .is_some_and(|fired| *fired < timestamp(deposed_at));
+        if !fired_there || !victim_shards.contains(&shard) {
             unexplained.push(key.clone());
         }
     }
     println!(
-        "{} attempts for {} occurrences; {repeats} raw repeats, each of an attempt the killed \
-         node started before the kill",
+        "{} attempts for {} occurrences; {repeats} raw repeats, each of an occurrence the \
+         deposed node had fired",
         attempts
             .values()
             .map(|(_, times)| times.len())
@@ -520,4 +543,92 @@ fn contents(store: &dyn Store) -> String {
     stats.size_on_disk = 0;
     out += &format!("{stats:?}\n");
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_owner_is_fenced_and_sends_nothing_the_log_did_not_accept() {
+    let started = Instant::now();
+    let receiver = HttpServer::start(vec![Answer::status(200)]).await;
+    let Some(mut cluster) = Cluster::start(&receiver).await else {
+        return;
+    };
+    cluster.settled_routes(started).await;
+    let sockets: Vec<PathBuf> = cluster.nodes.iter().map(Node::socket).collect();
+    let first_due = SystemTime::now() + Duration::from_secs(6);
+    let acked = create_reminders(sockets, first_due, 300).await;
+    let before = cluster.settled_routes(started).await;
+    let zombie = busiest(&before);
+    let lost_shards = shards_of(&before, zombie);
+
+    // Paused past its leases (TTL 2 s) while its reminders fall due: the others take over.
+    let wait = (first_due + Duration::from_secs(2)).duration_since(SystemTime::now());
+    tokio::time::sleep(wait.unwrap_or_default()).await;
+    let paused_at = SystemTime::now();
+    cluster.node_mut(zombie).signal(true);
+    let after = cluster.settled_routes(started).await;
+    for shard in &lost_shards {
+        assert_eq!(after[shard].1, before[shard].1 + 1, "shard {shard}");
+    }
+
+    // Woken, it still holds engines for those shards, but nothing it writes is accepted.
+    cluster.node_mut(zombie).signal(false);
+    let entity = (0..)
+        .map(|i| format!("ping/zombie-{i}"))
+        .find(|e| lost_shards.contains(&shard_of(&e.parse().unwrap(), SHARDS)))
+        .unwrap();
+    let mut client = Client::connect(&cluster.node(zombie).socket())
+        .await
+        .unwrap();
+    let reply = client
+        .call(ping_named(&entity, timestamp(SystemTime::now())))
+        .await
+        .unwrap();
+    let code = reply.error.as_ref().map(|e| e.code.clone());
+    assert!(
+        matches!(code.as_deref(), Some("storage_error" | "not_owner")),
+        "a write to the deposed owner must not succeed: {reply:?}"
+    );
+
+    wait_for_every_delivery(&receiver, &acked, started).await;
+    check_deliveries(&receiver, &acked, &before, zombie, paused_at);
+    epochs_never_go_back(&cluster.url).await;
+    let log = std::fs::read_to_string(cluster.work.path().join(format!("{zombie}.log"))).unwrap();
+    assert!(
+        log.contains("lease lost; stopping the shard") || log.contains("shard store stopped"),
+        "the zombie noticed it was deposed"
+    );
+}
+
+fn ping_named(entity: &str, at: Timestamp) -> Call {
+    Call::Request(Request::EntityCreate(EntityCreate {
+        entity: entity.parse().unwrap(),
+        policy: "ping".into(),
+        workflow: None,
+        recipient: format!("{}@example.org", entity.replace('/', "-")),
+        zone: Default::default(),
+        anchors: [("at".to_owned(), at)].into(),
+        attributes: Default::default(),
+    }))
+}
+
+/// Along each shard's log, epochs only go up: no record of a deposed owner follows one of its
+/// successor.
+async fn epochs_never_go_back(url: &str) {
+    let log = PgShardLog::connect(
+        url,
+        &PgOptions {
+            shards: SHARDS,
+            allow_async: true,
+        },
+    )
+    .await
+    .unwrap();
+    for shard in 0..SHARDS {
+        let records = log.read_after(shard, 0, usize::MAX).await.unwrap();
+        let epochs: Vec<u64> = records.iter().map(|r| r.epoch).collect();
+        assert!(
+            epochs.windows(2).all(|pair| pair[0] <= pair[1]),
+            "shard {shard}: epochs {epochs:?}"
+        );
+    }
 }
