@@ -9,14 +9,19 @@ use serde::Deserialize;
 
 use crate::Error;
 
+/// Where the PostgreSQL connection string comes from when the file has none.
+pub const POSTGRES_URL_ENV: &str = "TICKLER_POSTGRES_URL";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// This node's id: unique in the cluster, stable across restarts.
     pub node: String,
     /// The shard log's PostgreSQL, as a libpq connection string or URL (no TLS yet: loopback
-    /// or a private network only).
-    pub postgres_url: String,
+    /// or a private network only). Absent: the environment variable `TICKLER_POSTGRES_URL`,
+    /// which keeps a password out of the file.
+    #[serde(default)]
+    pub postgres_url: Option<String>,
     /// S: the number of virtual shards, fixed when the cluster is created.
     #[serde(default = "default_shards")]
     pub shards: u32,
@@ -79,6 +84,22 @@ impl ClusterFile {
             ));
         }
         Ok(())
+    }
+
+    /// The PostgreSQL connection string: the file's, else `TICKLER_POSTGRES_URL`'s.
+    pub fn postgres_url(&self) -> Result<String, Error> {
+        match (&self.postgres_url, std::env::var(POSTGRES_URL_ENV)) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Ok(url)) if !url.is_empty() => Ok(url),
+            _ => Err(Error::Config {
+                what: "cluster file".into(),
+                reason: format!(
+                    "no PostgreSQL to keep the shard logs in: set postgres_url in the cluster \
+                     file, or {POSTGRES_URL_ENV} (e.g. \"host=/run/postgresql user=tickler \
+                     dbname=tickler\")"
+                ),
+            }),
+        }
     }
 
     pub fn lease_ttl(&self) -> Duration {

@@ -47,7 +47,7 @@ pub async fn run(
     let locked = DataDir::create_and_lock(&config.data_dir)?;
     let log: Arc<dyn ShardLog> = Arc::new(
         PgShardLog::connect(
-            &cluster.postgres_url,
+            &cluster.postgres_url()?,
             &PgOptions {
                 shards: cluster.shards,
                 allow_async: cluster.allow_async_log,
