@@ -13,7 +13,7 @@ use tickler_store::{CommitBatch, Error, Store};
 use crate::log_record::{self, LogOp};
 use crate::logged_store::LoggedStore;
 use crate::position::{POSITION_META, Position};
-use crate::shard_log::{Lease, LogError, Seq, ShardId, ShardLog};
+use crate::shard_log::{Lease, LogError, LogRecord, Seq, ShardId, ShardLog};
 
 /// Records read from the log per round trip.
 const PAGE: usize = 256;
@@ -88,7 +88,7 @@ pub async fn check_local_copy(
         shard,
         source: Error::CorruptEntry {
             what: POSITION_META.to_owned(),
-            reason: format!("{} bytes, expected 12", stamp.len()),
+            reason: format!("{} bytes, expected 20", stamp.len()),
         },
     })?;
     let record = log
@@ -96,11 +96,9 @@ pub async fn check_local_copy(
         .await
         .map_err(|source| CatchUpError::Log { shard, source })?;
     Ok(match record.first() {
-        Some(found) if found.seq == position.seq && position.names(&found.bytes) => {
-            LocalCopy::Behind {
-                position: position.seq,
-            }
-        }
+        Some(found) if position.names(found.seq, found.epoch, &found.bytes) => LocalCopy::Behind {
+            position: position.seq,
+        },
         _ => LocalCopy::Ahead {
             position: position.seq,
         },
@@ -125,41 +123,46 @@ pub async fn catch_up(
             break;
         }
         for record in page.into_iter().take_while(|record| record.seq <= to) {
-            apply_record(store, shard, record.seq, &record.bytes)?;
+            apply_record(store, shard, &record)?;
             at = record.seq;
         }
     }
     Ok(at)
 }
 
-/// Applies one record, stamped with its position, and insists every batch in it passes.
-fn apply_record(
-    store: &dyn Store,
-    shard: ShardId,
-    seq: Seq,
-    bytes: &[u8],
-) -> Result<(), CatchUpError> {
-    let ops = log_record::decode(bytes).map_err(|error| CatchUpError::Record {
+/// Applies one record, stamped with its position, all or nothing: a batch refused leaves the
+/// copy as it was (stamp included), so a retried takeover starts from the same place.
+fn apply_record(store: &dyn Store, shard: ShardId, record: &LogRecord) -> Result<(), CatchUpError> {
+    let seq = record.seq;
+    let ops = log_record::decode(&record.bytes).map_err(|error| CatchUpError::Record {
         shard,
         seq,
         reason: error.reason,
     })?;
     let (batches, metas) = split_ops(ops);
-    let stamp = Position::of(seq, bytes).encode();
-    let results = store
-        .commit_group_stamped(batches, &mut |_| {
-            let mut writes = metas.clone();
-            writes.push((POSITION_META.to_owned(), stamp.clone()));
-            Ok(writes)
-        })
-        .map_err(|source| CatchUpError::Store { shard, source })?;
-    match results.into_iter().find_map(Result::err) {
-        Some(refused) => Err(CatchUpError::Refused {
+    let count = batches.len();
+    let stamp = Position::of(seq, record.epoch, &record.bytes).encode();
+    let mut passed = count;
+    let written = store.commit_group_stamped(batches, &mut |accepted| {
+        passed = accepted.len();
+        if passed != count {
+            // Refusing the stamp keeps the whole group unwritten.
+            return Err(Error::InvalidBatch {
+                reason: format!("only {passed} of its {count} batches apply"),
+            });
+        }
+        let mut writes = metas.clone();
+        writes.push((POSITION_META.to_owned(), stamp.clone()));
+        Ok(writes)
+    });
+    match written {
+        Ok(_) => Ok(()),
+        Err(refused) if passed != count => Err(CatchUpError::Refused {
             shard,
             seq,
             reason: refused.to_string(),
         }),
-        None => Ok(()),
+        Err(source) => Err(CatchUpError::Store { shard, source }),
     }
 }
 

@@ -97,6 +97,15 @@ impl LoggedStore {
         self.stopped.get().map(String::as_str)
     }
 
+    /// Stops the store for good when its node stops serving the shard: work of the old engine
+    /// that outlives its shutdown (a delivery finishing late) must not write into a copy the
+    /// node may serve again, under a newer epoch, from the same directory.
+    pub fn retire(&self) {
+        let _ = self
+            .stopped
+            .set("the node stopped serving the shard".to_owned());
+    }
+
     /// The last record this store knows to be in the log.
     pub fn head(&self) -> Seq {
         self.appender().head
@@ -148,7 +157,7 @@ impl LoggedStore {
                 return Ok(Vec::new());
             }
             let bytes = log_record::encode(&ops);
-            let stamp = Position::of(seq, &bytes).encode();
+            let stamp = Position::of(seq, self.epoch, &bytes).encode();
             record = Some(bytes);
             let mut writes = metas.clone();
             writes.push((POSITION_META.to_owned(), stamp));

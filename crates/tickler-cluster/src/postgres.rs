@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS tickler_log (
 );";
 
 /// The advisory lock key taken while the tables are created ("tickler" in ASCII).
-const SCHEMA_LOCK: i64 = 0x7469_636b_6c65_72;
+const SCHEMA_LOCK: i64 = 0x0074_6963_6b6c_6572;
 
 /// A lease is granted only when the last one has expired (by PostgreSQL's clock) or was
 /// released; the epoch goes up in the same statement.

@@ -302,3 +302,29 @@ fn contents(store: &dyn Store) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_owners_copy_is_ahead_even_where_its_last_record_equals_the_logs() {
+    let time = ManualTime::default();
+    let log = Arc::new(MemoryShardLog::with_manual_time(8, time.clone()));
+    let (_, zombie_copy, zombie) = owned_store(&log).await;
+    // Applied locally, never appended: the owner was paused before its flush.
+    zombie.commit(batch("due/a", 0, &["only-here"])).unwrap();
+    zombie.commit(batch("due/c", 0, &["c1"])).unwrap();
+
+    time.advance(TTL * 2);
+    let lease = log.acquire(SHARD, "node-b", TTL).await.unwrap();
+    let successor = take_over(Arc::new(MemoryStore::new()), log.clone(), &lease)
+        .await
+        .unwrap();
+    successor.commit(batch("due/b", 0, &["b1"])).unwrap();
+    successor.flush().unwrap();
+    // The same batch as the zombie's second record, at the same position.
+    successor.commit(batch("due/c", 0, &["c1"])).unwrap();
+    successor.flush().unwrap();
+
+    let check = catch_up::check_local_copy(&*zombie_copy, &*log, SHARD)
+        .await
+        .unwrap();
+    assert_eq!(check, LocalCopy::Ahead { position: 2 });
+}

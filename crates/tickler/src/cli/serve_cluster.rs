@@ -191,6 +191,7 @@ impl ShardRunner for Node {
         if let Err(error) = served.engine.shutdown().await {
             tracing::warn!(shard, %error, "the shard's engine stopped with an error");
         }
+        served.store.retire();
         drop(served);
         drop(dir);
         tracing::info!(shard, "stopped serving the shard");
