@@ -18,6 +18,16 @@ impl PgServer {
     /// Starts a fresh server, or returns `None` (after saying why) where PostgreSQL is missing
     /// and not required.
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with(false)
+    }
+
+    /// A server that syncs its commits to disk (`fsync` on, PostgreSQL's default), for
+    /// benchmarks: the tests' servers skip the sync, which only slows them.
+    pub fn start_durable() -> Option<PgServer> {
+        PgServer::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Option<PgServer> {
         let Some(bin) = pg_bin() else {
             if std::env::var_os("TICKLER_REQUIRE_PG").is_some() {
                 panic!(
@@ -40,8 +50,9 @@ impl PgServer {
             .args(["-U", "postgres", "-A", "trust", "--no-sync", "-D"])
             .arg(&data));
         let options = format!(
-            "-p {PORT} -k {} -c listen_addresses='' -c fsync=off",
-            dir.path().join("sock").display()
+            "-p {PORT} -k {} -c listen_addresses='' -c fsync={}",
+            dir.path().join("sock").display(),
+            if fsync { "on" } else { "off" }
         );
         run(as_pg(&bin.join("pg_ctl"))
             .args(["-w", "-t", "60", "-D"])
