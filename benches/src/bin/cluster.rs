@@ -18,6 +18,11 @@
 //!    with the most shards is killed (SIGKILL). Reported: the time from the kill to the first
 //!    arrival of one of its timers due after the kill (so sent by the survivor, overdue by
 //!    then), and the worst lateness of its timers against the survivor's own.
+//! 4. **One node against three:** N timers (due in a day) created through the admin sockets of
+//!    a one-node and then a three-node cluster (S = 8, a fresh database each), by C callers that
+//!    keep one connection per node and send each create to its shard's owner, as a client that
+//!    knows the shard map does. Reported: durable creates/s of each and their ratio. On this
+//!    2-core machine the three nodes share the same cores and disk: no speed-up is expected.
 //!
 //! stdout: one JSON line; stderr: the same as a table.
 
@@ -152,7 +157,15 @@ async fn main() {
         .unwrap();
     let failover = failover(&pg.url("failover"), work.path()).await;
 
+    let one_node =
+        cluster_creates_per_s(&pg, &client, "load1", 1, work.path(), count, callers).await;
+    let three_nodes =
+        cluster_creates_per_s(&pg, &client, "load3", 3, work.path(), count, callers).await;
+
     let figures = json!({
+        "cluster_one_node_creates_per_s": one_node,
+        "cluster_three_nodes_creates_per_s": three_nodes,
+        "three_nodes_over_one": three_nodes / one_node,
         "failover_kill_to_first_overdue_fire_ms": failover.first_fire_ms,
         "failover_worst_lateness_of_its_timers_ms": failover.worst_moved_ms,
         "failover_worst_lateness_of_the_others_ms": failover.worst_other_ms,
@@ -272,15 +285,7 @@ async fn failover(url: &str, work: &Path) -> Failover {
     let base = Instant::now() + Duration::from_secs(4);
     for i in 0..FAILOVER_TIMERS {
         let (id, create) = oneshot_timer(i, due(i));
-        let call = Call::Request(Request::EntityCreate(EntityCreate {
-            entity: id,
-            policy: create.policy,
-            workflow: None,
-            recipient: create.recipient,
-            zone: create.zone,
-            anchors: create.anchors,
-            attributes: create.attributes,
-        }));
+        let call = create_call(id, create);
         let socket = if i % 2 == 0 { &a.socket } else { &b.socket };
         let reply = tickler_admin::client::call_routed(socket, call)
             .await
@@ -335,5 +340,98 @@ async fn failover(url: &str, work: &Path) -> Failover {
         worst_moved_ms: worst(true),
         worst_other_ms: worst(false),
         moved: lost.len(),
+    }
+}
+
+/// Durable creates/s through the sockets of a cluster of `nodes` nodes on database `database`.
+async fn cluster_creates_per_s(
+    pg: &postgres::PgServer,
+    admin: &tokio_postgres::Client,
+    database: &str,
+    nodes: usize,
+    work: &Path,
+    count: usize,
+    callers: usize,
+) -> f64 {
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    let work = work.join(database);
+    std::fs::create_dir_all(&work).unwrap();
+    let receiver = tickler_benches::receiver::start(|_| {}).await;
+    let config = node_config(&work, receiver);
+    let url = pg.url(database);
+    let mut daemons: Vec<Daemon> = ["node-a", "node-b", "node-c"][..nodes]
+        .iter()
+        .map(|name| start_node(&work, &config, &url, name))
+        .collect();
+    let owners = settled_owners(&daemons.iter().collect::<Vec<_>>()).await;
+    let sockets: Arc<Vec<std::path::PathBuf>> =
+        Arc::new(daemons.iter().map(|d| d.socket.clone()).collect());
+    let owners = Arc::new(owners);
+    let at = SystemClock.now().saturating_add(tickler::Span::days(1));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (sockets, owners, next) = (sockets.clone(), owners.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut clients = Vec::new();
+            for socket in sockets.iter() {
+                clients.push(Client::connect(socket).await.unwrap());
+            }
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let (id, create) = oneshot_timer(i, at);
+                let owner = owners[shard_of(&id, FAILOVER_SHARDS) as usize];
+                let reply = clients[owner].call(create_call(id, create)).await.unwrap();
+                assert!(reply.ok, "{:?}", reply.error);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let per_s = count as f64 / started.elapsed().as_secs_f64();
+    for daemon in &mut daemons {
+        daemon.kill();
+    }
+    per_s
+}
+
+fn create_call(entity: EntityId, create: tickler::CreateEntity) -> Call {
+    Call::Request(Request::EntityCreate(EntityCreate {
+        entity,
+        policy: create.policy,
+        workflow: None,
+        recipient: create.recipient,
+        zone: create.zone,
+        anchors: create.anchors,
+        attributes: create.attributes,
+    }))
+}
+
+/// Which node serves each shard, once every node serves one and the map has not moved for two
+/// seconds (nodes settle, then shards move to their desired owners a few at a time).
+async fn settled_owners(nodes: &[&Daemon]) -> Vec<usize> {
+    let mut last: Option<Vec<usize>> = None;
+    loop {
+        let served = served(nodes).await;
+        let mut owners = vec![0; FAILOVER_SHARDS as usize];
+        for (node, shards) in served.iter().enumerate() {
+            for shard in shards {
+                owners[*shard as usize] = node;
+            }
+        }
+        let everyone = served.iter().all(|shards| !shards.is_empty());
+        if everyone && last.as_ref() == Some(&owners) {
+            return owners;
+        }
+        last = everyone.then_some(owners);
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
