@@ -14,6 +14,8 @@ import time
 import unittest
 from unittest import mock
 
+from typing import Any, Callable, Dict, Optional
+
 from support import FakeConnection, FakeDaemonTestCase, answer_everything
 
 from tickler_client import (
@@ -21,12 +23,14 @@ from tickler_client import (
     Client,
     ConnectionLost,
     Forbidden,
+    NotOwner,
     RequestTooLarge,
     TicklerTimeout,
     TicklerUnavailable,
     UnknownEntity,
     WatchLagged,
 )
+from tickler_client.client import NOT_OWNER_FOLLOWS_MAX
 
 
 def drop_after_reading(connection: FakeConnection) -> None:
@@ -334,3 +338,45 @@ class WatchStreamTests(FakeDaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ClusterTests(FakeDaemonTestCase):
+    """A cluster node that does not serve an entity answers `not_owner` naming the node that
+    does; the client sends the request there."""
+
+    @staticmethod
+    def sending_to(socket_path: Optional[str]) -> Callable[[FakeConnection], None]:
+        def not_owner(connection: FakeConnection) -> None:
+            while True:
+                request = connection.request()
+                if request is None:
+                    return
+                owner: Dict[str, Any] = {"shard": 5, "epoch": 3}
+                if socket_path is not None:
+                    owner.update(node="node-b", socket=socket_path)
+                connection.send_json(
+                    {
+                        "v": 1,
+                        "id": request["id"],
+                        "ok": False,
+                        "error": {"code": "not_owner", "message": "elsewhere", "owner": owner},
+                    }
+                )
+
+        return not_owner
+
+    def test_a_request_is_sent_on_to_the_node_named_by_not_owner(self) -> None:
+        owner = self.fake(answer_everything)
+        asked = self.fake(self.sending_to(owner.path))
+        result = self.client(asked).show("due/x")
+        self.assertEqual(result["echo"], "show")
+        self.assertEqual(asked.commands(), ["show"])
+        self.assertEqual(owner.commands(), ["show"])
+
+    def test_not_owner_that_keeps_coming_is_raised_with_the_owner(self) -> None:
+        asked = self.fake(self.sending_to(None))
+        with mock.patch("tickler_client.client.TAKEOVER_PAUSE_S", 0.0):
+            with self.assertRaises(NotOwner) as raised:
+                self.client(asked).show("due/x")
+        self.assertEqual(raised.exception.owner, {"shard": 5, "epoch": 3})
+        self.assertEqual(len(asked.commands()), 1 + NOT_OWNER_FOLLOWS_MAX)

@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Any, Dict, Optional
 
-from .errors import BadReply, RequestTooLarge, TicklerError, error_for
+from .errors import BadReply, NotOwner, RequestTooLarge, TicklerError, error_for
 
 #: The protocol version this client speaks.
 PROTOCOL_VERSION = 1
@@ -61,7 +61,10 @@ def decode_reply(line: bytes, cmd: Optional[str]) -> Dict[str, Any]:
 def reply_error(reply: Dict[str, Any], cmd: Optional[str]) -> TicklerError:
     """The exception of an error reply (one :func:`decode_reply` accepted)."""
     body = reply["error"]
-    return error_for(str(body.get("code", "")), str(body.get("message", "")), cmd=cmd)
+    error = error_for(str(body.get("code", "")), str(body.get("message", "")), cmd=cmd)
+    if isinstance(error, NotOwner) and isinstance(body.get("owner"), dict):
+        error.owner = body["owner"]
+    return error
 
 
 def _excerpt(line: bytes) -> str:

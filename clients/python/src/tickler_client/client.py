@@ -103,6 +103,10 @@ RETRY_SAFE_COMMANDS: FrozenSet[str] = _READS | _CREATES | _ASSIGNMENTS
 IDLE_RECONNECT_AFTER_S = 240.0
 #: The longest pause between two reconnection attempts.
 BACKOFF_MAX_S = 1.0
+#: In cluster mode: how many `not_owner` replies a request follows before raising the last,
+#: and the pause before asking again while no node serves the shard (a takeover).
+NOT_OWNER_FOLLOWS_MAX = 8
+TAKEOVER_PAUSE_S = 0.5
 
 # Error codes a daemon sends, with a null id, when it refuses a connection before reading any
 # request from it: nothing was run, so the request may be sent again on a new connection.
@@ -175,6 +179,8 @@ class Client:
         self._connection: Optional[Connection] = None
         self._connection_pid = 0
         self._last_used = 0.0
+        #: Clients of the other nodes of a cluster that `not_owner` replies sent us to.
+        self._peers: Dict[str, Client] = {}
 
     def __repr__(self) -> str:
         return f"Client({self.socket_path!r})"
@@ -186,9 +192,13 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Closes the connection. A later request opens a new one."""
+        """Closes the connection (and those to other nodes of a cluster). A later request
+        opens a new one."""
         with self._lock:
             self._drop()
+            for peer in self._peers.values():
+                peer.close()
+            self._peers.clear()
 
     def connect(self) -> None:
         """Connects now rather than on the first request (to fail early when the daemon cannot
@@ -215,6 +225,44 @@ class Client:
         """
         retry_safe = cmd in RETRY_SAFE_COMMANDS if idempotent is None else idempotent
         reply_timeout = self.timeout if timeout is _UNSET else timeout
+        reply = self._send(cmd, args, retry_safe, reply_timeout)
+        # In cluster mode: a node that does not serve the entity ran nothing and names the one
+        # that does; send it there (or again, after a pause, while no node serves it).
+        for _ in range(NOT_OWNER_FOLLOWS_MAX):
+            owner = _not_owner(reply)
+            if owner is None:
+                break
+            socket_path = owner.get("socket")
+            if isinstance(socket_path, str):
+                reply = self._peer(socket_path)._send(cmd, args, retry_safe, reply_timeout)
+            else:
+                time.sleep(TAKEOVER_PAUSE_S)
+                reply = self._send(cmd, args, retry_safe, reply_timeout)
+        return _result(reply, cmd)
+
+    def _peer(self, socket_path: str) -> Client:
+        """A client of another node of the cluster, with this one's settings, kept open."""
+        with self._lock:
+            peer = self._peers.get(socket_path)
+            if peer is None:
+                peer = Client(
+                    socket_path,
+                    timeout=self.timeout,
+                    connect_timeout=self.connect_timeout,
+                    retries=self.retries,
+                    backoff=self.backoff,
+                )
+                self._peers[socket_path] = peer
+            return peer
+
+    def _send(
+        self,
+        cmd: str,
+        args: Optional[Mapping[str, Any]],
+        retry_safe: bool,
+        reply_timeout: Optional[float],
+    ) -> Dict[str, Any]:
+        """One request and its reply (an error reply too), with the connection's retries."""
         with self._lock:
             request_id = next(self._ids)
             line = encode_request(request_id, cmd, dict(args) if args is not None else None)
@@ -232,8 +280,7 @@ class Client:
                 self._last_used = time.monotonic()
                 return reply
 
-            reply = self._with_retries(attempt, cmd)
-        return _result(reply, cmd)
+            return self._with_retries(attempt, cmd)
 
     # Due dates (the due-date policy).
 
@@ -731,6 +778,15 @@ class Client:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+
+def _not_owner(reply: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The owner a `not_owner` reply names, or None for any other reply."""
+    error = reply.get("error")
+    if reply["ok"] or not isinstance(error, dict) or error.get("code") != "not_owner":
+        return None
+    owner = error.get("owner")
+    return owner if isinstance(owner, dict) else {}
 
 
 def _result(reply: Dict[str, Any], cmd: str) -> Any:

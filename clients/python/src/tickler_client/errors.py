@@ -44,6 +44,8 @@ __all__ = [
     "Quarantined",
     "ReadOnlyAnchor",
     "RequestTimeout",
+    "NotInClusterMode",
+    "NotOwner",
     "RequestTooLarge",
     "ShuttingDown",
     "StorageError",
@@ -372,6 +374,33 @@ class InternalError(TicklerError):
     code = "internal_error"
 
 
+class NotOwner(TicklerError):
+    """(Cluster mode) The entity's shard is served by another node, or by none while it is
+    taken over; ``owner`` is the reply's ``{"shard", "epoch", "node", "socket"}`` (the last two
+    absent during a takeover). The client sends the request on to the owner itself, so this is
+    raised only when it keeps happening."""
+
+    code = "not_owner"
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        cmd: Optional[str] = None,
+        owner: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        super().__init__(code, message, cmd=cmd)
+        self.owner = owner or {}
+
+
+class NotInClusterMode(TicklerError):
+    """(Cluster mode) The command spans entities or the whole node, which a cluster node does
+    not route yet; commands on one entity, ``status`` and ``clock_now`` work."""
+
+    code = "not_in_cluster_mode"
+
+
 # The client's own failures.
 
 
@@ -477,6 +506,8 @@ _PROTOCOL_ERRORS: Tuple[Type[TicklerError], ...] = (
     InvalidConfig,
     ShuttingDown,
     InternalError,
+    NotOwner,
+    NotInClusterMode,
 )
 
 #: The exception class for each protocol error code.
