@@ -12,7 +12,9 @@
 
 mod support;
 
+// The benchmarks' `start_durable` is not used here.
 #[path = "../../../tests/src/postgres.rs"]
+#[allow(dead_code)]
 mod postgres;
 
 use std::collections::{BTreeMap, BTreeSet};
