@@ -281,28 +281,6 @@ fn write_a_bit_of_everything(store: &LoggedStore) {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 }
 
-/// Everything a store holds that the trait can list, for key-for-key comparison.
-fn contents(store: &dyn Store) -> String {
-    let mut out = String::new();
-    for id in store.entities_after(None, usize::MAX).unwrap() {
-        out += &format!("{id}: {:?}\n", store.read_events(&id, 0).unwrap());
-        out += &format!("  past {:?}\n", store.past_events(&id).unwrap());
-        out += &format!("  snapshot {:?}\n", store.snapshot(&id).unwrap());
-    }
-    out += &format!(
-        "timers {:?}\n",
-        store.timers_after(None, usize::MAX).unwrap()
-    );
-    out += &format!(
-        "index {:?}\n",
-        store.index_members("policy", None, usize::MAX).unwrap()
-    );
-    for name in ["pause", tickler_cluster::POSITION_META] {
-        out += &format!("meta {name} {:?}\n", store.meta(name).unwrap());
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_owners_copy_is_ahead_even_where_its_last_record_equals_the_logs() {
     let time = ManualTime::default();
@@ -327,4 +305,13 @@ async fn a_deposed_owners_copy_is_ahead_even_where_its_last_record_equals_the_lo
         .await
         .unwrap();
     assert_eq!(check, LocalCopy::Ahead { position: 2 });
+}
+
+/// The comparison key for key: every listing, the test's index and metas included.
+fn contents(store: &dyn Store) -> String {
+    tickler_store::conformance::listing(
+        store,
+        &["policy"],
+        &["pause", tickler_cluster::POSITION_META],
+    )
 }

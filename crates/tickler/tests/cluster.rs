@@ -301,17 +301,44 @@ async fn create_reminders(
     acked
 }
 
+/// A settled cluster with reminders created through every node, due over 15 s from
+/// `first_due` on.
+struct Loaded {
+    cluster: Cluster,
+    acked: BTreeMap<String, Timestamp>,
+    first_due: SystemTime,
+    started: Instant,
+}
+
+impl Loaded {
+    async fn start(receiver: &HttpServer, lead: Duration, count: usize) -> Option<Loaded> {
+        let started = Instant::now();
+        let cluster = Cluster::start(receiver).await?;
+        cluster.settled_routes(started).await;
+        let sockets: Vec<PathBuf> = cluster.nodes.iter().map(Node::socket).collect();
+        let first_due = SystemTime::now() + lead;
+        let acked = create_reminders(sockets, first_due, count).await;
+        Some(Loaded {
+            cluster,
+            acked,
+            first_due,
+            started,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_nothing_and_sends_nothing_early_or_under_two_keys() {
-    let started = Instant::now();
     let receiver = HttpServer::start(vec![Answer::status(200)]).await;
-    let Some(mut cluster) = Cluster::start(&receiver).await else {
+    let Some(Loaded {
+        mut cluster,
+        acked,
+        first_due,
+        started,
+    }) = Loaded::start(&receiver, Duration::from_secs(10), REMINDERS).await
+    else {
         return;
     };
-    cluster.settled_routes(started).await;
-    let sockets: Vec<PathBuf> = cluster.nodes.iter().map(Node::socket).collect();
-    let first_due = SystemTime::now() + Duration::from_secs(10);
-    let acked = create_reminders(sockets, first_due, REMINDERS).await;
     println!(
         "{} reminders created in {:?}",
         acked.len(),
@@ -525,39 +552,32 @@ async fn equals_the_log(url: &str, shard: u32, shard_dir: &Path) {
     assert_eq!(contents(&live), contents(&rebuilt), "shard {shard}");
 }
 
-/// Everything the store trait lists, for a key-for-key comparison.
+/// Everything the store trait lists, with the ping policy's indexes and the log position, for
+/// a key-for-key comparison.
 fn contents(store: &dyn Store) -> String {
-    let mut out = String::new();
-    for id in store.entities_after(None, usize::MAX).unwrap() {
-        out += &format!("{id}: {:?}\n", store.read_events(&id, 0).unwrap());
-        out += &format!("  past {:?}\n", store.past_events(&id).unwrap());
-        out += &format!("  snapshot {:?}\n", store.snapshot(&id).unwrap());
-    }
-    out += &format!(
-        "timers {:?}\n",
-        store.timers_after(None, usize::MAX).unwrap()
-    );
-    out += &format!(
-        "position {:?}\n",
-        store.meta(tickler_cluster::POSITION_META).unwrap()
-    );
-    let mut stats = store.stats().unwrap();
-    stats.size_on_disk = 0;
-    out += &format!("{stats:?}\n");
-    out
+    use tickler_core::index;
+    let (policy, kind) = (index::policy("ping"), index::kind("ping"));
+    let indexes = [
+        policy.as_str(),
+        kind.as_str(),
+        index::RETRYING,
+        index::ERRORED,
+    ];
+    tickler::store::conformance::listing(store, &indexes, &[tickler_cluster::POSITION_META])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_owner_is_fenced_and_sends_nothing_the_log_did_not_accept() {
-    let started = Instant::now();
     let receiver = HttpServer::start(vec![Answer::status(200)]).await;
-    let Some(mut cluster) = Cluster::start(&receiver).await else {
+    let Some(Loaded {
+        mut cluster,
+        acked,
+        first_due,
+        started,
+    }) = Loaded::start(&receiver, Duration::from_secs(6), 300).await
+    else {
         return;
     };
-    cluster.settled_routes(started).await;
-    let sockets: Vec<PathBuf> = cluster.nodes.iter().map(Node::socket).collect();
-    let first_due = SystemTime::now() + Duration::from_secs(6);
-    let acked = create_reminders(sockets, first_due, 300).await;
     let before = cluster.settled_routes(started).await;
     let zombie = busiest(&before);
     let lost_shards = shards_of(&before, zombie);
