@@ -88,9 +88,14 @@ impl ClusterFile {
 
     /// The PostgreSQL connection string: the file's, else `TICKLER_POSTGRES_URL`'s.
     pub fn postgres_url(&self) -> Result<String, Error> {
-        match (&self.postgres_url, std::env::var(POSTGRES_URL_ENV)) {
+        self.postgres_url_or(std::env::var(POSTGRES_URL_ENV).ok())
+    }
+
+    /// The file's URL, else `from_env` (the variable's value, if set).
+    fn postgres_url_or(&self, from_env: Option<String>) -> Result<String, Error> {
+        match (&self.postgres_url, from_env) {
             (Some(url), _) => Ok(url.clone()),
-            (None, Ok(url)) if !url.is_empty() => Ok(url),
+            (None, Some(url)) if !url.is_empty() => Ok(url),
             _ => Err(Error::Config {
                 what: "cluster file".into(),
                 reason: format!(
@@ -108,5 +113,57 @@ impl ClusterFile {
 
     pub fn settle(&self) -> Duration {
         Duration::from_millis(self.settle_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ClusterFile, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, text).unwrap();
+        ClusterFile::load(&path)
+    }
+
+    fn refusal(text: &str) -> String {
+        load(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_minimal_file_takes_the_defaults() {
+        let file = load("node = \"node-a\"\npostgres_url = \"host=/run/pg\"\n").unwrap();
+        assert_eq!(file.shards, 256);
+        assert_eq!(file.lease_ttl(), Duration::from_secs(10));
+        assert!(!file.allow_async_log);
+        assert_eq!(file.postgres_url().unwrap(), "host=/run/pg");
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_setting_and_the_value() {
+        let text = refusal("node = \"node a\"\n");
+        assert!(text.contains("node = \"node a\""), "{text}");
+        let text = refusal("node = \"a\"\nshards = 0\n");
+        assert!(text.contains("shards = 0"), "{text}");
+        let text = refusal("node = \"a\"\nlease_ttl_ms = 50\n");
+        assert!(text.contains("lease_ttl_ms = 50"), "{text}");
+        let text = refusal("node = \"a\"\nshard = 8\n");
+        assert!(text.contains("unknown field `shard`"), "{text}");
+    }
+
+    #[test]
+    fn the_url_comes_from_the_file_else_the_environment_else_an_error_says_where_to_put_one() {
+        let file = load("node = \"a\"\n").unwrap();
+        let from_env = file.postgres_url_or(Some("host=/env".to_owned())).unwrap();
+        assert_eq!(from_env, "host=/env");
+        let text = file.postgres_url_or(None).unwrap_err().to_string();
+        assert!(
+            text.contains("postgres_url") && text.contains(POSTGRES_URL_ENV),
+            "{text}"
+        );
+        let file = load("node = \"a\"\npostgres_url = \"host=/file\"\n").unwrap();
+        let from_file = file.postgres_url_or(Some("host=/env".to_owned())).unwrap();
+        assert_eq!(from_file, "host=/file");
     }
 }
