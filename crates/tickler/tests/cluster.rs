@@ -532,17 +532,18 @@ fn audit(shard_dir: &Path) {
     );
 }
 
+/// The test's own connection to the cluster's shard log (its server has no standby).
+async fn shard_log(url: &str) -> PgShardLog {
+    let options = PgOptions {
+        shards: SHARDS,
+        allow_async: true,
+    };
+    PgShardLog::connect(url, &options).await.unwrap()
+}
+
 /// The shard's copy equals a store rebuilt from PostgreSQL alone.
 async fn equals_the_log(url: &str, shard: u32, shard_dir: &Path) {
-    let log = PgShardLog::connect(
-        url,
-        &PgOptions {
-            shards: SHARDS,
-            allow_async: true,
-        },
-    )
-    .await
-    .unwrap();
+    let log = shard_log(url).await;
     let rebuilt = tickler::MemoryStore::new();
     let head = log.head(shard).await.unwrap();
     catch_up::catch_up(&rebuilt, &log, shard, 0, head)
@@ -636,15 +637,7 @@ fn ping_named(entity: &str, at: Timestamp) -> Call {
 /// Along each shard's log, epochs only go up: no record of a deposed owner follows one of its
 /// successor.
 async fn epochs_never_go_back(url: &str) {
-    let log = PgShardLog::connect(
-        url,
-        &PgOptions {
-            shards: SHARDS,
-            allow_async: true,
-        },
-    )
-    .await
-    .unwrap();
+    let log = shard_log(url).await;
     for shard in 0..SHARDS {
         let records = log.read_after(shard, 0, usize::MAX).await.unwrap();
         let epochs: Vec<u64> = records.iter().map(|r| r.epoch).collect();
