@@ -61,8 +61,13 @@ pub struct HttpServer {
 impl HttpServer {
     /// Answers the n-th request with `script[n]`, and every later one with the script's last.
     pub async fn start(script: Vec<Answer>) -> HttpServer {
+        HttpServer::start_on("127.0.0.1:0", script).await
+    }
+
+    /// As `start`, listening on `addr` (a port a channel was pointed at while it was closed).
+    pub async fn start_on(addr: &str, script: Vec<Answer>) -> HttpServer {
         assert!(!script.is_empty(), "a script needs at least one answer");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let recorded = requests.clone();

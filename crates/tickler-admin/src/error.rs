@@ -15,6 +15,12 @@ pub enum Error {
          reads the metrics; allow a non-loopback address explicitly to serve there"
     )]
     NonLoopbackHttp { addr: std::net::SocketAddr },
+    #[error(
+        "refusing to serve the dashboard on {addr}: not a loopback address; set \
+         dashboard_allow_non_loopback = true to serve there, behind a proxy that terminates TLS \
+         (the dashboard speaks plain HTTP and its session cookie would cross the network in clear)"
+    )]
+    NonLoopbackDashboard { addr: std::net::SocketAddr },
     #[error("another daemon is already serving on {path}")]
     AlreadyServing { path: PathBuf },
     #[error("refusing {what}: {source}")]

@@ -33,8 +33,26 @@ pub trait CommandFamily: Send + Sync {
         None
     }
 
+    /// The dry run the dashboard's Preview page charts, if the family has one.
+    fn dry_run(&self) -> Option<DryRun> {
+        None
+    }
+
     /// Runs one of its commands; `args` is the request's arguments (`{}` when left out).
     async fn run(&self, engine: &Engine, cmd: &str, args: Value) -> Result<Value, Error>;
+}
+
+/// A family's dry run of what it would send, as the dashboard's Preview page asks for it: the
+/// page sends `cmd` with `{<subject>: <key>, "from", "to", <sample>: <n>, "limit": 1}` and
+/// charts the reply's `counts`, a list of `{day, kind, count}`. Nothing is sent or written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DryRun {
+    /// The family command that runs it.
+    pub cmd: &'static str,
+    /// The argument naming what is previewed; the page's label for it.
+    pub subject: &'static str,
+    /// The argument giving a number of simulated subjects to add, if the run takes one.
+    pub sample: Option<&'static str>,
 }
 
 /// The command families a daemon serves.
@@ -74,6 +92,11 @@ impl Families {
         self.families
             .iter()
             .any(|family| family.app_commands().contains(&cmd))
+    }
+
+    /// The families' dry runs, in registration order.
+    pub fn dry_runs(&self) -> Vec<DryRun> {
+        self.families.iter().filter_map(|f| f.dry_run()).collect()
     }
 
     pub fn backfill_policy(&self) -> Option<&'static str> {

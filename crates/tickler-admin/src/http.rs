@@ -99,6 +99,16 @@ impl Endpoint {
             engine,
             loopback_only: self.loopback_only,
         });
+        self.serve_router(app, stop).await
+    }
+
+    /// Whether the endpoint listens on loopback only (and so serves loopback `Host`s only).
+    pub(crate) fn loopback_only(&self) -> bool {
+        self.loopback_only
+    }
+
+    /// Serves `app` under this endpoint's connection bounds until `stop` is notified.
+    pub(crate) async fn serve_router(self, app: Router, stop: Arc<Notify>) {
         let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
         let mut accept_errors = crate::server::WarnEvery::new(Duration::from_secs(10));
         loop {
@@ -149,20 +159,26 @@ struct Served {
 }
 
 fn router(served: Served) -> Router {
-    Router::new()
+    let loopback_only = served.loopback_only;
+    let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            served.clone(),
-            addressed_to_this_machine,
-        ))
-        .with_state(served)
+        .with_state(served);
+    guard_host(app, loopback_only)
+}
+
+/// Refuses, on a loopback endpoint, requests whose `Host` names another machine.
+pub(crate) fn guard_host(app: Router, loopback_only: bool) -> Router {
+    app.layer(middleware::from_fn_with_state(
+        loopback_only,
+        addressed_to_this_machine,
+    ))
 }
 
 async fn addressed_to_this_machine(
-    State(served): State<Served>,
+    State(loopback_only): State<bool>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -170,7 +186,7 @@ async fn addressed_to_this_machine(
         .headers()
         .get(header::HOST)
         .map(|host| host.to_str().unwrap_or_default());
-    if served.loopback_only && !host.is_none_or(loopback_host) {
+    if loopback_only && !host.is_none_or(loopback_host) {
         let refusal = "only requests with a loopback Host are served\n";
         return (StatusCode::FORBIDDEN, refusal).into_response();
     }

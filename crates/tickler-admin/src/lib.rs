@@ -5,6 +5,7 @@
 //! script and operator that drives the daemon.
 
 pub mod client;
+pub mod dashboard;
 pub mod dispatch;
 mod error;
 pub mod family;
@@ -20,7 +21,7 @@ pub mod views;
 
 pub use client::Client;
 pub use error::Error;
-pub use family::{CommandFamily, Families, parse_args};
+pub use family::{CommandFamily, DryRun, Families, parse_args};
 pub use protocol::{
     Call, FamilyCall, OwnerBody, PROTOCOL_VERSION, REQUEST_LEN_MAX, Reply, Request, parse_request,
 };

@@ -450,6 +450,11 @@ impl Engine {
         self.shared.clock.as_manual().is_some()
     }
 
+    /// The names of the channels messages can leave through, in order.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.shared().channels.keys().cloned().collect()
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.shared.catalog
     }

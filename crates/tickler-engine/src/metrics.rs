@@ -179,7 +179,16 @@ pub(crate) struct Metrics {
 pub struct FiringLag {
     pub last_ms: i64,
     pub max_ms: i64,
+    /// The median and the 99th percentile (nearest rank) of the window.
+    pub p50_ms: i64,
+    pub p99_ms: i64,
     pub samples: usize,
+}
+
+/// The nearest-rank `percent` percentile of `sorted` (ascending), 0 when it is empty.
+fn percentile(sorted: &[i64], percent: usize) -> i64 {
+    let rank = (sorted.len() * percent).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -348,9 +357,13 @@ impl Metrics {
 
     pub fn firing_lag(&self) -> FiringLag {
         let lags = lock(&self.lags_ms);
+        let mut sorted: Vec<i64> = lags.iter().copied().collect();
+        sorted.sort_unstable();
         FiringLag {
             last_ms: lags.back().copied().unwrap_or(0),
-            max_ms: lags.iter().copied().max().unwrap_or(0),
+            max_ms: sorted.last().copied().unwrap_or(0),
+            p50_ms: percentile(&sorted, 50),
+            p99_ms: percentile(&sorted, 99),
             samples: lags.len(),
         }
     }
@@ -519,8 +532,21 @@ mod tests {
             FiringLag {
                 last_ms: 12,
                 max_ms: 40,
+                p50_ms: 12,
+                p99_ms: 40,
                 samples: 2
             }
         );
+    }
+
+    #[test]
+    fn status_gives_the_median_and_99th_percentile_of_the_lag_by_nearest_rank() {
+        let metrics = Metrics::default();
+        for ms in (1..=100).rev() {
+            metrics.wake(Duration::from_millis(ms));
+        }
+        let lag = metrics.firing_lag();
+        assert_eq!((lag.p50_ms, lag.p99_ms, lag.max_ms), (50, 99, 100));
+        assert_eq!(Metrics::default().firing_lag().p99_ms, 0);
     }
 }

@@ -410,6 +410,19 @@ impl Engine {
         Ok(explanation)
     }
 
+    /// The entity as it was at `as_of` (or now), the events folded to get there and the story
+    /// of each occurrence up to that instant: the offline replay, served from the same fold.
+    pub fn story_as_of(
+        &self,
+        entity: &EntityId,
+        as_of: Option<Timestamp>,
+    ) -> Result<(crate::replay::ReplayView, Explanation), Error> {
+        let view = crate::replay::replay(self.shared().store.as_ref(), entity, as_of)?;
+        let policy = self.shared().catalog.policy(&view.entity.policy).ok();
+        let explanation = explain(entity, &view.events, policy.map(|p| &**p));
+        Ok((view, explanation))
+    }
+
     /// Cancels one pending occurrence (unsent: deactivated) or, without one, the whole entity
     /// (completed with reason `cancelled`).
     pub async fn cancel(

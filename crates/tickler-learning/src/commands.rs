@@ -80,6 +80,14 @@ impl CommandFamily for Commands {
         ]
     }
 
+    fn dry_run(&self) -> Option<tickler_admin::DryRun> {
+        Some(tickler_admin::DryRun {
+            cmd: "preview",
+            subject: "course",
+            sample: Some("sample"),
+        })
+    }
+
     fn args_schemas(&self, generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         vec![
             ("site.set", generator.subschema_for::<SiteSettings>()),

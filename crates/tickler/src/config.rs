@@ -67,6 +67,19 @@ pub struct Config {
     /// metrics and probes (the endpoints are read-only; put TLS and access control in a proxy).
     #[serde(default)]
     pub http_allow_non_loopback: bool,
+    /// Serve the web dashboard on this address, e.g. `127.0.0.1:8090`: pages for support staff
+    /// and operators, behind a login with a token of the data directory (`dashboard.token` to
+    /// read, `dashboard-operator.token` to also retry, cancel and pause; `tickler dashboard
+    /// token` prints them). Off when unset. A loopback address unless
+    /// `dashboard_allow_non_loopback`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub dashboard_listen: Option<std::net::SocketAddr>,
+    /// Let `dashboard_listen` be an address other hosts can reach. The dashboard speaks plain
+    /// HTTP: put a proxy that terminates TLS in front of it, or its session cookie and the
+    /// recipients' addresses cross the network in clear.
+    #[serde(default)]
+    pub dashboard_allow_non_loopback: bool,
     /// The policies' directory (relative to the config file), which must exist; none: the
     /// policies built into the binary (the shipped `config/policies`).
     #[serde(default)]
@@ -388,14 +401,25 @@ impl Config {
         Ok(config)
     }
 
-    /// A non-loopback `http_listen` needs `http_allow_non_loopback`: the endpoint would serve
-    /// whoever reaches it.
+    /// A non-loopback `http_listen` needs `http_allow_non_loopback`, a non-loopback
+    /// `dashboard_listen` `dashboard_allow_non_loopback`: the endpoint would serve whoever
+    /// reaches it.
     fn check_http_listen(&self) -> Result<(), String> {
         match self.http_listen {
             Some(addr) if !addr.ip().is_loopback() && !self.http_allow_non_loopback => {
                 Err(format!(
                     "http_listen = \"{addr}\" is not a loopback address, and anyone who can reach it \
                  would read the metrics: set http_allow_non_loopback = true to serve there"
+                ))
+            }
+            _ => Ok(()),
+        }?;
+        match self.dashboard_listen {
+            Some(addr) if !addr.ip().is_loopback() && !self.dashboard_allow_non_loopback => {
+                Err(format!(
+                    "dashboard_listen = \"{addr}\" is not a loopback address: set \
+                     dashboard_allow_non_loopback = true to serve there, behind a proxy that \
+                     terminates TLS"
                 ))
             }
             _ => Ok(()),

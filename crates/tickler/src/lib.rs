@@ -13,6 +13,7 @@ pub mod catalog_files;
 pub mod cluster_file;
 pub mod config;
 pub mod config_reference;
+pub mod dashboard_tokens;
 pub mod data_dir;
 pub mod embedded;
 pub mod peer_groups;

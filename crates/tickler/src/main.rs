@@ -64,6 +64,9 @@ pub enum Cmd {
     /// The configuration in effect, and where each part of it comes from.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The web dashboard's login tokens (in the data directory; the daemon need not run).
+    #[command(subcommand)]
+    Dashboard(DashboardCmd),
     /// Version, uptime, clock, counts, next due timer, quarantined entities.
     Status,
     /// Due dates of tasks (the due-date chasing policy).
@@ -400,6 +403,23 @@ pub enum GroupCmd {
     Leave { group: String, contact: String },
     /// Re-plan every member's pending occurrences under the group's policies as they are now.
     Replan { group: String },
+}
+
+#[derive(Subcommand)]
+pub enum DashboardCmd {
+    /// Print the read-only token (or the operator's), creating the tokens if they are missing.
+    Token {
+        /// The operator's token: retry, cancel and pause from the dashboard.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Replace the read-only token (or the operator's) with a new one and print it: the
+    /// dashboard sessions opened with the old one end at their next request.
+    RotateToken {
+        /// Rotate the operator's token instead of the read-only one.
+        #[arg(long)]
+        operator: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-use support::{Daemon, ok};
+use support::{Daemon, free_port, ok};
 
 const START: &str = "2026-03-01T09:30:00Z";
 
@@ -38,15 +38,6 @@ fn create_due(daemon: &Daemon, task: &str, due: &str) {
         "--due",
         due,
     ]));
-}
-
-/// A free loopback port (free when asked; the daemon binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A daemon serving HTTP on a loopback port, and the port.

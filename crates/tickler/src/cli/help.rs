@@ -11,7 +11,14 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     (
         "Run the daemon",
         &[
-            "serve", "status", "config", "clock", "metrics", "watch", "shutdown",
+            "serve",
+            "status",
+            "config",
+            "dashboard",
+            "clock",
+            "metrics",
+            "watch",
+            "shutdown",
         ],
     ),
     (
@@ -48,6 +55,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "tickler serve --clock manual --start 2026-03-01T09:30:00Z 2> tickler.log &",
     ),
     ("status", "tickler status"),
+    ("dashboard token", "tickler dashboard token --operator"),
+    (
+        "dashboard rotate-token",
+        "tickler dashboard rotate-token --operator",
+    ),
     ("config show", "tickler config show --json"),
     ("config reference", "tickler config reference"),
     ("clock now", "tickler clock now"),

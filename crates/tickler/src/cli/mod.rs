@@ -12,6 +12,7 @@ macro_rules! out {
 mod audit;
 mod compact;
 mod config_show;
+mod dashboard;
 pub mod help;
 mod migrate;
 mod output;
@@ -114,6 +115,7 @@ async fn command(cli: Cli, config: Config, socket: &Path) -> anyhow::Result<()> 
                 cli.json,
             );
         }
+        Cmd::Dashboard(cmd) => return dashboard::run(&config.data_dir, cmd, cli.json),
         Cmd::Audit => return audit::run(&config.data_dir, cli.json),
         Cmd::Compact => return compact::run(&config.data_dir, cli.json),
         Cmd::Migrate => return migrate::run(&config.data_dir, cli.json),
@@ -281,6 +283,7 @@ async fn generic_request(command: Cmd, times: &mut Times<'_>) -> anyhow::Result<
         Cmd::Serve { .. }
         | Cmd::Replay { .. }
         | Cmd::Audit
+        | Cmd::Dashboard(_)
         | Cmd::Compact
         | Cmd::Migrate
         | Cmd::Restore { .. }

@@ -84,9 +84,23 @@ pub async fn run(
             stop.notify_one();
         });
     }
+    let dashboard_stop = Arc::new(Notify::new());
+    if let Some(addr) = config.dashboard_listen {
+        let endpoint =
+            tickler_admin::dashboard::bind(addr, config.dashboard_allow_non_loopback).await?;
+        let tokens = tickler::dashboard_tokens::TokenFiles::ensure(&config.data_dir)?;
+        let dashboard = tickler_admin::dashboard::Dashboard::new(
+            engine.clone(),
+            Config::command_families(),
+            Arc::new(tokens),
+        );
+        tracing::info!(%addr, "serving the dashboard");
+        tokio::spawn(dashboard.serve(endpoint, dashboard_stop.clone()));
+    }
     let families = Config::command_families();
     tickler_admin::server::serve(engine.clone(), families, sockets, stop).await;
     http_stop.notify_one();
+    dashboard_stop.notify_one();
     engine.shutdown().await?;
     tracing::info!("tickler stopped");
     Ok(())

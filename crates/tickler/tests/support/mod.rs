@@ -87,6 +87,15 @@ pub fn deliver_to_webhook(config: &Path, url: &str, secret_env: &str) {
     std::fs::write(config, text.replace(file_channel, &webhook)).unwrap();
 }
 
+/// A free loopback port (free when asked; whoever is given it binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

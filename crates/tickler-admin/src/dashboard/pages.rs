@@ -1,0 +1,396 @@
+//! The pages that read: each asks the engine through the protocol's own commands (`status`,
+//! `list`, `show`, `due`, `failures`) or the replay's fold, and hands the answer to a template.
+
+use std::collections::BTreeMap;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tickler_core::{EntityId, Span, Timestamp};
+
+use super::auth::Signed;
+use super::{Dashboard, chart};
+use crate::dispatch::{After, dispatch};
+use crate::protocol::{Call, FamilyCall, Request};
+use crate::views::{EntityView, PastEventView, local_text};
+
+/// Rows on a page of search results or failures.
+const PAGE_LEN: usize = 50;
+
+impl Dashboard {
+    /// Runs protocol command `cmd` (generic or a family's) with `args` (a JSON object, or null
+    /// for none), as the socket would; an error is the reply's message.
+    pub(super) async fn call(&self, cmd: &str, args: Value) -> Result<Value, String> {
+        let line = match args {
+            Value::Null => json!({ "cmd": cmd }),
+            args => json!({ "cmd": cmd, "args": args }),
+        };
+        let call = if self.0.families.serves(cmd) {
+            Call::Family(FamilyCall {
+                cmd: cmd.to_owned(),
+                args: line["args"].clone(),
+            })
+        } else {
+            let request: Request =
+                serde_json::from_value(line).map_err(|err| format!("{cmd}: {err}"))?;
+            Call::Request(request)
+        };
+        let (reply, after) = dispatch(&self.0.engine, &self.0.families, call).await;
+        debug_assert_eq!(
+            after,
+            After::KeepServing,
+            "the dashboard never stops the daemon"
+        );
+        reply.map_err(|err| err.to_string())
+    }
+
+    fn now(&self) -> Timestamp {
+        self.0.engine.now()
+    }
+
+    pub(super) fn show(
+        &self,
+        signed: &Signed,
+        page: &str,
+        template: &str,
+        content: impl Serialize,
+    ) -> Response {
+        self.0
+            .pages
+            .page(signed, page, self.now(), template, content)
+    }
+
+    pub(super) fn problem(&self, signed: &Signed, status: StatusCode, message: &str) -> Response {
+        self.0.pages.problem(signed, status, message)
+    }
+}
+
+pub async fn overview(
+    State(dashboard): State<Dashboard>,
+    Extension(signed): Extension<Signed>,
+) -> Response {
+    let status = match dashboard.call("status", Value::Null).await {
+        Ok(status) => status,
+        Err(err) => return dashboard.problem(&signed, StatusCode::SERVICE_UNAVAILABLE, &err),
+    };
+    let hours = dashboard.0.activity.last_day(dashboard.now());
+    let totals = hours.iter().fold((0, 0, 0), |(s, f, u), hour| {
+        let c = hour.counts;
+        (s + c.sent, f + c.failed, u + c.suppressed)
+    });
+    let content = json!({
+        "status": status,
+        "bars": chart::bars(&hours),
+        "chart_width": chart::BARS_WIDTH,
+        "chart_height": chart::BARS_HEIGHT,
+        "day": { "sent": totals.0, "failed": totals.1, "suppressed": totals.2 },
+        "counting_since": dashboard.0.started_at,
+    });
+    dashboard.show(&signed, "overview", "overview.html", content)
+}
+
+/// The search form's fields; all optional.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct SearchForm {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    recipient: String,
+    #[serde(default)]
+    policy: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    after: String,
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    Some(text.trim()).filter(|t| !t.is_empty())
+}
+
+/// Entities by id prefix, recipient, policy and kind, a page at a time. Recipients are sought
+/// by a form posted in the body, so an address never sits in a URL (a proxy's log, history).
+pub async fn search(
+    State(dashboard): State<Dashboard>,
+    Extension(signed): Extension<Signed>,
+    axum::Form(form): axum::Form<SearchForm>,
+) -> Response {
+    let searched = [&form.q, &form.recipient, &form.policy, &form.kind]
+        .iter()
+        .any(|field| non_empty(field).is_some());
+    let (rows, next, error) = if searched {
+        match search_rows(&dashboard, &form).await {
+            Ok((rows, next)) => (rows, next, None),
+            Err(err) => (Vec::new(), None, Some(err)),
+        }
+    } else {
+        (Vec::new(), None, None)
+    };
+    let content = json!({
+        "form": form, "searched": searched, "rows": rows, "next": next, "error": error,
+    });
+    dashboard.show(&signed, "search", "search.html", content)
+}
+
+/// The rows matching `form`, and the cursor of the next page when there may be one.
+async fn search_rows(
+    dashboard: &Dashboard,
+    form: &SearchForm,
+) -> Result<(Vec<Value>, Option<String>), String> {
+    let prefix = non_empty(&form.q);
+    let mut rows = Vec::new();
+    let first_page = non_empty(&form.after).is_none();
+    if let (Some(id), true) = (prefix, first_page) {
+        // `list` continues *after* its cursor: the entity named exactly is looked up alone.
+        if let Ok(entity) = dashboard.call("show", json!({ "entity": id })).await
+            && matches_filters(&entity, form)
+        {
+            rows.push(entity);
+        }
+    }
+    let args = json!({
+        "kind": non_empty(&form.kind),
+        "policy": non_empty(&form.policy),
+        "recipient": non_empty(&form.recipient),
+        "after": non_empty(&form.after).or(prefix),
+        "limit": PAGE_LEN,
+    });
+    let page = dashboard.call("list", args).await?;
+    let listed = page["entities"].as_array().cloned().unwrap_or_default();
+    let past_prefix = |row: &Value| {
+        prefix.is_some_and(|p| !row["entity"].as_str().unwrap_or_default().starts_with(p))
+    };
+    let ended = listed.iter().any(past_prefix);
+    rows.extend(listed.into_iter().take_while(|row| !past_prefix(row)));
+    let next = if ended {
+        None
+    } else {
+        page["next"].as_str().map(str::to_owned)
+    };
+    Ok((rows, next))
+}
+
+/// Whether an entity looked up by id passes the form's other filters.
+fn matches_filters(entity: &Value, form: &SearchForm) -> bool {
+    let agrees = |field: &str, wanted: &str| {
+        non_empty(wanted).is_none_or(|wanted| entity[field].as_str() == Some(wanted))
+    };
+    let kind_agrees = non_empty(&form.kind).is_none_or(|kind| {
+        entity["active"]
+            .as_array()
+            .is_some_and(|active| active.iter().any(|r| r["kind"].as_str() == Some(kind)))
+    });
+    agrees("policy", &form.policy) && agrees("recipient", &form.recipient) && kind_agrees
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EntityQuery {
+    id: String,
+    /// Show the entity as it was at this instant (RFC 3339); empty: now.
+    #[serde(default)]
+    as_of: String,
+}
+
+/// An entity: its state, active reminders, timeline and the story of each occurrence, now or
+/// as of an instant.
+pub async fn entity(
+    State(dashboard): State<Dashboard>,
+    Extension(signed): Extension<Signed>,
+    Query(query): Query<EntityQuery>,
+) -> Response {
+    match entity_content(&dashboard, &query) {
+        Ok(content) => dashboard.show(&signed, "search", "entity.html", content),
+        Err(err) => dashboard.problem(&signed, StatusCode::BAD_REQUEST, &err),
+    }
+}
+
+fn entity_content(dashboard: &Dashboard, query: &EntityQuery) -> Result<Value, String> {
+    let id = EntityId::parse(query.id.trim()).map_err(|err| err.to_string())?;
+    let as_of = match non_empty(&query.as_of) {
+        None => None,
+        Some(text) => Some(parse_instant(text)?),
+    };
+    let (view, story) = dashboard
+        .0
+        .engine
+        .story_as_of(&id, as_of)
+        .map_err(|err| err.to_string())?;
+    let zone = view.entity.zone;
+    let timeline = chart::timeline(
+        &view
+            .events
+            .iter()
+            .map(|e| (e.seq, e.recorded_at, e.event.name().to_owned()))
+            .collect::<Vec<_>>(),
+    );
+    // Each event of the log, with the sentences `explain` says about it.
+    let mut sentences: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let lines = story
+        .entity_lines
+        .iter()
+        .chain(story.occurrences.iter().flat_map(|s| &s.lines));
+    for line in lines {
+        sentences
+            .entry(line.seq)
+            .or_default()
+            .push(line.text.clone());
+    }
+    let events: Vec<Value> = timeline
+        .points
+        .iter()
+        .map(|point| {
+            json!({
+                "seq": point.seq, "name": point.name, "lane": point.lane, "at": point.at,
+                "local": local_text(point.at, zone),
+                "sentences": sentences.get(&point.seq).cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let past: Vec<PastEventView> = view.past_events.iter().map(PastEventView::new).collect();
+    Ok(json!({
+        "id": id, "as_of": as_of, "as_of_text": query.as_of.trim(),
+        "entity": EntityView::new(&view.entity), "timeline": timeline, "events": events,
+        "stories": story.occurrences, "past_events": past,
+    }))
+}
+
+/// An instant typed in a form: RFC 3339, or a `datetime-local` field's `2026-03-01T09:30`
+/// taken as UTC.
+pub(super) fn parse_instant(text: &str) -> Result<Timestamp, String> {
+    let text = text.trim();
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(at);
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+        .ok()
+        .and_then(|naive| Timestamp::from_millis(naive.and_utc().timestamp_millis()))
+        .ok_or_else(|| {
+            format!("{text:?} is not an instant: give it as 2026-03-01T09:30:00Z (RFC 3339, UTC)")
+        })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DueQuery {
+    /// today, week, or custom (then from and to).
+    #[serde(default)]
+    range: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// What fires in a range, with the pauses that hold it.
+pub async fn due(
+    State(dashboard): State<Dashboard>,
+    Extension(signed): Extension<Signed>,
+    Query(query): Query<DueQuery>,
+) -> Response {
+    let (from, to) = match due_range(&query, dashboard.now()) {
+        Ok(range) => range,
+        Err(err) => return dashboard.problem(&signed, StatusCode::BAD_REQUEST, &err),
+    };
+    let (due, status) = tokio::join!(
+        dashboard.call("due", json!({ "from": from, "to": to })),
+        dashboard.call("status", Value::Null),
+    );
+    let due = match due {
+        Ok(due) => due,
+        Err(err) => return dashboard.problem(&signed, StatusCode::BAD_REQUEST, &err),
+    };
+    let entries = due["entries"].as_array().cloned().unwrap_or_default();
+    let mut by_channel: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in &entries {
+        let channel = entry["channel"].as_str().unwrap_or("(none)").to_owned();
+        *by_channel.entry(channel).or_default() += 1;
+    }
+    let content = json!({
+        "range": if query.range.is_empty() { "today" } else { &query.range },
+        "from": from, "to": to, "entries": entries, "by_channel": by_channel,
+        "paused": status.ok().map(|s| s["paused"].clone()),
+    });
+    dashboard.show(&signed, "due", "due.html", content)
+}
+
+/// The range a due query names: the UTC day of `now`, the seven days from now, or a chosen one.
+fn due_range(query: &DueQuery, now: Timestamp) -> Result<(Timestamp, Timestamp), String> {
+    const DAY_MS: i64 = 86_400_000;
+    match query.range.as_str() {
+        "" | "today" => {
+            let start = now.as_millis().div_euclid(DAY_MS) * DAY_MS;
+            let start = Timestamp::from_millis(start).ok_or("the clock is out of range")?;
+            Ok((start, later(start, DAY_MS)?))
+        }
+        "week" => Ok((now, later(now, 7 * DAY_MS)?)),
+        "custom" => {
+            let (from, to) = (parse_instant(&query.from)?, parse_instant(&query.to)?);
+            if from >= to {
+                return Err(format!("the range ends ({to}) before it starts ({from})"));
+            }
+            Ok((from, to))
+        }
+        other => Err(format!("range {other:?} is not one of today, week, custom")),
+    }
+}
+
+fn later(at: Timestamp, ms: i64) -> Result<Timestamp, String> {
+    at.checked_add(Span::from_millis(ms))
+        .ok_or_else(|| format!("{at} is too late for a range"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    after: String,
+    /// What an action just did, said once after its redirect.
+    #[serde(default)]
+    done: String,
+}
+
+/// Occurrences that ended in a system error, with their last error, and the retries in flight.
+pub async fn failures(
+    State(dashboard): State<Dashboard>,
+    Extension(signed): Extension<Signed>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let args = json!({ "after": non_empty(&query.after), "limit": PAGE_LEN });
+    let (page, status) = tokio::join!(
+        dashboard.call("failures", args),
+        dashboard.call("status", Value::Null),
+    );
+    let page = match page {
+        Ok(page) => page,
+        Err(err) => return dashboard.problem(&signed, StatusCode::SERVICE_UNAVAILABLE, &err),
+    };
+    let content = json!({
+        "failures": page["failures"], "next": page["next"], "done": non_empty(&query.done),
+        "retrying": status.ok().map(|s| s["retries_in_flight"].clone()),
+    });
+    dashboard.show(&signed, "failures", "failures.html", content)
+}
+
+/// What is paused, with the forms to pause and resume.
+pub async fn pauses(
+    State(dashboard): State<Dashboard>,
+    Extension(signed): Extension<Signed>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let status = match dashboard.call("status", Value::Null).await {
+        Ok(status) => status,
+        Err(err) => return dashboard.problem(&signed, StatusCode::SERVICE_UNAVAILABLE, &err),
+    };
+    let engine = &dashboard.0.engine;
+    let policies: Vec<&str> = engine
+        .catalog()
+        .policies()
+        .map(|p| p.name.as_str())
+        .collect();
+    let content = json!({
+        "paused": status["paused"], "done": non_empty(&query.done),
+        "channels": engine.channel_names(), "policies": policies,
+    });
+    dashboard.show(&signed, "pauses", "pauses.html", content)
+}
