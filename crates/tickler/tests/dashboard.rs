@@ -207,12 +207,22 @@ async fn a_failure_retried_from_the_page_is_delivered_under_the_same_key() {
     let (daemon, base) =
         serving_dashboard(work.path(), |config| deliver_to_closed_port(config, port)).await;
     create_due(&daemon, "review-1", "2026-03-11T10:00:00Z");
-    ok(&daemon.cli(&["clock", "advance", "9d"]));
+    // The pre-due reminder's first attempt fails: it waits for its second.
+    ok(&daemon.cli(&["clock", "set", "2026-03-09T10:00:00Z"]));
     let Some(browser) = Browser::start().await else {
         return;
     };
     log_in(&browser, &base, &token(&daemon, true)).await;
     browser.goto(&format!("{base}/failures")).await;
+    let waiting = browser
+        .text(&browser.find("#retrying tbody tr").await)
+        .await;
+    assert!(waiting.contains("pre-due#0"), "{waiting}");
+    assert!(!browser.find_all("#no-failures").await.is_empty());
+    // The second fails too: the occurrence ends in a system error.
+    ok(&daemon.cli(&["clock", "advance", "1d"]));
+    browser.goto(&format!("{base}/failures")).await;
+    assert!(!browser.find_all("#no-retrying").await.is_empty());
     let row = browser
         .text(&browser.find("#failures tbody tr").await)
         .await;

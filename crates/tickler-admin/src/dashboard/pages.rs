@@ -357,19 +357,29 @@ pub async fn failures(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let args = json!({ "after": non_empty(&query.after), "limit": PAGE_LEN });
-    let (page, status) = tokio::join!(
-        dashboard.call("failures", args),
-        dashboard.call("status", Value::Null),
-    );
+    let (page, retrying) = tokio::join!(dashboard.call("failures", args), retrying(&dashboard),);
     let page = match page {
         Ok(page) => page,
         Err(err) => return dashboard.problem(&signed, StatusCode::SERVICE_UNAVAILABLE, &err),
     };
     let content = json!({
         "failures": page["failures"], "next": page["next"], "done": non_empty(&query.done),
-        "retrying": status.ok().map(|s| s["retries_in_flight"].clone()),
+        "retrying": retrying,
     });
     dashboard.show(&signed, "failures", "failures.html", content)
+}
+
+/// Occurrences whose delivery failed and that wait for their next attempt (within a day: the
+/// retry schedule's backoff is minutes), soonest first.
+async fn retrying(dashboard: &Dashboard) -> Result<Vec<Value>, String> {
+    let now = dashboard.now();
+    let args = json!({ "from": now, "to": later(now, 86_400_000)? });
+    let due = dashboard.call("due", args).await?;
+    let entries = due["entries"].as_array().cloned().unwrap_or_default();
+    Ok(entries
+        .into_iter()
+        .filter(|entry| entry["state"] == "retry-waiting")
+        .collect())
 }
 
 /// What is paused, with the forms to pause and resume.

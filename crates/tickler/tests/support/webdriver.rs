@@ -20,8 +20,13 @@ const DRIVER: &str = "chromedriver";
 
 pub struct Browser {
     http: reqwest::Client,
+    /// The driver's `host:port`.
+    driver_addr: String,
+    /// The session's URL; empty once it has ended.
     session: String,
     driver: Child,
+    /// The browser's profile directory, removed when the browser is dropped.
+    _profile: tempfile::TempDir,
 }
 
 /// An element of the current page.
@@ -67,18 +72,22 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1300"],
+                         "--disable-dev-shm-usage", "--window-size=1280,1300",
+                         format!("--user-data-dir={}", profile.path().display())],
             },
         }}});
         let mut browser = Browser {
             http,
+            driver_addr: format!("127.0.0.1:{port}"),
             session: String::new(),
             driver,
+            _profile: profile,
         };
         let reply = browser
             .send("POST", &format!("{base}/session"), capabilities)
@@ -198,14 +207,35 @@ impl Browser {
     /// Ends the session (the browser exits) and the driver.
     pub async fn quit(mut self) {
         let _ = self.http.delete(&self.session).send().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.session.clear();
+    }
+
+    /// Ends the session without a runtime (a test that failed is dropping the browser): a
+    /// killed driver would leave its browser running.
+    fn end_session_blocking(&self) {
+        use std::io::{Read, Write};
+        let Some(path) = self.session.find("/session/").map(|at| &self.session[at..]) else {
+            return;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.driver_addr) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(PAGE_TIMEOUT));
+        let request = format!(
+            "DELETE {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.driver_addr
+        );
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
     }
 }
 
 impl Drop for Browser {
-    /// A failed test still stops its driver (which ends its browser).
+    /// Ends the browser, then its driver; the profile directory goes with the struct.
     fn drop(&mut self) {
+        self.end_session_blocking();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
