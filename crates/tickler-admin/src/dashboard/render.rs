@@ -129,6 +129,33 @@ mod tests {
     }
 
     #[test]
+    fn every_page_has_a_plain_title() {
+        let mut pages = Pages::new();
+        pages
+            .templates
+            .set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {
+            let html = pages
+                .templates
+                .get_template(name)
+                .and_then(|t| {
+                    t.render(minijinja::context! { chart_width => 720, chart_height => 120 })
+                })
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            let title = html
+                .split_once("<title>")
+                .and_then(|(_, rest)| rest.split_once("</title>"))
+                .map(|(title, _)| title)
+                .unwrap_or_else(|| panic!("{name} has no title"));
+            assert!(title.ends_with(" · tickler"), "{name}: {title}");
+            assert!(
+                !title.contains('<') && !title.contains('\n'),
+                "{name}: {title}"
+            );
+        }
+    }
+
+    #[test]
     fn a_value_holding_markup_is_rendered_as_text() {
         let pages = Pages::new();
         let message = "<script>alert(1)</script>";
