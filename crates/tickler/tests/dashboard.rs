@@ -207,20 +207,26 @@ async fn a_failure_retried_from_the_page_is_delivered_under_the_same_key() {
     let (daemon, base) =
         serving_dashboard(work.path(), |config| deliver_to_closed_port(config, port)).await;
     create_due(&daemon, "review-1", "2026-03-11T10:00:00Z");
-    // The pre-due reminder's first attempt fails: it waits for its second.
+    create_due(&daemon, "review-2", "2026-03-11T10:00:00Z");
+    // Each pre-due reminder's first attempt fails: each waits for its second.
     ok(&daemon.cli(&["clock", "set", "2026-03-09T10:00:00Z"]));
     let Some(browser) = Browser::start().await else {
         return;
     };
     log_in(&browser, &base, &token(&daemon, true)).await;
     browser.goto(&format!("{base}/failures")).await;
-    let waiting = browser
-        .text(&browser.find("#retrying tbody tr").await)
-        .await;
-    assert!(waiting.contains("pre-due#0"), "{waiting}");
+    assert_eq!(browser.find_all("#retrying tbody tr").await.len(), 2);
     assert!(!browser.find_all("#no-failures").await.is_empty());
-    // The second fails too: the occurrence ends in a system error.
+    // Review-2's is cancelled while it waits; review-1's second attempt fails too.
+    let cancel = "#retrying tr[data-entity='due/review-2'] button.cancel";
+    browser.click(&browser.find(cancel).await).await;
+    let done = browser.text(&browser.wait_for("#done").await).await;
+    assert_eq!(done, "due/review-2 pre-due#0 cancelled");
     ok(&daemon.cli(&["clock", "advance", "1d"]));
+    let history = result(&daemon.cli(&["--json", "history", "due/review-2"]));
+    let ended = &history["past_events"][0];
+    assert_eq!(ended["reason"], "deactivated", "{history}");
+    assert_eq!(ended["detail"], "cancelled by an operator", "{history}");
     browser.goto(&format!("{base}/failures")).await;
     assert!(!browser.find_all("#no-retrying").await.is_empty());
     let row = browser
@@ -440,12 +446,21 @@ async fn search_finds_by_id_prefix_and_recipient_and_due_lists_what_fires() {
         .text()
         .await
         .unwrap();
-    // Within 7 days of 09:00 on 1 March: the pre-due reminders of the two due on the 5th.
+    // Within 7 days of 09:00 on 1 March: the pre-due (3rd) and first-late (7th) reminders of
+    // the two due on the 5th.
     assert!(
         week.contains("due&#x2f;essay-1") && week.contains("due&#x2f;review-1"),
         "{week}"
     );
     assert!(!week.contains("due&#x2f;essay-2"), "{week}");
+    let counts = week
+        .split("id=\"due-counts\"")
+        .nth(1)
+        .expect("the counts table");
+    assert!(
+        counts.contains("<td>due-date</td><td>4</td>"),
+        "by policy: {counts}"
+    );
     let bad = http()
         .get(format!(
             "{base}/due?range=custom&from=2026-03-09T00:00:00Z&to=2026-03-01T00:00:00Z"

@@ -123,7 +123,8 @@ pub async fn retry(
     .await
 }
 
-/// Cancels an occurrence: it ends unsent, and nothing retries it.
+/// Cancels an occurrence still waiting (for its time, or its next attempt): it ends unsent
+/// (deactivated), and nothing sends it.
 pub async fn cancel(
     State(dashboard): State<Dashboard>,
     Extension(signed): Extension<Signed>,

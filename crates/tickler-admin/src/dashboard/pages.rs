@@ -63,6 +63,18 @@ impl Dashboard {
             .page(signed, page, self.now(), template, content)
     }
 
+    /// The policy an entity id's kind belongs to (`kind/key`), as the catalog maps kinds to
+    /// policies; `kind <kind>` when none or several claim it.
+    fn policy_of(&self, entity: &str) -> String {
+        let kind = entity.split('/').next().unwrap_or_default();
+        let catalog = self.0.engine.catalog();
+        let mut claiming = catalog.policies().filter(|p| p.entity_kind == kind);
+        match (claiming.next(), claiming.next()) {
+            (Some(policy), None) => policy.name.clone(),
+            _ => format!("kind {kind}"),
+        }
+    }
+
     pub(super) fn problem(&self, signed: &Signed, status: StatusCode, message: &str) -> Response {
         self.0.pages.problem(signed, status, message)
     }
@@ -301,15 +313,19 @@ pub async fn due(
         Ok(due) => due,
         Err(err) => return dashboard.problem(&signed, StatusCode::BAD_REQUEST, &err),
     };
-    let entries = due["entries"].as_array().cloned().unwrap_or_default();
-    let mut by_channel: BTreeMap<String, usize> = BTreeMap::new();
-    for entry in &entries {
+    let mut entries = due["entries"].as_array().cloned().unwrap_or_default();
+    let (mut by_channel, mut by_policy) = (BTreeMap::new(), BTreeMap::new());
+    for entry in &mut entries {
+        let policy = dashboard.policy_of(entry["entity"].as_str().unwrap_or_default());
         let channel = entry["channel"].as_str().unwrap_or("(none)").to_owned();
-        *by_channel.entry(channel).or_default() += 1;
+        *by_channel.entry(channel).or_insert(0) += 1;
+        *by_policy.entry(policy.clone()).or_insert(0) += 1;
+        entry["policy"] = Value::String(policy);
     }
     let content = json!({
         "range": if query.range.is_empty() { "today" } else { &query.range },
-        "from": from, "to": to, "entries": entries, "by_channel": by_channel,
+        "from": from, "to": to, "entries": entries,
+        "by_channel": by_channel, "by_policy": by_policy,
         "paused": status.ok().map(|s| s["paused"].clone()),
     });
     dashboard.show(&signed, "due", "due.html", content)
