@@ -13,9 +13,11 @@ mod actions;
 mod activity;
 pub mod auth;
 mod chart;
+mod entity;
 mod pages;
 mod preview;
 mod render;
+mod search;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,8 +102,8 @@ impl Dashboard {
 fn router(dashboard: Dashboard) -> Router {
     let signed_in = Router::new()
         .route("/", get(pages::overview))
-        .route("/search", get(pages::search).post(pages::search))
-        .route("/entity", get(pages::entity))
+        .route("/search", get(search::search).post(search::search))
+        .route("/entity", get(entity::entity))
         .route("/due", get(pages::due))
         .route("/failures", get(pages::failures))
         .route("/failures/retry", post(actions::retry))

@@ -1,5 +1,5 @@
-//! The pages that read: each asks the engine through the protocol's own commands (`status`,
-//! `list`, `show`, `due`, `failures`) or the replay's fold, and hands the answer to a template.
+//! The Overview, Due, Failures and Pauses pages, and how every page asks the engine: through
+//! the protocol's own commands (`status`, `due`, `failures`…), as the socket would answer.
 
 use std::collections::BTreeMap;
 
@@ -9,16 +9,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tickler_core::{EntityId, Span, Timestamp};
+use tickler_core::{Span, Timestamp};
 
 use super::auth::Signed;
 use super::{Dashboard, chart};
 use crate::dispatch::{After, dispatch};
 use crate::protocol::{Call, FamilyCall, Request};
-use crate::views::{EntityView, PastEventView, local_text};
 
 /// Rows on a page of search results or failures.
-const PAGE_LEN: usize = 50;
+pub(super) const PAGE_LEN: usize = 50;
 
 impl Dashboard {
     /// Runs protocol command `cmd` (generic or a family's) with `args` (a JSON object, or null
@@ -104,169 +103,8 @@ pub async fn overview(
     dashboard.show(&signed, "overview", "overview.html", content)
 }
 
-/// The search form's fields; all optional.
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub struct SearchForm {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    recipient: String,
-    #[serde(default)]
-    policy: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    after: String,
-}
-
-fn non_empty(text: &str) -> Option<&str> {
+pub(super) fn non_empty(text: &str) -> Option<&str> {
     Some(text.trim()).filter(|t| !t.is_empty())
-}
-
-/// Entities by id prefix, recipient, policy and kind, a page at a time. Recipients are sought
-/// by a form posted in the body, so an address never sits in a URL (a proxy's log, history).
-pub async fn search(
-    State(dashboard): State<Dashboard>,
-    Extension(signed): Extension<Signed>,
-    axum::Form(form): axum::Form<SearchForm>,
-) -> Response {
-    let searched = [&form.q, &form.recipient, &form.policy, &form.kind]
-        .iter()
-        .any(|field| non_empty(field).is_some());
-    let (rows, next, error) = if searched {
-        match search_rows(&dashboard, &form).await {
-            Ok((rows, next)) => (rows, next, None),
-            Err(err) => (Vec::new(), None, Some(err)),
-        }
-    } else {
-        (Vec::new(), None, None)
-    };
-    let content = json!({
-        "form": form, "searched": searched, "rows": rows, "next": next, "error": error,
-    });
-    dashboard.show(&signed, "search", "search.html", content)
-}
-
-/// The rows matching `form`, and the cursor of the next page when there may be one.
-async fn search_rows(
-    dashboard: &Dashboard,
-    form: &SearchForm,
-) -> Result<(Vec<Value>, Option<String>), String> {
-    let prefix = non_empty(&form.q);
-    let mut rows = Vec::new();
-    let first_page = non_empty(&form.after).is_none();
-    if let (Some(id), true) = (prefix, first_page) {
-        // `list` continues *after* its cursor: the entity named exactly is looked up alone.
-        if let Ok(entity) = dashboard.call("show", json!({ "entity": id })).await
-            && matches_filters(&entity, form)
-        {
-            rows.push(entity);
-        }
-    }
-    let args = json!({
-        "kind": non_empty(&form.kind),
-        "policy": non_empty(&form.policy),
-        "recipient": non_empty(&form.recipient),
-        "after": non_empty(&form.after).or(prefix),
-        "limit": PAGE_LEN,
-    });
-    let page = dashboard.call("list", args).await?;
-    let listed = page["entities"].as_array().cloned().unwrap_or_default();
-    let past_prefix = |row: &Value| {
-        prefix.is_some_and(|p| !row["entity"].as_str().unwrap_or_default().starts_with(p))
-    };
-    let ended = listed.iter().any(past_prefix);
-    rows.extend(listed.into_iter().take_while(|row| !past_prefix(row)));
-    let next = if ended {
-        None
-    } else {
-        page["next"].as_str().map(str::to_owned)
-    };
-    Ok((rows, next))
-}
-
-/// Whether an entity looked up by id passes the form's other filters.
-fn matches_filters(entity: &Value, form: &SearchForm) -> bool {
-    let agrees = |field: &str, wanted: &str| {
-        non_empty(wanted).is_none_or(|wanted| entity[field].as_str() == Some(wanted))
-    };
-    let kind_agrees = non_empty(&form.kind).is_none_or(|kind| {
-        entity["active"]
-            .as_array()
-            .is_some_and(|active| active.iter().any(|r| r["kind"].as_str() == Some(kind)))
-    });
-    agrees("policy", &form.policy) && agrees("recipient", &form.recipient) && kind_agrees
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EntityQuery {
-    id: String,
-    /// Show the entity as it was at this instant (RFC 3339); empty: now.
-    #[serde(default)]
-    as_of: String,
-}
-
-/// An entity: its state, active reminders, timeline and the story of each occurrence, now or
-/// as of an instant.
-pub async fn entity(
-    State(dashboard): State<Dashboard>,
-    Extension(signed): Extension<Signed>,
-    Query(query): Query<EntityQuery>,
-) -> Response {
-    match entity_content(&dashboard, &query) {
-        Ok(content) => dashboard.show(&signed, "search", "entity.html", content),
-        Err(err) => dashboard.problem(&signed, StatusCode::BAD_REQUEST, &err),
-    }
-}
-
-fn entity_content(dashboard: &Dashboard, query: &EntityQuery) -> Result<Value, String> {
-    let id = EntityId::parse(query.id.trim()).map_err(|err| err.to_string())?;
-    let as_of = match non_empty(&query.as_of) {
-        None => None,
-        Some(text) => Some(parse_instant(text)?),
-    };
-    let (view, story) = dashboard
-        .0
-        .engine
-        .story_as_of(&id, as_of)
-        .map_err(|err| err.to_string())?;
-    let zone = view.entity.zone;
-    let timeline = chart::timeline(
-        &view
-            .events
-            .iter()
-            .map(|e| (e.seq, e.recorded_at, e.event.name().to_owned()))
-            .collect::<Vec<_>>(),
-    );
-    // Each event of the log, with the sentences `explain` says about it.
-    let mut sentences: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    let lines = story
-        .entity_lines
-        .iter()
-        .chain(story.occurrences.iter().flat_map(|s| &s.lines));
-    for line in lines {
-        sentences
-            .entry(line.seq)
-            .or_default()
-            .push(line.text.clone());
-    }
-    let events: Vec<Value> = timeline
-        .points
-        .iter()
-        .map(|point| {
-            json!({
-                "seq": point.seq, "name": point.name, "lane": point.lane, "at": point.at,
-                "local": local_text(point.at, zone),
-                "sentences": sentences.get(&point.seq).cloned().unwrap_or_default(),
-            })
-        })
-        .collect();
-    let past: Vec<PastEventView> = view.past_events.iter().map(PastEventView::new).collect();
-    Ok(json!({
-        "id": id, "as_of": as_of, "as_of_text": query.as_of.trim(),
-        "entity": EntityView::new(&view.entity), "timeline": timeline, "events": events,
-        "stories": story.occurrences, "past_events": past,
-    }))
 }
 
 /// An instant typed in a form: RFC 3339, or a `datetime-local` field's `2026-03-01T09:30`
