@@ -532,3 +532,57 @@ async fn the_preview_page_charts_a_courses_dry_run_per_day() {
     assert!(refused.contains("no-such-course"), "{refused}");
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_dashboard_is_refused_at_start_unless_allowed_explicitly() {
+    let work = tempfile::tempdir().unwrap();
+    let config = support::write_config(work.path(), START);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "data_dir = \"data\"",
+        "data_dir = \"data\"\ndashboard_listen = \"0.0.0.0:8090\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::configure(work.path(), START, "manual");
+    let data = daemon.data_dir.to_str().unwrap().to_owned();
+    let refused = support::run_to_exit(&daemon, &["serve", "--data-dir", &data]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("dashboard_listen = \"0.0.0.0:8090\" is not a loopback address")
+            && stderr.contains("dashboard_allow_non_loopback = true")
+            && stderr.contains("TLS"),
+        "{stderr}"
+    );
+    assert!(
+        !daemon.data_dir.exists(),
+        "refused before the data directory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_forbids_scripts_frames_and_caching() {
+    let work = tempfile::tempdir().unwrap();
+    let (daemon, base) = serving_dashboard(work.path(), |_| {}).await;
+    let cookie = session_cookie(&base, &token(&daemon, false)).await;
+    for (path, signed_in) in [
+        ("/login", false),
+        ("/", true),
+        ("/due", true),
+        ("/nope", true),
+    ] {
+        let mut request = http().get(format!("{base}{path}"));
+        if signed_in {
+            request = request.header("cookie", &cookie);
+        }
+        let response = request.send().await.unwrap();
+        let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+        let policy = header("content-security-policy");
+        assert!(policy.starts_with("default-src 'none'"), "{path}: {policy}");
+        assert!(
+            !policy.contains("script-src"),
+            "{path}: no script source at all"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+    }
+}
