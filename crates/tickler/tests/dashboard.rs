@@ -11,7 +11,7 @@ mod webdriver;
 use std::path::{Path, PathBuf};
 
 use support::http::{Answer, HttpServer};
-use support::{Daemon, free_port, ok, result};
+use support::{Daemon, create_due, free_port, ok, result};
 use webdriver::Browser;
 
 const START: &str = "2026-03-01T09:00:00Z";
@@ -21,13 +21,8 @@ const SECRET_ENV: &str = "TICKLER_TEST_SECRET";
 /// by `adjust`; and the dashboard's address.
 async fn serving_dashboard(work: &Path, adjust: impl FnOnce(&Path)) -> (Daemon, String) {
     let port = free_port();
-    let config = support::write_config(work, START);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "data_dir = \"data\"",
-        &format!("data_dir = \"data\"\ndashboard_listen = \"127.0.0.1:{port}\""),
-    );
-    std::fs::write(&config, text).unwrap();
-    adjust(&config);
+    let setting = format!("dashboard_listen = \"127.0.0.1:{port}\"");
+    adjust(&support::write_config_with(work, START, &setting));
     let mut daemon = Daemon::configure(work, START, "manual");
     daemon.env = vec![(SECRET_ENV.into(), "secret".into())];
     daemon.restart().await;
@@ -40,18 +35,6 @@ fn token(daemon: &Daemon, operator: bool) -> String {
         args.push("--operator");
     }
     ok(&daemon.cli(&args)).trim().to_owned()
-}
-
-fn create_due(daemon: &Daemon, task: &str, due: &str) {
-    ok(&daemon.cli(&[
-        "due-date",
-        "create",
-        task,
-        "--recipient",
-        &format!("{task}@example.org"),
-        "--due",
-        due,
-    ]));
 }
 
 /// Types `token` into the login form and submits it.
@@ -81,6 +64,12 @@ fn http() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// The page at `path` as a session with `cookie` reads it.
+async fn page(base: &str, path: &str, cookie: &str) -> reqwest::Response {
+    let request = http().get(format!("{base}{path}")).header("cookie", cookie);
+    request.send().await.unwrap()
 }
 
 /// A session cookie for `token`, from the login form, as a browser would get it.
@@ -346,15 +335,7 @@ async fn an_action_without_the_csrf_token_or_the_operators_token_changes_nothing
 
     // A read-only session with its own, valid CSRF token is refused too.
     let reader = session_cookie(&base, &token(&daemon, false)).await;
-    let page = http()
-        .get(format!("{base}/pauses"))
-        .header("cookie", &reader)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page(&base, "/pauses", &reader).await.text().await.unwrap();
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -374,13 +355,7 @@ async fn a_rotated_token_ends_its_sessions_and_the_token_files_are_private() {
     let work = tempfile::tempdir().unwrap();
     let (daemon, base) = serving_dashboard(work.path(), |_| {}).await;
     let cookie = session_cookie(&base, &token(&daemon, false)).await;
-    let overview = |cookie: String| {
-        http()
-            .get(format!("{base}/"))
-            .header("cookie", cookie)
-            .send()
-    };
-    assert_eq!(overview(cookie.clone()).await.unwrap().status(), 200);
+    assert_eq!(page(&base, "/", &cookie).await.status(), 200);
     for file in ["dashboard.token", "dashboard-operator.token"] {
         let mode = std::fs::metadata(daemon.data_dir.join(file))
             .unwrap()
@@ -391,9 +366,9 @@ async fn a_rotated_token_ends_its_sessions_and_the_token_files_are_private() {
     let new = ok(&daemon.cli(&["dashboard", "rotate-token"]))
         .trim()
         .to_owned();
-    assert_eq!(overview(cookie).await.unwrap().status(), 401);
+    assert_eq!(page(&base, "/", &cookie).await.status(), 401);
     let renewed = session_cookie(&base, &new).await;
-    assert_eq!(overview(renewed).await.unwrap().status(), 200);
+    assert_eq!(page(&base, "/", &renewed).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,15 +412,8 @@ async fn search_finds_by_id_prefix_and_recipient_and_due_lists_what_fires() {
         .unwrap();
     assert!(none.contains("id=\"no-results\""), "{none}");
 
-    let week = http()
-        .get(format!("{base}/due?range=week"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let week = page(&base, "/due?range=week", &cookie).await;
+    let week = week.text().await.unwrap();
     // Within 7 days of 09:00 on 1 March: the pre-due (3rd) and first-late (7th) reminders of
     // the two due on the 5th.
     assert!(
@@ -461,14 +429,8 @@ async fn search_finds_by_id_prefix_and_recipient_and_due_lists_what_fires() {
         counts.contains("<td>due-date</td><td>4</td>"),
         "by policy: {counts}"
     );
-    let bad = http()
-        .get(format!(
-            "{base}/due?range=custom&from=2026-03-09T00:00:00Z&to=2026-03-01T00:00:00Z"
-        ))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let backwards = "/due?range=custom&from=2026-03-09T00:00:00Z&to=2026-03-01T00:00:00Z";
+    let bad = page(&base, backwards, &cookie).await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("before it starts"));
 }
@@ -536,26 +498,13 @@ async fn the_preview_page_charts_a_courses_dry_run_per_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_dashboard_is_refused_at_start_unless_allowed_explicitly() {
     let work = tempfile::tempdir().unwrap();
-    let config = support::write_config(work.path(), START);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "data_dir = \"data\"",
-        "data_dir = \"data\"\ndashboard_listen = \"0.0.0.0:8090\"",
-    );
-    std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::configure(work.path(), START, "manual");
-    let data = daemon.data_dir.to_str().unwrap().to_owned();
-    let refused = support::run_to_exit(&daemon, &["serve", "--data-dir", &data]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    support::write_config_with(work.path(), START, "dashboard_listen = \"0.0.0.0:8090\"");
+    let stderr = support::refused_at_start(work.path(), START);
     assert!(
         stderr.contains("dashboard_listen = \"0.0.0.0:8090\" is not a loopback address")
             && stderr.contains("dashboard_allow_non_loopback = true")
             && stderr.contains("TLS"),
         "{stderr}"
-    );
-    assert!(
-        !daemon.data_dir.exists(),
-        "refused before the data directory"
     );
 }
 

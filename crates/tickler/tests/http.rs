@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-use support::{Daemon, free_port, ok};
+use support::{Daemon, create_due, free_port, ok};
 
 const START: &str = "2026-03-01T09:30:00Z";
 
@@ -28,18 +28,6 @@ impl Response {
     }
 }
 
-fn create_due(daemon: &Daemon, task: &str, due: &str) {
-    ok(&daemon.cli(&[
-        "due-date",
-        "create",
-        task,
-        "--recipient",
-        &format!("{task}@example.org"),
-        "--due",
-        due,
-    ]));
-}
-
 /// A daemon serving HTTP on a loopback port, and the port.
 async fn serving_http(work: &std::path::Path) -> (Daemon, u16) {
     let port = free_port();
@@ -49,12 +37,7 @@ async fn serving_http(work: &std::path::Path) -> (Daemon, u16) {
 
 /// Writes the shipped config into `work` with `setting` added at the top level.
 fn listen_on(work: &std::path::Path, setting: &str) {
-    let config = support::write_config(work, START);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "data_dir = \"data\"",
-        &format!("data_dir = \"data\"\n{setting}"),
-    );
-    std::fs::write(&config, text).unwrap();
+    support::write_config_with(work, START, setting);
 }
 
 /// Sends `method path` on `stream` and reads one response: its head, then as many body bytes
@@ -283,19 +266,11 @@ async fn readyz_says_a_healthy_daemon_is_ready() {
 async fn a_non_loopback_address_is_refused_at_start_unless_allowed_explicitly() {
     let work = tempfile::tempdir().unwrap();
     listen_on(work.path(), "http_listen = \"0.0.0.0:9464\"");
-    let daemon = Daemon::configure(work.path(), START, "manual");
-    let data = daemon.data_dir.to_str().unwrap().to_owned();
-    let refused = support::run_to_exit(&daemon, &["serve", "--data-dir", &data]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = support::refused_at_start(work.path(), START);
     assert!(
         stderr.contains("http_listen = \"0.0.0.0:9464\" is not a loopback address")
             && stderr.contains("set http_allow_non_loopback = true"),
         "{stderr}"
-    );
-    assert!(
-        !daemon.data_dir.exists(),
-        "refused before the data directory"
     );
 }
 

@@ -70,6 +70,31 @@ pub fn write_config(work: &Path, manual_start: &str) -> PathBuf {
     path
 }
 
+/// As `write_config`, with `setting` (a line of TOML) added at the top level.
+pub fn write_config_with(work: &Path, manual_start: &str, setting: &str) -> PathBuf {
+    let config = write_config(work, manual_start);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"data\"\n{setting}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Runs `serve` with the config written in `work`, which must refuse to start: its stderr.
+/// The data directory must not have been created.
+pub fn refused_at_start(work: &Path, manual_start: &str) -> String {
+    let daemon = Daemon::configure(work, manual_start, "manual");
+    let data = daemon.data_dir.to_str().unwrap().to_owned();
+    let refused = run_to_exit(&daemon, &["serve", "--data-dir", &data]);
+    assert!(!refused.status.success());
+    assert!(
+        !daemon.data_dir.exists(),
+        "refused before the data directory"
+    );
+    String::from_utf8_lossy(&refused.stderr).into_owned()
+}
+
 /// Points the shipped config's `file` channel (the due-date policy's) at a webhook `url` on
 /// loopback, signed with the secret in the environment variable `secret_env`.
 pub fn deliver_to_webhook(config: &Path, url: &str, secret_env: &str) {
@@ -293,6 +318,19 @@ pub fn run_tickler(work: &Path, args: &[&str]) -> Output {
         .current_dir(work)
         .output()
         .unwrap()
+}
+
+/// Creates due date `due/<task>` for `<task>@example.org`, due at `due`.
+pub fn create_due(daemon: &Daemon, task: &str, due: &str) {
+    ok(&daemon.cli(&[
+        "due-date",
+        "create",
+        task,
+        "--recipient",
+        &format!("{task}@example.org"),
+        "--due",
+        due,
+    ]));
 }
 
 /// Asserts that a command succeeded; its stdout.
