@@ -535,3 +535,28 @@ async fn every_page_forbids_scripts_frames_and_caching() {
         assert_eq!(header("cache-control"), "no-store", "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_refuses_a_dashboard_rather_than_show_part_of_the_cluster() {
+    let work = tempfile::tempdir().unwrap();
+    support::write_config_with(work.path(), START, "dashboard_listen = \"127.0.0.1:8090\"");
+    let cluster = work.path().join("node-a.toml");
+    std::fs::write(
+        &cluster,
+        "node = \"node-a\"\npostgres_url = \"host=/nowhere\"\n",
+    )
+    .unwrap();
+    let daemon = Daemon::configure(work.path(), START, "system");
+    let refused = support::run_to_exit(&daemon, &["serve", "--cluster", cluster.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("does not serve the dashboard yet")
+            && stderr.contains("remove dashboard_listen"),
+        "{stderr}"
+    );
+    assert!(
+        !daemon.data_dir.exists(),
+        "refused before the data directory"
+    );
+}

@@ -42,6 +42,13 @@ pub async fn run(
              clock cannot be moved for all of them; remove clock = \"manual\" or --clock manual"
         );
     }
+    if let Some(addr) = config.dashboard_listen {
+        anyhow::bail!(
+            "dashboard_listen = \"{addr}\": a cluster node does not serve the dashboard yet (its \
+             pages would show this node's shards only); remove dashboard_listen from the \
+             configuration of the nodes"
+        );
+    }
     super::serve::init_logging(&config);
     config.catalog()?;
     let locked = DataDir::create_and_lock(&config.data_dir)?;
